@@ -1,0 +1,115 @@
+"""Image decoding and transforms, named like torchvision's classification presets.
+
+`eval_image` is THE evaluation preprocessing: the trainer's validation/test sets and the server
+both call it, so the same image gives the same prediction in both. Training may use reduced-size
+decoding and a decoded cache (`decode_for_cache`) because augmentation follows; evaluation never does.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageFile
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Photos above this are refused as decompression bombs (PIL's default warns at 89 MP).
+MAX_PIXELS = 60_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half an image
+
+
+class BadImage(ValueError):
+    """Bytes or a file that do not decode to a whole image; the message says why."""
+
+
+def eval_preprocessing(image_size: int) -> dict:
+    """What metadata.json records: resize the shorter side, centre-crop, normalise."""
+    return {
+        "resize": int(round(image_size * 256 / 224)),
+        "crop": image_size,
+        "interpolation": "bilinear",
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+def open_rgb(source: str | Path | bytes, draft_size: int | None = None) -> Image.Image:
+    """Decode a whole image as RGB; grayscale, CMYK, palette and alpha images are converted.
+
+    `draft_size` lets JPEG decode at 1/2, 1/4 or 1/8 scale while staying >= that size
+    (training cache only).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if draft_size is not None:
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"image is larger than {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image"
+        raise BadImage(f"not a readable image ({err})") from None
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Transparent areas become white, not whatever colour the hidden pixels had.
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L")
+    return image.convert("RGB")
+
+
+def resize_center_crop(image: Image.Image, resize: int, crop: int) -> torch.Tensor:
+    """Shorter side to `resize` (bilinear, antialiased), centre crop `crop`: uint8 (3, crop, crop)."""
+    width, height = image.size
+    scale = resize / min(width, height)
+    size = (max(crop, round(width * scale)), max(crop, round(height * scale)))
+    image = image.resize(size, Image.BILINEAR)
+    left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
+    image = image.crop((left, top, left + crop, top + crop))
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(crop, crop, 3).permute(2, 0, 1)
+
+
+def eval_image(source: str | Path | bytes, preprocessing: dict) -> torch.Tensor:
+    """THE eval preprocessing up to normalisation: uint8 (3, crop, crop)."""
+    return resize_center_crop(open_rgb(source), preprocessing["resize"], preprocessing["crop"])
+
+
+def normalize(batch: torch.Tensor, preprocessing: dict) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32 normalised, on the batch's device."""
+    mean = torch.tensor(preprocessing["mean"], device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing["std"], device=batch.device).view(1, 3, 1, 1)
+    return (batch.float().div_(255) - mean) / std
+
+
+def cache_side(image_size: int) -> int:
+    """Side of the cached square training image: the eval resize, so crops see the same scale."""
+    return eval_preprocessing(image_size)["resize"]
+
+
+def decode_for_cache(path: str | Path, image_size: int) -> torch.Tensor:
+    """Training-only decode: reduced-size JPEG decoding, then a square uint8 (3, S, S)."""
+    side = cache_side(image_size)
+    return resize_center_crop(open_rgb(path, draft_size=side), side, side)
+
+
+def train_transform(image_size: int, augment: str):
+    """Augmentation on uint8 tensors (cheap next to decoding): RRC + flip (+ TrivialAugmentWide)."""
+    from torchvision.transforms import v2
+
+    steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    if augment == "trivialaugment":
+        steps.append(v2.TrivialAugmentWide())
+    return v2.Compose(steps)

@@ -1,0 +1,14 @@
+"""Fixtures shared by unit and integration tests: a small generated data set in the dog-breed layout."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import make_sample_data
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """5 classes x (12 train, 4 valid, 4 test) small JPEGs: enough to exercise every code path fast."""
+    return make_sample_data.make(tmp_path_factory.mktemp("tiny"), per_class=(12, 4, 4), width=96, height=80)

@@ -1,0 +1,63 @@
+"""Integration fixtures: the images `make test` built, and one local-mode training job per run.
+
+The trained model is shared by every integration test (serving, tuning... build on it) so CI runs
+one training job, not one per test.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import make_sample_data
+
+ROOT = Path(__file__).resolve().parents[2]
+# The small configuration that trains in CPU minutes (same as `make demo`).
+SMALL_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64",
+            "epochs": "8", "batch-size": "32", "lr": "0.003", "augment": "basic"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def images() -> list[str]:
+    out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def train_image() -> str:
+    image = os.environ.get("TRAIN_IMAGE") or images()[0]
+    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+    if found.returncode:
+        pytest.fail(f"training image {image} is not built: run `make build` (make test does it)")
+    return image
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> Path:
+    return make_sample_data.make(tmp_path_factory.mktemp("sample"))
+
+
+def run_train(data: Path, output: Path, image: str, hps: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    """scripts/train.py --local as a user runs it; returns the finished process (log in stdout)."""
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data),
+            "--output-dir", str(output), "--image", image, *extra]
+    for name, value in hps.items():
+        args += ["--hp", f"{name}={value}"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def trained_model(sample_data, train_image, tmp_path_factory):
+    """(model.tar.gz path, job log) of one small local-mode job on the sample data."""
+    output = tmp_path_factory.mktemp("trained")
+    done = run_train(sample_data, output, train_image, SMALL_HP)
+    assert done.returncode == 0, f"local training failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return output / "model.tar.gz", done.stdout

@@ -1,0 +1,52 @@
+"""The training image in real SageMaker local mode (docker-compose, SDK v2 LocalSession)."""
+import io
+import json
+import tarfile
+
+import torch
+
+from classifier import artifact, metrics
+
+from .conftest import SMALL_HP, run_train
+
+
+def test_model_tar_holds_what_the_server_needs(trained_model):
+    model_tar, log = trained_model
+    with tarfile.open(model_tar) as tar:
+        assert sorted(tar.getnames()) == ["metadata.json", "model.pt"]
+        meta = json.load(tar.extractfile("metadata.json"))
+        state = torch.load(io.BytesIO(tar.extractfile("model.pt").read()), weights_only=True)
+    assert meta["format_version"] == artifact.FORMAT_VERSION
+    assert meta["classes"][0] == "001.Red_circle" and len(meta["classes"]) == 5
+    assert meta["model_name"] == "resnet18" and meta["image_size"] == 64
+    assert set(meta["preprocessing"]) == {"resize", "crop", "interpolation", "mean", "std"}
+    assert state["fc.weight"].shape == (5, 512)
+    # Hyperparameters went through SageMaker (hyperparameters.json) and back into the artifact.
+    assert meta["hyperparameters"]["lr"] == float(SMALL_HP["lr"])
+    assert meta["hyperparameters"]["epochs"] == int(SMALL_HP["epochs"])
+
+
+def test_metric_lines_reach_the_job_log_and_accuracy_is_well_above_chance(trained_model):
+    model_tar, log = trained_model
+    found = metrics.parse_metrics(log)
+    assert found["epoch"] == [float(e) for e in range(1, int(SMALL_HP["epochs"]) + 1)]
+    with tarfile.open(model_tar) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))
+    assert metrics.last_value(log, "test_acc") == round(meta["metrics"]["test_acc"], 6)
+    chance = 1 / len(meta["classes"])
+    assert meta["metrics"]["test_acc"] >= 0.5 > chance, meta["metrics"]
+
+
+def test_bad_hyperparameter_fails_the_job_with_the_reason(sample_data, train_image, tmp_path):
+    import sagemaker_api  # bypass the launcher's own check: the container must refuse it too
+    import pytest
+    with pytest.raises(RuntimeError) as info:
+        sagemaker_api.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"})
+    message = str(info.value)
+    assert "HyperparameterError" in message and "'batch-size'" in message and "'many'" in message
+
+
+def test_launcher_refuses_bad_hyperparameters_before_starting_a_container(sample_data, train_image, tmp_path):
+    done = run_train(sample_data, tmp_path, train_image, {"fine-tune": "everything"})
+    assert done.returncode == 2
+    assert "'fine-tune'" in done.stderr and "head, last-block, full" in done.stderr
