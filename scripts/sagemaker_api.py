@@ -35,32 +35,28 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
                 gpu: bool = False, instance_count: int = 1, job_name: str | None = None) -> Path:
     """Run a local-mode training job on `data_dir` (one `training` channel) and return model.tar.gz.
 
-    The SDK leaves the artifacts in output_dir/<job name>/; model.tar.gz is also copied to output_dir.
-    Raises RuntimeError naming the job when it fails.
+    The job's artifacts (model.tar.gz, output.tar.gz) land in output_dir/<job name>/; model.tar.gz
+    is also copied to output_dir. Raises RuntimeError naming the job and its failure reason.
     """
-    output_dir = output_dir.resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    job_name = job_name or sagemaker.utils.name_from_base(BASE_JOB_NAME)
+    job_dir = Path(output_dir).resolve() / job_name
+    job_dir.mkdir(parents=True, exist_ok=True)
     estimator = Estimator(
         image_uri=image_uri,
         role=LOCAL_ROLE,
         instance_count=instance_count,
         instance_type="local_gpu" if gpu else "local",
-        output_path=f"file://{output_dir}",
+        output_path=f"file://{job_dir}",  # local mode writes the archives right here
         hyperparameters=hyperparameters,
-        base_job_name=BASE_JOB_NAME,
         sagemaker_session=local_session(),
     )
     try:
         estimator.fit({"training": f"file://{Path(data_dir).resolve()}"}, job_name=job_name, logs=True)
-    except Exception as err:  # local mode raises a bare RuntimeError/UnexpectedStatusException
-        name = estimator.latest_training_job.name if estimator.latest_training_job else job_name
-        failure = read_failure(output_dir / str(name))
-        raise RuntimeError(f"training job {name} failed: {failure or err}") from err
-    job = estimator.latest_training_job.name
-    model = output_dir / job / "model.tar.gz"
-    shutil.copyfile(model, output_dir / "model.tar.gz")
-    (output_dir / "last_training_job.txt").write_text(job + "\n")
-    return output_dir / "model.tar.gz"
+    except Exception as err:  # local mode raises a bare RuntimeError
+        raise RuntimeError(f"training job {job_name} failed: {read_failure(job_dir) or err}") from err
+    shutil.copyfile(job_dir / "model.tar.gz", job_dir.parent / "model.tar.gz")
+    (job_dir.parent / "last_training_job.txt").write_text(job_name + "\n")
+    return job_dir.parent / "model.tar.gz"
 
 
 def read_failure(job_dir: Path) -> str | None:

@@ -7,28 +7,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import make_sample_data
 
-ROOT = Path(__file__).resolve().parents[2]
-# The small configuration that trains in CPU minutes (same as `make demo`).
-SMALL_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64",
-            "epochs": "8", "batch-size": "32", "lr": "0.003", "augment": "basic"}
-
+from .jobs import SMALL_HP, images, run_train
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-def images() -> list[str]:
-    out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
-    return out.stdout.split()
 
 
 @pytest.fixture(scope="session")
@@ -43,15 +33,6 @@ def train_image() -> str:
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> Path:
     return make_sample_data.make(tmp_path_factory.mktemp("sample"))
-
-
-def run_train(data: Path, output: Path, image: str, hps: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
-    """scripts/train.py --local as a user runs it; returns the finished process (log in stdout)."""
-    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data),
-            "--output-dir", str(output), "--image", image, *extra]
-    for name, value in hps.items():
-        args += ["--hp", f"{name}={value}"]
-    return subprocess.run(args, capture_output=True, text=True, timeout=1200, cwd=ROOT)
 
 
 @pytest.fixture(scope="session")

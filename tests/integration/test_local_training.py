@@ -7,7 +7,7 @@ import torch
 
 from classifier import artifact, metrics
 
-from .conftest import SMALL_HP, run_train
+from .jobs import SMALL_HP, run_train
 
 
 def test_model_tar_holds_what_the_server_needs(trained_model):
