@@ -12,6 +12,7 @@ TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell git
 REGISTRY ?=
 IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)
 TRAIN_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-train:$(TAG)
+SERVE_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-serve:$(TAG)
 BASE_IMAGE ?= public.ecr.aws/docker/library/python:3.11-slim-bookworm
 # ImageNet weights baked into the training image (space-separated torchvision model names).
 WEIGHTS_MODELS ?= resnet50
@@ -22,27 +23,58 @@ OUTPUT ?= build/output
 DEMO_HP ?= --hp model-name=resnet18 --hp weights=none --hp fine-tune=full --hp image-size=64 \
            --hp epochs=8 --hp batch-size=32 --hp lr=0.003 --hp augment=basic
 
+# Tuning (scripts/tune.py): MODE=local runs local-mode jobs here, MODE=cloud a SageMaker tuning job
+# (DATA an s3:// prefix, the training image `make push` recorded, AWS_REGION/SAGEMAKER_ROLE_ARN/S3_BUCKET set).
+MODE ?= local
+TUNE_OUTPUT ?= build/tuning
+MAX_JOBS ?= 10
+MAX_PARALLEL_JOBS ?= 2
+TUNE_ARGS ?=
+# `make train` trains with the last search's best hyperparameters when there are some (HP_FILE= to skip).
+HP_FILE ?= $(wildcard $(TUNE_OUTPUT)/best_hyperparameters.json)
+# demo's search: a few short trials of DEMO_HP's network (lr, batch size... sampled), then the demo
+# trains DEMO_EPOCHS epochs with the best of them.
+DEMO_TUNE_HP ?= --hp model-name=resnet18 --hp weights=none --hp fine-tune=full --hp image-size=64 \
+                --hp augment=basic --hp epochs=2
+DEMO_TUNE_JOBS ?= 4
+DEMO_EPOCHS ?= 8
+
+# The demo's job saves tensors often enough for the rules on its few steps (defaults suit long jobs).
+DEMO_DEBUG_HP ?= --hp debugger-save-interval=4 --hp debugger-loss-interval=1
+JOB ?= $(OUTPUT)
+
 export SAGEMAKER_SUPPRESS_V2_WARNING=1
 
-.PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo \
-        benchmark lock clean
+.PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
+        benchmark benchmark-debugger report lock clean push teardown registry-server deploy query \
+        benchmark-serving
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
 	@echo "make test              every test, Docker included (installs/starts the engine when needed)"
 	@echo "make test-unit         unit tests only (no Docker)"
-	@echo "make build             build the training image ($(TRAIN_IMAGE))"
+	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE))"
 	@echo "make print-images      image references, one per line, training image first"
 	@echo "make sample-data       generate the sample image set in $(DATA)"
 	@echo "make train             local-mode training job on DATA (HP='--hp NAME=VALUE ...')"
-	@echo "make demo              build, sample data, train locally, print test accuracy"
+	@echo "make tune              search hyperparameters (MODE=local|cloud, MAX_JOBS=$(MAX_JOBS)) -> $(TUNE_OUTPUT)"
+	@echo "make push              push both images to ECR (or REGISTRY=host:port); digests -> build/images.json"
+	@echo "make deploy            serve a model (MODE=local: localhost:8080; MODE=cloud: a SageMaker endpoint)"
+	@echo "make query             classify QUERY_IMAGES with the deployed model (MODE=local|cloud)"
+	@echo "make teardown          delete the cloud endpoint, its config and model; say what is left (S3, ECR)"
+	@echo "make demo              build, sample data, small local search, train with its best, print test accuracy"
+	@echo "make report            HTML report of a job's training: curves, debugger rules, profiling (JOB=$(JOB))"
 	@echo "make benchmark         data-loader benchmark (prints the speed-up ratio)"
+	@echo "make benchmark-debugger step-time overhead of the smdebug hook"
+	@echo "make benchmark-serving serving latency/throughput vs TorchServe (table for the README)"
 	@echo "make clean             remove build outputs (keeps the wheelhouse and images)"
 
-$(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found; install Python 3.11"; exit 1; }
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c requirements/host.lock -e . -e container_src
+	# smdebug (rules and report on the host) declares protobuf<=3.20.3: installed without its requirements.
+	$(PY) -m pip install --quiet --no-deps -r docker/requirements/train-nodeps.txt
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -53,32 +85,95 @@ docker-engine:
 build: setup docker-engine
 	$(PY) scripts/fetch_weights.py $(WEIGHTS_MODELS)
 	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) docker/build.sh train $(TRAIN_IMAGE)
+	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) docker/build.sh serve $(SERVE_IMAGE)
 
 print-images:
 	@echo $(TRAIN_IMAGE)
+	@echo $(SERVE_IMAGE)
+
+# ---- cloud (issue 6): push, MODE=cloud targets, teardown. AWS settings come from the environment
+# (scripts/settings.py: AWS_REGION, SAGEMAKER_ROLE_ARN, S3_BUCKET...); scripts fail fast naming a missing one.
+# Pushes both images (ECR, or REGISTRY=host:port) and records their digests in build/images.json,
+# which the cloud targets read so jobs and endpoints run an exact digest.
+IMAGES_FILE ?= build/images.json
+push: setup docker-engine
+	$(PY) scripts/push_images.py $(if $(REGISTRY),--registry $(REGISTRY)) --output $(IMAGES_FILE) \
+		train=$(TRAIN_IMAGE) serve=$(SERVE_IMAGE)
+
+# MODE=cloud training options (see `scripts/train.py --help`), e.g. CLOUD_TRAIN_ARGS='--spot --debugger project'.
+CLOUD_TRAIN_ARGS ?=
+
+# MODE=cloud deploy options (see `scripts/deploy.py --help`), e.g. CLOUD_DEPLOY_ARGS='--autoscale 1:4 --data-capture'.
+CLOUD_DEPLOY_ARGS ?=
+QUERY_IMAGES ?= $(DATA)/test
+
+# local: serve $(OUTPUT)/model.tar.gz on localhost:8080 until Ctrl-C. cloud: an endpoint for the last
+# training job (recorded by `make train MODE=cloud`), recorded for `make query` and `make teardown`.
+deploy: setup
+	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
+	$(PY) scripts/deploy.py $(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz --image $(SERVE_IMAGE),$(CLOUD_DEPLOY_ARGS))
+
+query: setup
+	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
+	$(if $(filter cloud,$(MODE)),endpoint=$$($(PY) scripts/settings.py recorded endpoint) &&) \
+	$(PY) scripts/query.py $(if $(filter local,$(MODE)),--url http://localhost:8080,--endpoint "$$endpoint") $(QUERY_IMAGES)
+
+teardown: setup
+	$(PY) scripts/teardown.py
+
+registry-server:
+	@scripts/ensure_registry.sh
 
 sample-data: setup
 	$(PY) scripts/make_sample_data.py $(DATA)
 
 train: setup
-	$(PY) scripts/train.py --local --data $(DATA) --output-dir $(OUTPUT) --image $(TRAIN_IMAGE) $(HP)
+	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
+	$(PY) scripts/train.py $(if $(filter local,$(MODE)),--local --image $(TRAIN_IMAGE),$(CLOUD_TRAIN_ARGS)) \
+		--data $(DATA) --output-dir $(OUTPUT) $(if $(HP_FILE),--hyperparameters-file $(HP_FILE)) $(HP)
+
+tune: setup
+	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
+	$(PY) scripts/tune.py $(if $(filter local,$(MODE)),--local) --data $(DATA) --max-jobs $(MAX_JOBS) \
+		--max-parallel-jobs $(MAX_PARALLEL_JOBS) --output-dir $(TUNE_OUTPUT) --image $(TRAIN_IMAGE) $(HP) $(TUNE_ARGS)
 
 demo: build
 	@test -d $(DATA) || $(PY) scripts/make_sample_data.py $(DATA)
-	$(PY) scripts/train.py --local --data $(DATA) --output-dir $(OUTPUT) --image $(TRAIN_IMAGE) $(DEMO_HP)
+	$(PY) scripts/tune.py --local --data $(DATA) --max-jobs $(DEMO_TUNE_JOBS) --output-dir $(OUTPUT)/tuning \
+		--image $(TRAIN_IMAGE) $(DEMO_TUNE_HP)
+	@echo "search plot: $(OUTPUT)/tuning/tuning.png  (all trials: $(OUTPUT)/tuning/trials.csv)"
+	$(PY) scripts/train.py --local --data $(DATA) --output-dir $(OUTPUT) --image $(TRAIN_IMAGE) \
+		--hyperparameters-file $(OUTPUT)/tuning/best_hyperparameters.json --hp epochs=$(DEMO_EPOCHS) $(DEMO_DEBUG_HP)
 	@$(PY) scripts/show_model.py $(OUTPUT)/model.tar.gz
+	@$(PY) scripts/report.py $(OUTPUT)
+	@# Serve the model in local mode, classify one test image per class, tear the endpoint down.
+	$(PY) scripts/deploy.py --local --model-data $(OUTPUT)/model.tar.gz --image $(SERVE_IMAGE) \
+		--query $(DATA)/test/*/*_0000.jpg
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -q
 
-test-integration: build
-	TRAIN_IMAGE=$(TRAIN_IMAGE) $(PY) -m pytest tests/integration -q
+test-integration: build registry-server
+	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) $(PY) -m pytest tests/integration -q
 
-test: build
-	TRAIN_IMAGE=$(TRAIN_IMAGE) $(PY) -m pytest tests -q
+test: build registry-server
+	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) $(PY) -m pytest tests -q
+
+# JOB: a job folder (model.tar.gz / output.tar.gz, local or downloaded from S3), or an --output-dir
+# of scripts/train.py (its last job). Rules, curves, utilisation -> JOB/report.html.
+report: setup
+	$(PY) scripts/report.py $(JOB)
 
 benchmark: setup
 	$(PY) benchmarks/data_loader.py
+
+benchmark-debugger: setup
+	$(PY) benchmarks/debugger_overhead.py
+
+# Serving latency/throughput at concurrency 1/4/16, batching on/off, against TorchServe 0.12 (its own
+# venv under build/); needs the serving image (make build) and a JRE for TorchServe.
+benchmark-serving: setup
+	SERVE_IMAGE=$(SERVE_IMAGE) $(PY) benchmarks/serving.py
 
 lock: setup
 	$(PY) docker/lock.py

@@ -37,6 +37,21 @@ def write(path: Path, pins: dict[str, str], header: str) -> None:
     print(f"{path}: {len(pins)} packages")
 
 
+def check_nodeps(path: Path, locked: dict[str, str]) -> None:
+    """<target>-nodeps.txt: packages whose declared requirements conflict with the lock (smdebug's
+    protobuf<=3.20.3), installed --no-deps and pinned by hand. Their imports belong in <target>.in."""
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep or not version.strip():
+            sys.exit(f"{path}: {line!r} must be pinned as NAME==VERSION")
+        if name.strip().lower() in locked:
+            sys.exit(f"{path}: {name.strip()} is also in the resolved lock; keep it in one place")
+    print(f"{path}: pins checked")
+
+
 def main() -> None:
     base = resolve(HERE / "base.in")
     write(HERE / "base.txt", base, "base stage (both images)")
@@ -46,6 +61,8 @@ def main() -> None:
         if changed:
             sys.exit(f"{target}.in changes base pins {sorted(changed)}: pin them in base.in instead")
         write(HERE / f"{target}.txt", {n: v for n, v in full.items() if n not in base}, f"{target} image extras")
+        if (HERE / f"{target}-nodeps.txt").exists():
+            check_nodeps(HERE / f"{target}-nodeps.txt", full)
 
 
 if __name__ == "__main__":

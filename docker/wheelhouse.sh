@@ -7,7 +7,8 @@ set -euo pipefail
 python=${1:-python3}
 cd "$(dirname "$0")/.."
 mkdir -p build/wheelhouse
-reqs=(-r docker/requirements/base.txt -r docker/requirements/train.txt -r docker/requirements/serve.txt)
+reqs=(-r docker/requirements/base.txt -r docker/requirements/train.txt -r docker/requirements/serve.txt
+      -r docker/requirements/train-nodeps.txt)
 # Already complete? (every pinned name==version has a file) -> nothing to do, no network needed.
 missing=$("$python" - "${reqs[@]}" <<'PY'
 import re, sys, pathlib
@@ -25,7 +26,7 @@ PY
 if [ -z "$missing" ]; then echo "wheelhouse complete"; exit 0; fi
 echo "filling build/wheelhouse ($(echo "$missing" | wc -l) wheels missing)..."
 # One lock file at a time: train and serve may pin different versions of a shared dependency.
-for lock in docker/requirements/{base,train,serve}.txt; do
+for lock in docker/requirements/{base,train,serve,train-nodeps}.txt; do
   "$python" -m pip wheel --quiet --no-deps --wheel-dir build/wheelhouse -r "$lock" 2>build/wheelhouse.log \
     || { grep -v "is ignored: it is neither" build/wheelhouse.log >&2; exit 1; }
 done

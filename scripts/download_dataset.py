@@ -9,6 +9,7 @@ against moto.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import urllib.request
 import zipfile
@@ -41,17 +42,50 @@ def download(url: str, workdir: Path) -> Path:
     return root
 
 
-def upload_folder(client, local: Path, bucket: str, prefix: str, workers: int = 16) -> int:
-    """Upload every file under `local` to s3://bucket/prefix/<relative path>; returns the count."""
+# The checksum the project stores in each object's metadata: ETags are not MD5s under KMS or multipart.
+CHECKSUM_KEY = "sha256"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def upload_folder(client, local: Path, bucket: str, prefix: str, workers: int = 16,
+                  kms_key_id: str | None = None) -> int:
+    """Upload every file under `local` to s3://bucket/prefix/<relative path>; returns how many went up.
+
+    A file already there with the same size and the same sha256 in its metadata is skipped, so a
+    second upload of the same folder sends nothing.
+    """
     files = [p for p in sorted(local.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 
-    def put(path: Path) -> None:
-        key = f"{prefix}/{path.relative_to(local).as_posix()}" if prefix else path.relative_to(local).as_posix()
-        client.upload_file(str(path), bucket, key)
+    def key_of(path: Path) -> str:
+        rel = path.relative_to(local).as_posix()
+        return f"{prefix}/{rel}" if prefix else rel
+
+    existing = {}  # key -> size, one listing instead of a HEAD per file
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
+        existing.update((o["Key"], o["Size"]) for o in page.get("Contents", []))
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+
+    def put(path: Path) -> bool:
+        key, checksum = key_of(path), sha256_of(path)
+        if existing.get(key) == path.stat().st_size:
+            stored = client.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(CHECKSUM_KEY)
+            if stored == checksum:
+                return False
+        client.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {CHECKSUM_KEY: checksum}, **extra})
+        return True
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(put, files))
-    return len(files)
+        sent = sum(pool.map(put, files))
+    if len(files) > sent:
+        print(f"skipped {len(files) - sent} files already in s3://{bucket}/{prefix} (same size and sha256)")
+    return sent
 
 
 def main() -> int:

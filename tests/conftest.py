@@ -1,7 +1,12 @@
 """Fixtures shared by unit and integration tests: a small generated data set in the dog-breed layout."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# smdebug's protobuf files need the pure-Python protobuf backend, chosen when protobuf is first imported
+# (the SDK and torch import it early): set before any test module loads (as the training image does).
+os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 import pytest
 

@@ -134,8 +134,62 @@ SCHEMA: tuple[Param, ...] = (
           min_exclusive=True),
     Param("log-interval", int, 20, "steps between progress lines", min=1, max=100000),
     Param("seed", int, 42, "random seed (runs repeat exactly on CPU)", min=0, max=2**31 - 1),
+    # Checkpoints and resume (classifier/checkpoint.py; README "Multi-instance and spot training").
+    Param("checkpoint-dir", str, "/opt/ml/checkpoints",
+          "checkpoint folder, written after every epoch and on SIGTERM, resumed from at start (SageMaker creates "
+          "/opt/ml/checkpoints only with checkpoint_s3_uri: without it, checkpoints are off); 'none' = off",
+          check=lambda v: None if v == "none" or v.startswith("/") else "must be an absolute path or 'none'"),
+    # Debugging and profiling (classifier/debugger.py, classifier/profiling.py; README "Debugging and profiling").
+    Param("debugger", bool, True, "save tensors with the smdebug hook (the job fails if smdebug cannot work)"),
+    Param("tensors-dir", str, "/opt/ml/output/tensors",
+          "where the hook writes when SageMaker Debugger is not attached (/opt/ml/output/data/tensors: "
+          "returned in output.tar.gz)", check=lambda v: None if v.startswith("/") else "must be an absolute path"),
+    Param("debugger-save-interval", int, 100, "training steps between saves of weights, gradients, ReLU inputs",
+          min=1, max=1000000),
+    Param("debugger-loss-interval", int, 10, "training steps between saved losses (validation: every step)",
+          min=1, max=1000000),
+    Param("profiling", bool, True, "sample CPU/GPU/memory use and record a torch.profiler window"),
+    Param("profiler-steps", int, 5, "training steps in the torch.profiler window (after 2 warm-up steps)",
+          min=1, max=1000),
+    Param("monitor-interval-ms", int, 500, "system utilisation sampling period in milliseconds", min=50,
+          max=60000),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
+
+
+# --- The tuning search space (one definition for the SageMaker tuner and the local tuner) ---------
+# scripts/sagemaker_api.py turns it into the SDK's parameter ranges, scripts/local_tuner.py into
+# Optuna suggestions; tests check that every value it can produce passes the schema above.
+
+@dataclass(frozen=True)
+class Continuous:
+    min: float
+    max: float
+    log: bool = False  # sample the exponent evenly (learning rates, weight decay)
+
+
+@dataclass(frozen=True)
+class Integer:
+    min: int
+    max: int
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Categorical:
+    values: tuple
+
+
+# Ranges follow the evidence in the README's "Training recipe": Adam-style fine-tuning wants
+# lr well below 1e-2 (runs at 1e-2..1e-1 did badly), label smoothing around 0.1.
+SEARCH_SPACE: dict[str, Continuous | Integer | Categorical] = {
+    "lr": Continuous(1e-5, 1e-2, log=True),
+    "batch-size": Categorical((32, 64, 128)),
+    "weight-decay": Continuous(1e-4, 0.1, log=True),
+    "label-smoothing": Continuous(0.0, 0.2),
+    "fine-tune": Categorical(("head", "last-block", "full")),
+    "warmup-epochs": Integer(0, 2),
+}
 
 
 def parse(raw: dict[str, Any]) -> SimpleNamespace:

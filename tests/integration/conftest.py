@@ -31,6 +31,15 @@ def train_image() -> str:
 
 
 @pytest.fixture(scope="session")
+def serve_image() -> str:
+    image = os.environ.get("SERVE_IMAGE") or images()[1]
+    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+    if found.returncode:
+        pytest.fail(f"serving image {image} is not built: run `make build` (make test does it)")
+    return image
+
+
+@pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> Path:
     return make_sample_data.make(tmp_path_factory.mktemp("sample"))
 
@@ -42,3 +51,13 @@ def trained_model(sample_data, train_image, tmp_path_factory):
     done = run_train(sample_data, output, train_image, SMALL_HP)
     assert done.returncode == 0, f"local training failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return output / "model.tar.gz", done.stdout
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory):
+    """Debian's docker-registry on 127.0.0.1 (a free port, htpasswd login), stopped after the run
+    (issue 6: push tests). `make test` installs it (scripts/ensure_registry.sh)."""
+    from .registry import local_registry as start
+
+    with start(tmp_path_factory.mktemp("registry")) as registry:
+        yield registry

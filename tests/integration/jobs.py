@@ -8,7 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The small configuration that trains in CPU minutes (same as `make demo`).
 SMALL_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64",
-            "epochs": "8", "batch-size": "32", "lr": "0.003", "augment": "basic"}
+            "epochs": "8", "batch-size": "32", "lr": "0.003", "augment": "basic",
+            # 32 training steps in all: save tensors often enough for the debugger rules (test_report.py).
+            "debugger-save-interval": "4", "debugger-loss-interval": "1"}
 
 
 def images() -> list[str]:

@@ -1,0 +1,324 @@
+"""Serving benchmark: latency and throughput of the serving image against TorchServe 0.12.
+
+    python benchmarks/serving.py [--image SERVE_IMAGE] [--seconds 20] [--concurrency 1 4 16] [--no-torchserve]
+
+Same machine, same weights (a 133-class ResNet50 at 224, random weights: speed does not depend on
+them), same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive connection each):
+  - model alone: the server's forward pass (inference.probabilities) at batch 8 in this process,
+    with as many torch threads as cores; the ceiling any server can approach;
+  - ours, micro-batching on (the image's defaults) and off (SERVING_MAX_BATCH_SIZE=1);
+  - TorchServe 0.12 with its defaults and stock image_classifier handler, installed into a venv of
+    its own under build/ (never the project venv; its torch comes from the project venv via a .pth).
+Also measures the container's cold start (docker run -> first 200 on /ping). The load generator
+shares the cores with the server: its CPU share is reported beside every row.
+Writes build/bench-serving/results.json and serving.png; prints a Markdown table for the README.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_sample_data  # noqa: E402
+from classifier import artifact, inference, model as model_lib, presets  # noqa: E402
+
+WORK = ROOT / "build" / "bench-serving"
+TS_VENV = ROOT / "build" / "torchserve-venv"
+TS_PINS = ["torchserve==0.12.0", "torch-model-archiver==0.12.0", "pyyaml==6.0.3", "captum==0.9.0"]
+TS_PORT = 8090  # 8080 belongs to SageMaker local mode endpoints
+NUM_CLASSES, IMAGE_SIZE, MODEL = 133, 224, "resnet50"
+
+
+# ---- inputs
+def make_model(model_dir: Path) -> None:
+    if (model_dir / artifact.METADATA_FILE).is_file():
+        return
+    torch.manual_seed(0)
+    network = model_lib.build(MODEL, NUM_CLASSES)
+    artifact.save(model_dir, network.state_dict(), classes=[f"{i:03d}.breed_{i}" for i in range(NUM_CLASSES)],
+                  model_name=MODEL, image_size=IMAGE_SIZE, preprocessing=presets.eval_preprocessing(IMAGE_SIZE),
+                  hyperparameters={}, metrics={})
+
+
+def make_images(count: int) -> list[bytes]:
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shapes = make_sample_data.CLASSES
+    images = []
+    for i in range(count):
+        _, shape, colour = shapes[i % len(shapes)]
+        buffer = io.BytesIO()
+        make_sample_data.draw(shape, colour, 500, 400, rng).save(buffer, "JPEG", quality=90)
+        images.append(buffer.getvalue())
+    return images
+
+
+def model_alone(model_dir: Path, images: list[bytes], batch: int, seconds: float) -> float:
+    """Images/s of the server's own forward pass at `batch`, preprocessing excluded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    network, metadata = artifact.load(model_dir)
+    x = torch.stack([presets.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
+    inference.probabilities(network, x, metadata["preprocessing"])  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        inference.probabilities(network, x, metadata["preprocessing"])
+        done += batch
+    torch.set_num_threads(threads)
+    return done / (time.perf_counter() - start)
+
+
+# ---- load generator
+def load(url: str, path: str, headers: dict, images: list[bytes], concurrency: int, seconds: float) -> dict:
+    """`concurrency` threads, each sending the next image as soon as its answer came back."""
+    target = urlparse(url)
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+        i = index
+        while time.perf_counter() < stop_at:
+            body = images[i % len(images)]
+            i += concurrency
+            start = time.perf_counter()
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                answer = connection.getresponse()
+                answer.read()
+                ok = answer.status == 200
+            except (OSError, http.client.HTTPException) as err:
+                ok, answer = False, err
+                connection.close()
+            elapsed = time.perf_counter() - start
+            with lock:
+                (latencies.append(elapsed) if ok else failures.append(str(getattr(answer, "status", answer))))
+        connection.close()
+
+    cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - wall_before
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+    return {"concurrency": concurrency, "requests": len(latencies), "failures": len(failures),
+            "throughput": len(latencies) / wall, "p50_ms": 1000 * pick(0.50), "p95_ms": 1000 * pick(0.95),
+            "p99_ms": 1000 * pick(0.99), "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
+            "loadgen_cpu_share": (_cpu_seconds() - cpu_before) / (wall * (os.cpu_count() or 1))}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_http(url: str, timeout: float) -> float:
+    import requests
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} never answered 200 within {timeout:.0f}s")
+
+
+# ---- servers
+class OurContainer:
+    def __init__(self, image: str, model_dir: Path, env: dict[str, str]):
+        args = ["docker", "run", "-d", "-p", "127.0.0.1::8080", "-v", f"{model_dir}:/opt/ml/model:ro"]
+        for name, value in env.items():
+            args += ["-e", f"{name}={value}"]
+        started = time.monotonic()
+        self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
+        port = subprocess.run(["docker", "port", self.id, "8080"], capture_output=True, text=True,
+                              check=True).stdout.split()[0]
+        self.url = f"http://{port}"
+        wait_http(self.url + "/ping", 120)
+        self.cold_start_s = time.monotonic() - started
+        self.path, self.headers = "/invocations", {"Content-Type": "image/jpeg"}
+
+    def close(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
+
+
+def torchserve_venv() -> Path:
+    """build/torchserve-venv with TorchServe's pins; torch/torchvision come from the project venv (.pth)."""
+    python = TS_VENV / "bin" / "python"
+    if not (TS_VENV / "bin" / "torchserve").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TS_VENV)], check=True)
+        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()][0]
+        Path(site, "project-venv.pth").write_text(ours + "\n")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *TS_PINS], check=True)
+    return TS_VENV / "bin"
+
+
+class TorchServe:
+    """TorchServe's defaults (workers = cores, batch size 1) with its stock image_classifier handler."""
+
+    def __init__(self, model_dir: Path):
+        if not shutil.which("java"):
+            raise RuntimeError("TorchServe needs a JRE: apt-get install -y default-jre-headless")
+        bin_dir = torchserve_venv()
+        home = WORK / "torchserve"
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "store").mkdir(parents=True)
+        (home / "model.py").write_text(
+            "from torchvision.models.resnet import Bottleneck, ResNet\n\n\n"
+            "class Classifier(ResNet):\n"
+            "    def __init__(self):\n"
+            f"        super().__init__(Bottleneck, [3, 4, 6, 3], num_classes={NUM_CLASSES})\n")
+        classes = artifact.load_metadata(model_dir)["classes"]
+        (home / "index_to_name.json").write_text(json.dumps({str(i): c for i, c in enumerate(classes)}))
+        subprocess.run([str(bin_dir / "torch-model-archiver"), "--model-name", "dogs", "--version", "1.0",
+                        "--model-file", str(home / "model.py"), "--serialized-file", str(model_dir / "model.pt"),
+                        "--handler", "image_classifier", "--extra-files", str(home / "index_to_name.json"),
+                        "--export-path", str(home / "store")], check=True)
+        (home / "config.properties").write_text(
+            f"inference_address=http://127.0.0.1:{TS_PORT}\nmanagement_address=http://127.0.0.1:{TS_PORT + 1}\n"
+            f"metrics_address=http://127.0.0.1:{TS_PORT + 2}\ndisable_token_authorization=true\n")
+        started = time.monotonic()
+        self.log = open(home / "torchserve.log", "w")
+        self.env, self.home = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, home
+        env = self.env
+        self.process = subprocess.Popen(
+            [str(bin_dir / "torchserve"), "--start", "--foreground", "--ncs", "--disable-token-auth",
+             "--model-store", str(home / "store"), "--models", "dogs=dogs.mar", "--ts-config",
+             str(home / "config.properties")], cwd=home, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{TS_PORT}"
+        wait_http(self.url + "/ping", 300)
+        import requests  # /ping is up before the model's workers: wait until the model answers
+
+        sample = make_images(1)[0]
+        while time.monotonic() - started < 300:
+            if requests.post(self.url + "/predictions/dogs", data=sample, timeout=60).status_code == 200:
+                break
+            time.sleep(0.5)
+        self.cold_start_s = time.monotonic() - started
+        self.path, self.headers = "/predictions/dogs", {"Content-Type": "image/jpeg"}
+
+    def close(self) -> None:
+        # The launcher's exit leaves the Java frontend and its Python workers running: ask them to stop.
+        subprocess.run([str(TS_VENV / "bin" / "torchserve"), "--stop"], env=self.env, cwd=self.home,
+                       capture_output=True, timeout=120)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+# ---- report
+def table(rows: list[dict], alone: float) -> str:
+    lines = ["| server | concurrency | req/s | % of model alone | p50 ms | p95 ms | p99 ms | load-gen CPU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['concurrency']} | {r['throughput']:.1f} | "
+                     f"{100 * r['throughput'] / alone:.0f}% | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                     f"{r['p99_ms']:.0f} | {100 * r['loadgen_cpu_share']:.0f}% |"
+                     + (f" ({r['failures']} failed)" if r["failures"] else ""))
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], alone: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for server in dict.fromkeys(r["server"] for r in rows):
+        mine = [r for r in rows if r["server"] == server]
+        left.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], marker="o", label=server)
+        right.plot([r["concurrency"] for r in mine], [r["p99_ms"] for r in mine], marker="o", label=server)
+    left.axhline(alone, color="grey", linestyle="--", label="model alone (batch 8)")
+    left.set(xscale="log", xlabel="concurrent clients", ylabel="requests/s", title="Throughput")
+    right.set(xscale="log", yscale="log", xlabel="concurrent clients", ylabel="ms", title="p99 latency")
+    for axis in (left, right):
+        axis.set_xticks([r["concurrency"] for r in rows][:3], labels=[str(r["concurrency"]) for r in rows][:3])
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)")
+    parser.add_argument("--seconds", type=float, default=20, help="load duration per row")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--no-torchserve", action="store_true", help="skip the TorchServe baseline")
+    args = parser.parse_args()
+    image = args.image or subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True,
+                                         text=True, check=True).stdout.split()[1]
+    WORK.mkdir(parents=True, exist_ok=True)
+    model_dir = WORK / "model"
+    make_model(model_dir)
+    model_dir.chmod(0o755)
+    images = make_images(32)
+    print(f"{len(images)} JPEGs 500x400, {statistics.fmean(map(len, images)) / 1024:.0f} KB average; "
+          f"{MODEL} {NUM_CLASSES} classes at {IMAGE_SIZE}; {os.cpu_count()} cores, load average {os.getloadavg()}",
+          flush=True)
+
+    alone = model_alone(model_dir, images, batch=8, seconds=args.seconds)
+    print(f"model alone (batch 8, {os.cpu_count()} threads): {alone:.1f} images/s", flush=True)
+    servers = [("ours, batching on", lambda: OurContainer(image, model_dir, {})),
+               ("ours, batching off", lambda: OurContainer(image, model_dir, {"SERVING_MAX_BATCH_SIZE": "1"}))]
+    if not args.no_torchserve:
+        servers.append(("TorchServe 0.12 (defaults)", lambda: TorchServe(model_dir)))
+    rows, cold = [], {}
+    for name, start in servers:
+        server = start()
+        cold[name] = server.cold_start_s
+        print(f"{name}: ready {server.cold_start_s:.1f}s after start", flush=True)
+        try:
+            load(server.url, server.path, server.headers, images, 2, 3)  # warm the connections and caches
+            for concurrency in args.concurrency:
+                row = {"server": name, **load(server.url, server.path, server.headers, images, concurrency,
+                                              args.seconds)}
+                rows.append(row)
+                print(table([row], alone).splitlines()[-1], flush=True)
+        finally:
+            server.close()
+    results = {"load_average_1_5_15": os.getloadavg(), "model_alone_images_per_s": alone, "cold_start_s": cold,
+               "rows": rows, "cores": os.cpu_count(),
+               "seconds_per_row": args.seconds}
+    (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(rows, alone, WORK / "serving.png")
+    print(f"\nload average at the end (1/5/15 min): {os.getloadavg()}; the load generator and every other "
+          "process on the machine share its cores with the server")
+    print(f"model alone: {alone:.1f} images/s (batch 8); cold start: "
+          + ", ".join(f"{k} {v:.1f}s" for k, v in cold.items()))
+    print(table(rows, alone))
+    print(f"\nwrote {WORK / 'results.json'} and {WORK / 'serving.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The serving side: handler (model logic), batching, app (HTTP contract), server (`serve`)."""

@@ -1,0 +1,178 @@
+"""`serve`: the serving container's entry point (SageMaker runs `docker run IMAGE serve`).
+
+gunicorn runs the WSGI app (app.py) with gthread workers: each worker is one process whose request
+threads share one model through the micro-batcher. The master process starts as root (SageMaker's
+hosting docs ask for it), loads the model once, then forks the workers, which switch to an
+unprivileged user before they read any request.
+
+Settings (environment):
+  SAGEMAKER_BIND_TO_PORT          port (default 8080; the image carries the accept-bind-to-port label)
+  SAGEMAKER_MODEL_SERVER_WORKERS  worker processes (default 1: one process batching over all cores
+                                  beats several processes splitting them on small instances)
+  SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds before a stuck worker is restarted (default 60)
+  SERVING_MAX_BATCH_SIZE          images per forward pass; 1 turns batching off (default 8)
+  SERVING_MAX_BATCH_DELAY_MS      how long a forward pass waits for more requests (default 5)
+  SERVING_THREADS                 concurrent requests per worker (default 32)
+  SERVING_TORCH_THREADS           torch threads per worker (default: available cores / workers)
+  SERVING_USER                    the unprivileged user of the workers (default model-server)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("classifier.serving")
+
+
+class SettingsError(ValueError):
+    """A serving setting (environment variable) with a bad value; the message names it."""
+
+
+def available_cpus() -> int:
+    """Cores this container may use: the CPU affinity, capped by a cgroup v2 quota (docker --cpus)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def _int(env, name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    workers: int
+    timeout: int
+    max_batch_size: int
+    max_delay_ms: int
+    threads: int
+    torch_threads: int
+    user: str
+    model_dir: Path
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "Settings":
+        from ..paths import SageMakerPaths
+
+        workers = _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1)
+        return cls(
+            port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1),
+            workers=workers,
+            timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, 1),
+            max_batch_size=_int(env, "SERVING_MAX_BATCH_SIZE", 8, 1),
+            max_delay_ms=_int(env, "SERVING_MAX_BATCH_DELAY_MS", 5, 0),
+            threads=_int(env, "SERVING_THREADS", 32, 1),
+            # More torch threads than cores (workers x threads) makes every worker slower.
+            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, available_cpus() // workers), 1),
+            user=env.get("SERVING_USER", "model-server"),
+            model_dir=SageMakerPaths.from_env().model,
+        )
+
+
+def worker_identity(user: str) -> dict:
+    """gunicorn's user/group for the workers: `user` when started as root, else whoever we are."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise SettingsError(f"SERVING_USER {user!r} does not exist: the workers will not parse requests "
+                            "as root; create the user (the serving image has model-server)") from None
+    if entry.pw_uid == 0:
+        raise SettingsError(f"SERVING_USER {user!r} is root: choose an unprivileged user")
+    return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+
+def gunicorn_options(settings: Settings, app) -> dict:
+    return {
+        "bind": [f"0.0.0.0:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "timeout": settings.timeout,
+        # SageMaker sends SIGKILL 30 s after SIGTERM: finish the requests in flight before that.
+        "graceful_timeout": 25,
+        # SageMaker's front end reuses connections; gunicorn's 2 s default would close them under it.
+        "keepalive": 75,
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        "control_socket_disable": True,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "classifier-serve",
+        "post_worker_init": lambda worker: app.start_worker(settings.torch_threads),
+        **worker_identity(settings.user),
+    }
+
+
+def run(app, options: dict) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv != ["serve"]:
+        print(f"error: this is the serving image; it runs `serve` (as SageMaker does), not {' '.join(argv)!r}",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    start = time.monotonic()
+    try:
+        settings = Settings.from_env()
+        identity = worker_identity(settings.user)  # fail before the slow model load
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    import torch
+
+    # The master runs no torch parallel region before forking: OpenMP's thread pool does not
+    # survive fork(), and a worker inheriting a used one can hang. Workers set their own count.
+    torch.set_num_threads(1)
+    from .. import artifact
+    from .app import ServingApp
+    from .handler import ImageClassifierHandler
+
+    handler = ImageClassifierHandler()
+    try:
+        model = handler.model_fn(settings.model_dir)
+    except artifact.ArtifactError as err:
+        print(f"error: cannot serve {settings.model_dir}: {err}", file=sys.stderr)
+        return 1
+    log.info("loaded %s (%d classes) from %s in %.2fs; %d worker(s) x %d torch threads, batch <= %d, "
+             "delay <= %d ms, workers run as %s", model.metadata["model_name"], len(model.classes),
+             settings.model_dir, time.monotonic() - start, settings.workers, settings.torch_threads,
+             settings.max_batch_size, settings.max_delay_ms,
+             settings.user if identity else f"uid {os.geteuid()} (not started as root)")
+    app = ServingApp(handler, model, max_batch_size=settings.max_batch_size,
+                     max_delay=settings.max_delay_ms / 1000)
+    run(app, gunicorn_options(settings, app))
+    return 0

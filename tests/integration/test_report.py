@@ -1,0 +1,54 @@
+"""The job report built from the shared local-mode training job (tensors, profile, metadata all real)."""
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+
+import report
+from classifier import rules
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # smdebug 1.0.34's old API calls
+
+
+@pytest.fixture(scope="module")
+def built(trained_model, tmp_path_factory):
+    model_tar, log = trained_model
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    # The launcher's --output-dir: report.py follows last_training_job.txt to the job's archives.
+    return report.build_report(model_tar.parent, out), log, model_tar.parent
+
+
+def test_job_output_holds_tensors_and_profile(built):
+    _, log, output_dir = built
+    job = output_dir / (output_dir / "last_training_job.txt").read_text().strip()
+    with tarfile.open(job / "output.tar.gz") as tar:
+        names = tar.getnames()
+    assert any(n.startswith(("tensors/events/", "./tensors/events/")) for n in names), names[:20]
+    for wanted in ("system.jsonl", "trace.json", "operators.json", "epochs.jsonl"):
+        assert any(n.endswith(f"data/profile/{wanted}") for n in names), wanted
+    assert "debugger: own settings" in log
+
+
+def test_report_holds_every_section(built):
+    path, _, _ = built
+    page = path.read_text()
+    for section in ("Recommendations", "Loss and accuracy", "Debugger rules", "System utilisation",
+                    "data loading vs compute", "Top operators"):
+        assert f"<h2>{section}" in page or section in page, section
+    # Charts are inline (self-contained): epoch loss, epoch accuracy, step loss, utilisation, split, operators.
+    assert page.count("data:image/png;base64,") == 6
+    assert "src=\"http" not in page and "<script" not in page
+    for missing in ("No utilisation samples", "No per-epoch timing", "No profiler window", "No tensors"):
+        assert missing not in page
+    assert "aten::" in page  # real operators from the torch.profiler window
+
+
+def test_every_rule_was_evaluated(built):
+    path, _, _ = built
+    results = json.loads((path.parent / "rules.json").read_text())
+    assert [r["rule"] for r in results] == [r.name for r in rules.RULES]
+    for result in results:
+        assert result["status"] in (rules.ISSUES, rules.NO_ISSUES), result
+        assert result["reason"]

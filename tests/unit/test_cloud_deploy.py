@@ -1,0 +1,200 @@
+"""The cloud deploy path: model, endpoint config (data capture), endpoint, autoscaling and deletion, each
+request checked against the service model and the expected parameters by botocore's Stubber."""
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import ANY
+
+import deploy
+import sagemaker_api
+import settings
+
+from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
+
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve@sha256:" + "b" * 64
+JOB = "image-classifier-2026-11-24-09-00-00-000"
+MODEL = f"s3://{BUCKET}/image-classifier/output/{JOB}/output/model.tar.gz"
+EP = "dogs-endpoint"
+EP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{EP}"
+RESOURCE = f"endpoint/{EP}/variant/AllTraffic"
+
+
+@pytest.fixture
+def cloud(monkeypatch, tmp_path):
+    aws_env(monkeypatch)
+    images = tmp_path / "images.json"
+    images.write_text(json.dumps({"serve": {"uri": IMAGE}}))
+    monkeypatch.setattr(settings, "IMAGES_FILE", images)
+    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
+    boto = StubbedBotoSession()
+    monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
+    return boto
+
+
+def describe_job(status="Completed"):
+    return {"TrainingJobName": JOB, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{JOB}",
+            "TrainingJobStatus": status, "SecondaryStatus": status, "CreationTime": 0,
+            "AlgorithmSpecification": {"TrainingInputMode": "File"}, "ResourceConfig": {"VolumeSizeInGB": 50},
+            "StoppingCondition": {}, "ModelArtifacts": {"S3ModelArtifacts": MODEL},
+            **({"FailureReason": "AlgorithmError: out of memory"} if status == "Failed" else {})}
+
+
+def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None):
+    sm.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"},
+                    {"ModelName": EP, "ExecutionRoleArn": ROLE,
+                     "PrimaryContainer": {"Image": IMAGE, "Environment": {}, "ModelDataUrl": MODEL}})
+    config = {"EndpointConfigName": EP, "ProductionVariants": [
+        {"ModelName": EP, "VariantName": "AllTraffic", "InitialVariantWeight": 1, "InitialInstanceCount": count,
+         "InstanceType": "ml.m5.xlarge"}]}
+    if capture:
+        config["DataCaptureConfig"] = {
+            "EnableCapture": True, "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{BUCKET}/image-classifier/data-capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": ANY}
+    sm.add_response("create_endpoint_config", {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"},
+                    config)
+    sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP, "Tags": []})
+    for status in ("Creating", "InService"):  # deploy waits until InService
+        sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
+                                              "EndpointStatus": status, "CreationTime": 0, "LastModifiedTime": 0,
+                                              **(final or {} if status == "InService" else {})},
+                        {"EndpointName": EP})
+
+
+def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, capsys):
+    settings.record("training-job", JOB)
+    sm = cloud.stub("sagemaker")
+    sm.add_response("describe_training_job", describe_job(), {"TrainingJobName": JOB})
+    deploy_stubs(sm, capture=True)
+    scaling = cloud.stub("application-autoscaling")
+    scaling.add_response("register_scalable_target", {}, {
+        "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "MinCapacity": 1, "MaxCapacity": 4})
+    scaling.add_response("put_scaling_policy", {"PolicyARN": "arn:aws:autoscaling:policy"}, {
+        "PolicyName": f"{EP}-invocations", "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 50.0, "ScaleOutCooldown": 60, "ScaleInCooldown": 300,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}})
+    code = deploy.main(["--endpoint-name", EP, "--data-capture", "--autoscale", "1:4", "--invocations-per-instance", "50"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    cloud.assert_no_pending()
+    assert f"endpoint {EP} is InService" in out.out
+    assert settings.recorded("endpoint") == EP
+
+
+def test_deploy_a_model_uri_without_extras(cloud):
+    sm = cloud.stub("sagemaker")
+    deploy_stubs(sm, capture=False, count=2)
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--instance-count", "2"]) == 0
+    cloud.assert_no_pending()
+
+
+def test_a_failed_training_job_is_not_deployed(cloud, capsys):
+    sm = cloud.stub("sagemaker")
+    sm.add_response("describe_training_job", describe_job("Failed"), {"TrainingJobName": JOB})
+    assert deploy.main(["--training-job", JOB]) == 2
+    err = capsys.readouterr().err
+    assert "is Failed, not Completed" in err and "AlgorithmError: out of memory" in err
+    cloud.assert_no_pending()
+
+
+@pytest.mark.parametrize("argv, unset, message", [
+    ([], "SAGEMAKER_ROLE_ARN", "missing AWS setting(s) SAGEMAKER_ROLE_ARN"),
+    (["--data-capture"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
+    ([], None, "no model: give --training-job"),
+    (["--model-data", "/local/model.tar.gz"], None, "needs an s3:// URI"),
+    (["--training-job", JOB, "--autoscale", "4:1"], None, "expected MIN:MAX"),
+])
+def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeypatch, argv, unset, message):
+    if unset:
+        monkeypatch.delenv(unset)
+    cloud.stub("sagemaker")  # nothing queued: any call would raise
+    assert deploy.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def delete_stubs(sm, scaling, has_target=True):
+    sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
+                                          "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
+                    {"EndpointName": EP})
+    sm.add_response("describe_endpoint_config", {
+        "EndpointConfigName": EP, "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}",
+        "CreationTime": 0, "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}]},
+        {"EndpointConfigName": EP})
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    scaling.add_response("describe_scalable_targets", {"ScalableTargets": [
+        {**target, "MinCapacity": 1, "MaxCapacity": 4, "RoleARN": ROLE, "CreationTime": 0}] if has_target else []},
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [RESOURCE],
+         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
+    if has_target:
+        scaling.add_response("deregister_scalable_target", {}, target)
+    sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
+    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": EP})
+    sm.add_response("delete_model", {}, {"ModelName": EP})
+
+
+def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
+    settings.record("endpoint", EP)
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"))
+    assert deploy.main(["--delete"]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    for what in (f"endpoint {EP}", f"endpoint config {EP}", f"model {EP}", f"scaling target {RESOURCE}"):
+        assert f"deleted {what}" in out
+    assert settings.recorded("endpoint") is None
+
+
+def test_delete_of_an_unknown_endpoint_says_so(cloud, capsys):
+    sm = cloud.stub("sagemaker")
+    sm.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{EP}".',
+                        expected_params={"EndpointName": EP})
+    assert deploy.main(["--delete", EP]) == 1
+    assert f"there is no endpoint {EP} in {REGION}" in capsys.readouterr().err
+
+
+def test_autoscaling_bounds_are_checked():
+    with pytest.raises(ValueError, match="1 <= min"):
+        sagemaker_api.enable_autoscaling(None, EP, 0, 2, 10)
+
+
+def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, capsys, tmp_path):
+    import teardown
+
+    settings.record("endpoint", EP)
+    settings.record("training-job", JOB)
+    settings.IMAGES_FILE.write_text(json.dumps({"serve": {
+        "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve:abc", "digest": "sha256:" + "b" * 64,
+        "uri": IMAGE}}))
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), has_target=False)
+    assert teardown.main([]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    assert f"deleted endpoint {EP}" in out and f"deleted model {EP}" in out
+    assert f"aws s3 rm --recursive s3://{BUCKET}/image-classifier/" in out
+    assert "--repository-name sagemaker-image-classifier-serve --image-ids imageDigest=sha256:bbbb" in out
+    assert f"training job {JOB}" in out
+    assert settings.recorded("endpoint") is None
+
+
+def test_teardown_with_nothing_deployed_makes_no_call(cloud, capsys):
+    import teardown
+
+    cloud.stub("sagemaker")  # nothing queued
+    assert teardown.main([]) == 0
+    assert "no endpoint recorded" in capsys.readouterr().out
+
+
+def test_an_endpoint_that_fails_is_reported_with_the_cleanup_command(cloud, capsys):
+    sm = cloud.stub("sagemaker")
+    deploy_stubs(sm, capture=False, final={"EndpointStatus": "Failed", "FailureReason": "ping health check failed"})
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP]) == 1
+    err = capsys.readouterr().err
+    assert "ping health check failed" in err and f"deploy.py --delete {EP}" in err
+    assert settings.recorded("endpoint") is None

@@ -1,0 +1,202 @@
+"""The serving handler (model_fn/input_fn/predict_fn/output_fn) on a real small artifact."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sagemaker_inference import errors
+
+from classifier import artifact, inference, model as model_lib, presets
+from classifier.serving.handler import (MAX_PAYLOAD_BYTES, ImageClassifierHandler, RequestContext,
+                                        RequestError, parse_top_k)
+
+CLASSES = ["beagle", "corgi", "husky", "poodle", "pug", "shiba", "whippet"]
+IMAGE_SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    network = model_lib.build("resnet18", len(CLASSES))
+    path = tmp_path_factory.mktemp("model")
+    artifact.save(path, network.state_dict(), classes=CLASSES, model_name="resnet18", image_size=IMAGE_SIZE,
+                  preprocessing=presets.eval_preprocessing(IMAGE_SIZE), hyperparameters={}, metrics={})
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    handler = ImageClassifierHandler()
+    return handler, handler.model_fn(str(model_dir))
+
+
+def encode(color, fmt="JPEG", size=(120, 90), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def noise_image(seed: int, fmt="JPEG") -> bytes:
+    array = np.random.default_rng(seed).integers(0, 256, (70, 100, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def answer(loaded, body, content_type, attributes=None, accept=None):
+    handler, served = loaded
+    inputs = handler.input_fn(body, content_type, RequestContext(attributes))
+    payload, payload_type = handler.output_fn(handler.predict_fn(inputs, served), accept)
+    assert payload_type == "application/json"
+    return json.loads(payload)["predictions"]
+
+
+def reference(model_dir, image: bytes) -> torch.Tensor:
+    """The trainer's own evaluation path: eval_image + inference.probabilities."""
+    network, metadata = artifact.load(model_dir)
+    batch = presets.eval_image(image, metadata["preprocessing"]).unsqueeze(0)
+    return inference.probabilities(network, batch, metadata["preprocessing"])[0]
+
+
+# ---- every accepted content type
+@pytest.mark.parametrize("content_type,fmt", [
+    ("image/jpeg", "JPEG"), ("image/png", "PNG"), ("application/x-image", "JPEG"),
+    ("application/octet-stream", "PNG"), ("Image/JPEG; charset=binary", "JPEG")])
+def test_one_image_gives_the_trainers_probabilities(loaded, model_dir, content_type, fmt):
+    image = noise_image(1, fmt)
+    ranked = answer(loaded, image, content_type)
+    expected = reference(model_dir, image)
+    assert len(ranked) == 5
+    assert [r["probability"] for r in ranked] == sorted((r["probability"] for r in ranked), reverse=True)
+    assert ranked[0]["index"] == int(expected.argmax())
+    for row in ranked:
+        assert row["label"] == CLASSES[row["index"]]
+        assert row["probability"] == pytest.approx(float(expected[row["index"]]), abs=1e-6)
+
+
+def test_grayscale_and_transparent_images_are_accepted(loaded):
+    assert len(answer(loaded, encode(128, "PNG", mode="L"), "image/png")) == 5
+    assert len(answer(loaded, encode((0, 0, 0, 0), "PNG", mode="RGBA"), "image/png")) == 5
+
+
+def test_json_instances_give_one_list_per_image(loaded, model_dir):
+    images = [noise_image(2), noise_image(3, "PNG")]
+    body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
+    ranked = answer(loaded, body, "application/json", "top_k=2")
+    assert len(ranked) == 2 and all(len(r) == 2 for r in ranked)
+    for image, rows in zip(images, ranked):
+        assert rows[0]["index"] == int(reference(model_dir, image).argmax())
+
+
+def test_npy_preprocessed_tensor_matches_the_image_path(loaded):
+    handler, _ = loaded
+    image = noise_image(4)
+    normalised = presets.normalize(presets.eval_image(image, handler.preprocessing).unsqueeze(0),
+                                   handler.preprocessing).numpy()
+    single = answer(loaded, npy(normalised[0]), "application/x-npy")
+    batch = answer(loaded, npy(np.concatenate([normalised, normalised])), "application/x-npy")
+    from_jpeg = answer(loaded, image, "image/jpeg")
+    assert [r["index"] for r in single] == [r["index"] for r in from_jpeg]
+    assert single[0]["probability"] == pytest.approx(from_jpeg[0]["probability"], abs=1e-5)
+    assert len(batch) == 2 and batch[0] == batch[1]
+
+
+# ---- top_k
+@pytest.mark.parametrize("attributes,k", [(None, 5), ("top_k=3", 3), ("trace=abc, top_k=1", 1),
+                                          ("top_k=100", len(CLASSES)), ("other=1", 5)])
+def test_top_k_from_custom_attributes(loaded, attributes, k):
+    assert len(answer(loaded, noise_image(5), "image/jpeg", attributes)) == k
+
+
+@pytest.mark.parametrize("attributes", ["top_k=0", "top_k=abc", "top_k=", "top_k", "top_k=-2", "top_k=2.5"])
+def test_bad_top_k_is_400(attributes):
+    with pytest.raises(RequestError) as err:
+        parse_top_k(attributes, 10)
+    assert err.value.status_code == 400 and "top_k" in err.value.message
+
+
+def test_accept_header(loaded):
+    handler, served = loaded
+    prediction = handler.predict_fn(handler.input_fn(noise_image(6), "image/jpeg"), served)
+    for accept in (None, "*/*", "application/json", "text/html, application/json;q=0.9"):
+        assert handler.output_fn(prediction, accept)[1] == "application/json"
+    with pytest.raises(RequestError) as err:
+        handler.output_fn(prediction, "text/csv")
+    assert err.value.status_code == 406
+
+
+# ---- bad input: each one a clear 4xx
+def truncated_jpeg() -> bytes:
+    data = noise_image(7)
+    return data[: len(data) // 2]
+
+
+def bomb_png() -> bytes:
+    """A valid PNG header claiming 20000 x 20000 pixels (400 MP): refused before decoding."""
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
+                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
+def b64_body(*items) -> bytes:
+    return json.dumps({"instances": list(items)}).encode()
+
+
+BAD_REQUESTS = {
+    "empty body": (b"", "image/jpeg", 400, "empty"),
+    "not an image": (b"hello, this is text", "image/jpeg", 400, "not a readable image"),
+    "truncated jpeg": (truncated_jpeg(), "image/jpeg", 400, "image"),
+    "decompression bomb": (bomb_png(), "image/png", 400, "larger than"),
+    "malformed json": (b'{"instances": [', "application/json", 400, "not valid JSON"),
+    "json not utf-8": (b"\xff\xfe\x00", "application/json", 400, "not valid JSON"),
+    "json without instances": (b'{"images": []}', "application/json", 400, "instances"),
+    "json empty instances": (b64_body(), "application/json", 400, "at least one"),
+    "json instance not an object": (b64_body("abc"), "application/json", 400, "instances[0]"),
+    "bad base64": (b64_body({"b64": "!!!not base64!!!"}), "application/json", 400, "instances[0].b64"),
+    "base64 of text": (b64_body({"b64": base64.b64encode(b"plain text").decode()}), "application/json", 400,
+                       "instances[0]: not a readable image"),
+    "npy garbage": (b"\x93NUMPY garbage", "application/x-npy", 400, ".npy"),
+    "npy pickled objects": (npy(np.array([{"a": 1}], dtype=object)), "application/x-npy", 400, ".npy"),
+    "npy float64": (npy(np.zeros((3, IMAGE_SIZE, IMAGE_SIZE))), "application/x-npy", 400, "float32"),
+    "npy wrong shape": (npy(np.zeros((3, 8, 8), np.float32)), "application/x-npy", 400, "shape"),
+    "npy empty batch": (npy(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)), "application/x-npy", 400,
+                        "shape"),
+    "npy nan": (npy(np.full((3, IMAGE_SIZE, IMAGE_SIZE), np.nan, np.float32)), "application/x-npy", 400, "NaN"),
+    "oversized body": (b"\xff" * (MAX_PAYLOAD_BYTES + 1), "image/jpeg", 413, "limit"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_bad_input_is_a_4xx_naming_the_problem(loaded, name):
+    handler, _ = loaded
+    body, content_type, status, words = BAD_REQUESTS[name]
+    with pytest.raises(RequestError) as err:
+        handler.input_fn(body, content_type, RequestContext())
+    assert err.value.status_code == status
+    assert words in err.value.message
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/csv", None, "application/x-npz"])
+def test_unsupported_content_type(loaded, content_type):
+    handler, _ = loaded
+    with pytest.raises(errors.UnsupportedFormatError):
+        handler.input_fn(noise_image(8), content_type)
+
+
+def test_model_fn_names_a_missing_artifact(tmp_path):
+    with pytest.raises(artifact.ArtifactError, match="metadata.json is missing"):
+        ImageClassifierHandler().model_fn(str(tmp_path))

@@ -1,0 +1,139 @@
+"""scripts/query.py: the boto3 sagemaker-runtime path (botocore Stubber validates the request against
+the service model) and the --url path against the real WSGI app on a local port."""
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import threading
+import time
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import boto3
+import pytest
+import torch
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+import query
+from classifier.serving.app import ServingApp
+from classifier.serving.handler import ImageClassifierHandler
+
+from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
+
+PREDICTIONS = [{"label": "corgi", "index": 1, "probability": 0.75}, {"label": "pug", "index": 4, "probability": 0.25}]
+
+
+@pytest.fixture
+def images(tmp_path):
+    (tmp_path / "dogs").mkdir()
+    (tmp_path / "dogs" / "a.jpg").write_bytes(noise_image(1))
+    (tmp_path / "dogs" / "b.png").write_bytes(noise_image(2, "PNG"))
+    (tmp_path / "dogs" / "notes.txt").write_text("not an image, and skipped by suffix")
+    (tmp_path / "fake.jpg").write_text("this is text named .jpg")
+    return tmp_path
+
+
+@pytest.fixture
+def stubbed(monkeypatch):
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+    stubber = Stubber(client)
+    monkeypatch.setattr(query, "runtime_client", lambda region: client)
+    with stubber:
+        yield stubber
+    stubber.assert_no_pending_responses()
+
+
+def body(payload: dict) -> StreamingBody:
+    data = json.dumps(payload).encode()
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def test_endpoint_path_sends_each_image_with_its_type_and_top_k(stubbed, images, capsys):
+    for name, content_type in (("a.jpg", "image/jpeg"), ("b.png", "image/png")):
+        stubbed.add_response(
+            "invoke_endpoint",
+            {"Body": body({"predictions": PREDICTIONS}), "ContentType": "application/json"},
+            {"EndpointName": "dogs-prod", "Body": (images / "dogs" / name).read_bytes(), "ContentType": content_type,
+             "Accept": "application/json", "CustomAttributes": "top_k=2"})
+    assert query.main(["--endpoint", "dogs-prod", "--top-k", "2", "--json", str(images / "dogs")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["source"] for r in out] == [str(images / "dogs" / "a.jpg"), str(images / "dogs" / "b.png")]
+    assert out[0]["predictions"] == PREDICTIONS
+
+
+def test_endpoint_model_error_exits_non_zero_with_the_containers_message(stubbed, images, capsys):
+    stubbed.add_client_error("invoke_endpoint", service_error_code="ModelError", http_status_code=424,
+                             service_message='Received client error (400) from primary: {"error": "image: bad"}',
+                             response_meta={"OriginalStatusCode": 400})
+    assert query.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert "ModelError" in err and "image: bad" in err
+
+
+def test_missing_endpoint_is_reported(stubbed, images, capsys):
+    stubbed.add_client_error("invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
+                             service_message="Endpoint nope of account 111 not found.")
+    assert query.main(["--endpoint", "nope", str(images / "dogs" / "a.jpg")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source,words", [("missing.jpg", "no such file"), ("fake.jpg", "is not an image")])
+def test_bad_inputs_exit_2_before_any_request(stubbed, images, capsys, source, words):
+    assert query.main(["--endpoint", "dogs-prod", str(images / source)]) == 2
+    assert words in capsys.readouterr().err
+
+
+# ---- --url against the real app (the container's code, served in-process)
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve_in_thread(server):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dir):  # noqa: F811
+    handler = ImageClassifierHandler()
+    app = ServingApp(handler, handler.model_fn(str(model_dir)), max_batch_size=1)
+    app.start_worker(torch_threads=torch.get_num_threads())
+    deadline = time.monotonic() + 60
+    while not app.ready.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
+    yield serve_in_thread(server)
+    server.shutdown()
+
+
+def test_url_path_prints_a_table(app_url, images, capsys):
+    assert query.main(["--url", app_url, "--top-k", "3", str(images / "dogs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("a.jpg") and out[4].endswith("b.png")
+    assert all(line.split()[1] in CLASSES and line.strip().endswith("%") for line in out[1:4])
+
+
+def test_url_path_downloads_http_images(app_url, images, capsys):
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+        directory=str(images / "dogs")))
+    base = serve_in_thread(files)
+    try:
+        assert query.main(["--url", app_url, "--json", f"{base}/a.jpg"]) == 0
+        assert len(json.loads(capsys.readouterr().out)[0]["predictions"]) == 5
+        assert query.main(["--url", app_url, f"{base}/missing.jpg"]) == 2
+        assert "HTTP 404" in capsys.readouterr().err
+    finally:
+        files.shutdown()
+
+
+def test_url_error_answer_and_unreachable_server(app_url, images, capsys, monkeypatch):
+    monkeypatch.setattr(query, "content_type_of", lambda source, data: "text/plain")
+    assert query.main(["--url", app_url, str(images / "dogs" / "a.jpg")]) == 1
+    assert "answered 415" in capsys.readouterr().err
+    assert query.main(["--url", "http://127.0.0.1:9", str(images / "dogs" / "a.jpg")]) == 1
+    assert "cannot reach" in capsys.readouterr().err
