@@ -246,6 +246,8 @@ def debugger_settings(mode: str, s3_output: str) -> tuple[dict, dict[str, str]]:
             "profiler_config": ProfilerConfig(system_monitor_interval_millis=500),
         }, {}
     if mode in ("project", "off"):
+        # off sends no `debugger` value, so a tuning job's best_hyperparameters.json (static values
+        # included) doesn't switch the hook off for the final training; `--hp debugger=false` does.
         extra = {"debugger": "true", "tensors-dir": PROJECT_TENSORS_DIR} if mode == "project" else {}
         return {"debugger_hook_config": False, "disable_profiler": True}, extra
     raise ValueError(f"debugger mode {mode!r} is not one of {', '.join(DEBUGGER_MODES)}")

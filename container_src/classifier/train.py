@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -227,6 +228,12 @@ def checkpoint_folder(hp, paths: SageMakerPaths):
     if not folder.is_dir():
         log.info("no %s (the job has no checkpoint_s3_uri): checkpoints off", folder)
         return None
+    job = os.environ.get("TRAINING_JOB_NAME")
+    if job and hyperparams.TUNER_KEYS & set(hyperparams.read_file(paths.hyperparameters)):
+        # A tuning job gives all its trials one checkpoint_s3_uri: a folder per trial keeps a trial
+        # from resuming another's run (SageMaker's TensorFlow toolkit does the same for model_dir).
+        folder = folder / job
+        folder.mkdir(exist_ok=True)
     return folder
 
 

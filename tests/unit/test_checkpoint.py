@@ -251,3 +251,23 @@ def test_init_stops_train_itself_before_a_trainer_registered(tmp_path):
     init.send_signal(signal.SIGTERM)
     init.communicate(timeout=60)
     assert init.returncode == 128 + signal.SIGTERM
+
+
+def test_tuning_trials_get_a_checkpoint_folder_each(tmp_path, monkeypatch):
+    """A tuning job gives every trial one checkpoint_s3_uri; a trial must not resume another's run."""
+    import json
+    from types import SimpleNamespace
+
+    from classifier import hyperparams, train
+    from classifier.paths import SageMakerPaths
+
+    paths = SageMakerPaths(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    paths.hyperparameters.parent.mkdir(parents=True)
+    hp = SimpleNamespace(checkpoint_dir=hyperparams.BY_NAME["checkpoint-dir"].default)
+    monkeypatch.setenv("TRAINING_JOB_NAME", "tune-001-abc")
+    paths.hyperparameters.write_text(json.dumps({"lr": "0.01"}))
+    assert train.checkpoint_folder(hp, paths) == tmp_path / "checkpoints"  # a plain (spot) job: the folder itself
+    paths.hyperparameters.write_text(json.dumps({"lr": "0.01", "_tuning_objective_metric": "best_val_acc"}))
+    assert train.checkpoint_folder(hp, paths) == tmp_path / "checkpoints" / "tune-001-abc"
+    assert (tmp_path / "checkpoints" / "tune-001-abc").is_dir()
