@@ -19,10 +19,6 @@ WEIGHTS_MODELS ?= resnet50
 
 DATA ?= build/sample-data
 OUTPUT ?= build/output
-# The small configuration that trains in CPU minutes (tests, CI, demo); the cloud default is ResNet50 at 224.
-DEMO_HP ?= --hp model-name=resnet18 --hp weights=none --hp fine-tune=full --hp image-size=64 \
-           --hp epochs=8 --hp batch-size=32 --hp lr=0.003 --hp augment=basic
-
 # Tuning (scripts/tune.py): MODE=local runs local-mode jobs here, MODE=cloud a SageMaker tuning job
 # (DATA an s3:// prefix, the training image `make push` recorded, AWS_REGION/SAGEMAKER_ROLE_ARN/S3_BUCKET set).
 MODE ?= local
@@ -32,8 +28,8 @@ MAX_PARALLEL_JOBS ?= 2
 TUNE_ARGS ?=
 # `make train` trains with the last search's best hyperparameters when there are some (HP_FILE= to skip).
 HP_FILE ?= $(wildcard $(TUNE_OUTPUT)/best_hyperparameters.json)
-# demo's search: a few short trials of DEMO_HP's network (lr, batch size... sampled), then the demo
-# trains DEMO_EPOCHS epochs with the best of them.
+# demo's search: a few short trials of the small configuration that trains in CPU minutes (the cloud
+# default is ResNet50 at 224; lr, batch size... sampled), then the demo trains DEMO_EPOCHS epochs with the best.
 DEMO_TUNE_HP ?= --hp model-name=resnet18 --hp weights=none --hp fine-tune=full --hp image-size=64 \
                 --hp augment=basic --hp epochs=2
 DEMO_TUNE_JOBS ?= 4
