@@ -15,28 +15,45 @@ import make_sample_data
 
 from .jobs import SMALL_HP, images, run_train
 
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
 
 
+def built_image(env_var: str, index: int) -> str:
+    """The image `make build` made (its reference from the environment or `make print-images`)."""
+    image = os.environ.get(env_var) or images()[index]
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        pytest.fail(f"image {image} is not built: run `make build` (make test does it)")
+    return image
+
+
 @pytest.fixture(scope="session")
 def train_image() -> str:
-    image = os.environ.get("TRAIN_IMAGE") or images()[0]
-    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-    if found.returncode:
-        pytest.fail(f"training image {image} is not built: run `make build` (make test does it)")
-    return image
+    return built_image("TRAIN_IMAGE", 0)
 
 
 @pytest.fixture(scope="session")
 def serve_image() -> str:
-    image = os.environ.get("SERVE_IMAGE") or images()[1]
-    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-    if found.returncode:
-        pytest.fail(f"serving image {image} is not built: run `make build` (make test does it)")
-    return image
+    return built_image("SERVE_IMAGE", 1)
+
+
+def container_ids(*filters: str) -> set[str]:
+    args = ["docker", "ps", "-aq", "--no-trunc"] + [f"--filter={f}" for f in filters]
+    return set(subprocess.run(args, capture_output=True, text=True).stdout.split())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_finished_job_containers():
+    """Local mode never runs `compose down`: each job leaves its exited containers behind. Remove
+    the ones this run created (never a running one, never one that was there before)."""
+    before = container_ids()
+    yield
+    leftovers = container_ids("status=exited") - before
+    if leftovers:
+        subprocess.run(["docker", "rm", *leftovers], capture_output=True)
 
 
 @pytest.fixture(scope="session")
