@@ -46,6 +46,17 @@ def parse_autoscale(text: str | None) -> tuple[int, int] | None:
     return bounds
 
 
+def sessions(region: str, boto_session=None):
+    """(boto3 session, SageMaker session) for the region; imported late, after the settings checks,
+    so a missing setting fails before the SDK loads."""
+    import boto3
+
+    import sagemaker_api
+
+    boto_session = boto_session or boto3.Session(region_name=region)
+    return boto_session, sagemaker_api.cloud_session(region, boto_session=boto_session)
+
+
 def run(args: argparse.Namespace, boto_session=None) -> int:
     if args.delete is not None:
         return delete(args.delete or None, boto_session)
@@ -66,12 +77,8 @@ def run(args: argparse.Namespace, boto_session=None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import boto3
-
-    import sagemaker_api
-
-    boto_session = boto_session or boto3.Session(region_name=cfg.region)
-    session = sagemaker_api.cloud_session(cfg.region, boto_session=boto_session)
+    boto_session, session = sessions(cfg.region, boto_session)
+    import sagemaker_api  # already loaded by sessions()
     try:
         model_data = args.model_data or sagemaker_api.training_job_model(session, job)
     except ValueError as err:
@@ -111,12 +118,8 @@ def delete(name: str | None, boto_session=None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import boto3
-
-    import sagemaker_api
-
-    boto_session = boto_session or boto3.Session(region_name=cfg.region)
-    session = sagemaker_api.cloud_session(cfg.region, boto_session=boto_session)
+    boto_session, session = sessions(cfg.region, boto_session)
+    import sagemaker_api  # already loaded by sessions()
     try:
         deleted = sagemaker_api.delete_cloud_endpoint(session, name, boto_session.client("application-autoscaling"))
     except ValueError as err:
