@@ -328,7 +328,7 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
              f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body><main>",
              f"<h1>{_e(title)}</h1>"]
     hp = meta.get("hyperparameters", {})
-    sub = ", ".join(f"{k}={hp[k]}" for k in ("model-name", "weights", "fine-tune", "epochs", "batch-size", "lr")
+    sub = ", ".join(f"{k}={hp[k]:.3g}" if isinstance(hp[k], float) else f"{k}={hp[k]}" for k in ("model-name", "weights", "fine-tune", "epochs", "batch-size", "lr")
                     if k in hp)
     parts.append(f"<p class=sub>{_e(meta.get('model_name', ''))} on {len(meta.get('classes', []))} classes. {_e(sub)}</p>")
     kpis = [("best validation accuracy", results.get("best_val_acc")), ("test accuracy", results.get("test_acc")),

@@ -65,11 +65,13 @@ class SystemMonitor:
         self.thread = threading.Thread(target=self._run, name="system-monitor", daemon=True)
 
     def start(self) -> "SystemMonitor":
-        self.psutil.cpu_percent(None)  # the first call only sets the reference point
         self.thread.start()
         return self
 
     def _run(self) -> None:
+        # The first call only sets the reference point, per thread (psutil >= 5.9.6): made here,
+        # in the sampling thread, or the first sample reads 0%.
+        self.psutil.cpu_percent(None)
         start = time.time()
         with self.path.open("a") as out:
             while not self.stopped.wait(self.interval_s):
