@@ -63,6 +63,7 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
         instance_type="local_gpu" if gpu else "local",
         output_path=f"file://{job_dir}",  # local mode writes the archives right here
         hyperparameters=hyperparameters,
+        environment=local_thread_limits(instance_count),
         sagemaker_session=local_session(),
     )
     try:
@@ -72,6 +73,15 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
     shutil.copyfile(job_dir / "model.tar.gz", job_dir.parent / "model.tar.gz")
     (job_dir.parent / "last_training_job.txt").write_text(job_name + "\n")
     return job_dir.parent / "model.tar.gz"
+
+
+def local_thread_limits(instance_count: int) -> dict[str, str]:
+    """Local instances share this machine's cores; each container would otherwise start one torch
+    thread per core, and OpenMP threads that spin-wait for a core another container holds slow
+    every step down several-fold."""
+    if instance_count <= 1:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // instance_count))}
 
 
 def read_failure(job_dir: Path) -> str | None:

@@ -108,7 +108,8 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     generator = seed_everything(hp.seed)
     device = context.device
     workers = data.default_workers(hp.num_workers)
-    log.info("device %s, %d data workers, hyperparameters %s", device, workers, hyperparams.to_dict(hp))
+    log.info("device %s, %d torch threads, %d data workers, hyperparameters %s", device, torch.get_num_threads(),
+             workers, hyperparams.to_dict(hp))
     dataset, sets = load_data(hp, paths, workers)
     prep = presets.eval_preprocessing(hp.image_size)
 

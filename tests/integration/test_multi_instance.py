@@ -1,5 +1,6 @@
 """instance_count=2 in local mode: two training containers on SageMaker's local network, gloo between them."""
 import json
+import os
 import tarfile
 
 import torch
@@ -35,6 +36,9 @@ def test_two_instances_train_a_model_as_good_as_one(trained_model, sample_data, 
     assert done.returncode == 0, f"two-instance job failed:\n{log[-6000:]}\n{done.stderr[-3000:]}"
     # Both containers joined one process group (gloo over the sagemaker-local network, eth0).
     assert "rank 0 of 2 on algo-1" in log and "rank 1 of 2 on algo-2" in log, log[-6000:]
+    # The two containers share this machine's cores: each gets its share of torch threads.
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert log.count(f"device cpu, {threads} torch threads,") == 2, log[-6000:]
     # Only rank 0 prints metric lines: each epoch once, then the final line once.
     found = metrics.parse_metrics(log)
     assert found["epoch"] == [float(e) for e in range(1, int(SMALL_HP["epochs"]) + 1)]
