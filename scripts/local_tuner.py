@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -60,8 +59,6 @@ def local_job_runner(image: str, data_dir: Path, gpu: bool = False) -> JobRunner
                                                             job_name=job_name)
             except RuntimeError as err:
                 raise RuntimeError(f"{err} (log: {log_path})") from err
-            finally:
-                remove_job_containers(image, job_name)
         single_job_copy.unlink()  # a copy for single jobs; each trial keeps its own in job_dir
         return log_path.read_text(errors="replace")
 
@@ -84,23 +81,6 @@ def _sdk_logs_to(stream):
         logger.removeHandler(handler)
         logger.propagate = propagate
         config.setLevel(level)
-
-
-def remove_job_containers(image: str, job_name: str) -> None:
-    """Remove the exited containers of one local job (local mode leaves them; a search makes many).
-
-    Matched by the TRAINING_JOB_NAME local mode sets in each container, so other jobs are untouched.
-    """
-    listed = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"ancestor={image}", "--filter", "status=exited"],
-                            capture_output=True, text=True)
-    ids = listed.stdout.split()
-    if listed.returncode or not ids:
-        return
-    envs = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{json .Config.Env}}", *ids],
-                          capture_output=True, text=True).stdout.splitlines()
-    mine = [line.split(" ", 1)[0] for line in envs if f'"TRAINING_JOB_NAME={job_name}"' in line]
-    if mine:
-        subprocess.run(["docker", "rm", *mine], capture_output=True)
 
 
 def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str, str] | None = None,

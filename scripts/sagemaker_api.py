@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -70,9 +71,28 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
         estimator.fit(inputs, job_name=job_name, logs=True)
     except Exception as err:  # local mode raises a bare RuntimeError
         raise RuntimeError(f"training job {job_name} failed: {read_failure(job_dir) or err}") from err
+    finally:
+        remove_job_containers(image_uri, job_name)
     shutil.copyfile(job_dir / "model.tar.gz", job_dir.parent / "model.tar.gz")
     (job_dir.parent / "last_training_job.txt").write_text(job_name + "\n")
     return job_dir.parent / "model.tar.gz"
+
+
+def remove_job_containers(image: str, job_name: str) -> None:
+    """Remove the exited containers of one local job (local mode never runs `compose down`).
+
+    Matched by the TRAINING_JOB_NAME local mode sets in each container, so other jobs are untouched.
+    """
+    listed = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"ancestor={image}", "--filter", "status=exited"],
+                            capture_output=True, text=True)
+    ids = listed.stdout.split()
+    if listed.returncode or not ids:
+        return
+    envs = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{json .Config.Env}}", *ids],
+                          capture_output=True, text=True).stdout.splitlines()
+    mine = [line.split(" ", 1)[0] for line in envs if f'"TRAINING_JOB_NAME={job_name}"' in line]
+    if mine:
+        subprocess.run(["docker", "rm", *mine], capture_output=True)
 
 
 def local_thread_limits(instance_count: int) -> dict[str, str]:
@@ -399,8 +419,6 @@ def predict(predictor, data: bytes, content_type: str = "image/jpeg", top_k: int
 
 def delete_local(predictor) -> None:
     """Stop the local endpoint's container, remove it, and forget its endpoint, config and model."""
-    import subprocess
-
     from sagemaker.local.local_session import LocalSagemakerClient
 
     # Local mode stops the container (it ends its `docker-compose up`) but leaves it behind.

@@ -1,7 +1,9 @@
 """The training image in real SageMaker local mode (docker-compose, SDK v2 LocalSession)."""
 import io
 import json
+import subprocess
 import tarfile
+import uuid
 
 import torch
 
@@ -40,10 +42,18 @@ def test_metric_lines_reach_the_job_log_and_accuracy_is_well_above_chance(traine
 def test_bad_hyperparameter_fails_the_job_with_the_reason(sample_data, train_image, tmp_path):
     import sagemaker_api  # bypass the launcher's own check: the container must refuse it too
     import pytest
+    job = f"bad-hp-{uuid.uuid4().hex[:8]}"
     with pytest.raises(RuntimeError) as info:
-        sagemaker_api.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"})
+        sagemaker_api.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"},
+                                  job_name=job)
     message = str(info.value)
     assert "HyperparameterError" in message and "'batch-size'" in message and "'many'" in message
+    # Local mode never runs `compose down`; train_local removes the job's container, failed or not.
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={train_image}"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    envs = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", *ids], capture_output=True,
+                          text=True).stdout if ids else ""
+    assert f"TRAINING_JOB_NAME={job}" not in envs
 
 
 def test_launcher_refuses_bad_hyperparameters_before_starting_a_container(sample_data, train_image, tmp_path):

@@ -57,10 +57,11 @@ def run_job(data, output, image, folder, trigger: str | None = None, action: lis
     return code, "".join(lines), container
 
 
-def exit_code(container: str) -> int:
-    out = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", container], capture_output=True,
-                         text=True, check=True)
-    return int(out.stdout)
+def exit_code(log: str, container: str) -> int:
+    """The container's exit code as docker compose reports it (train_local removes the container)."""
+    found = re.search(rf"^{re.escape(container)} exited with code (\d+)$", log, re.M)
+    assert found, log[-5000:]
+    return int(found[1])
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +74,12 @@ def interrupted_runs(sample_data, train_image, tmp_path_factory):
         code, log, name = run_job(sample_data, output, train_image, folder, f"epoch 2/{EPOCHS} step 2/{STEPS}",
                                   ["docker", "stop", "--time", "60"])
         containers.append(name)
-        runs.append((code, log, exit_code(name), [p for p, _ in checkpoint.candidates(folder)]))
+        runs.append((code, log, exit_code(log, name), [p for p, _ in checkpoint.candidates(folder)]))
 
         code, log, name = run_job(sample_data, output, train_image, folder, f"epoch 3/{EPOCHS} step 2/{STEPS}",
                                   ["docker", "kill"])
         containers.append(name)
-        runs.append((code, log, exit_code(name), [p for p, _ in checkpoint.candidates(folder)]))
+        runs.append((code, log, exit_code(log, name), [p for p, _ in checkpoint.candidates(folder)]))
 
         # A newer checkpoint (5 steps into epoch 3) cut short, as an interrupted copy would leave it.
         _, newest = checkpoint.candidates(folder)[0]
@@ -88,7 +89,7 @@ def interrupted_runs(sample_data, train_image, tmp_path_factory):
 
         code, log, name = run_job(sample_data, output, train_image, folder)
         containers.append(name)
-        runs.append((code, log, exit_code(name), [p for p, _ in checkpoint.candidates(folder)]))
+        runs.append((code, log, exit_code(log, name), [p for p, _ in checkpoint.candidates(folder)]))
         for number, run in enumerate(runs, 1):  # kept for reading when a test fails
             (tmp / f"run{number}.log").write_text(run[1])
         yield runs, damaged, output
