@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 MASTER_PORT = 29500
 # Generous: every host decodes its data set before the first collective call.
 TIMEOUT = timedelta(minutes=30)
+# The exit code of a rank that finished its work but whose peer ended first (the peer's own code
+# and log say why); 70 is sysexits' EX_SOFTWARE.
+PEER_LEFT = 70
+# Once one local process has failed, how long the others get to end by themselves (a gloo peer
+# notices the closed connection at once) before they are terminated.
+GRACE_S = 30.0
 
 
 class ClusterError(ValueError):
@@ -92,11 +98,23 @@ def launch(worker: Callable[[Context], int], cluster: Cluster, per_host: int | N
     per_host = per_host or processes_per_host()
     if per_host == 1:
         return _run(0, worker, cluster, 1)
+    processes = torch.multiprocessing.start_processes(_spawned, args=(worker, cluster, per_host), nprocs=per_host,
+                                                      join=False, start_method="spawn")
     try:
-        torch.multiprocessing.spawn(_spawned, args=(worker, cluster, per_host), nprocs=per_host, join=True)
-    except torch.multiprocessing.ProcessExitedException as err:
-        return err.exit_code or 1
+        while not processes.join(grace_period=GRACE_S):
+            pass
+    except torch.multiprocessing.ProcessExitedException:
+        # Every process has ended by now. The first to end is not always the one that failed (a
+        # peer's PEER_LEFT can come first), so the code comes from all of them.
+        return host_exit_code([process.exitcode for process in processes.processes])
     return 0
+
+
+def host_exit_code(codes: list[int]) -> int:
+    """One code for this host's processes: the first real failure in rank order, else PEER_LEFT."""
+    codes = [128 - code if code < 0 else code for code in codes]  # -N: ended by signal N, as a shell says
+    failures = [code for code in codes if code not in (0, PEER_LEFT)]
+    return failures[0] if failures else max(codes) or 1
 
 
 def _spawned(local_rank: int, worker, cluster: Cluster, per_host: int) -> None:
@@ -126,8 +144,12 @@ def _run(local_rank: int, worker, cluster: Cluster, per_host: int) -> int:
                             world_size=world_size, timeout=TIMEOUT)
     try:
         code = worker(context)
-        if code == 0:
-            dist.barrier()  # no rank tears down while a peer still talks to it
+        if code == 0:  # a failed rank skips it: its peers may be inside another collective call
+            try:
+                dist.barrier()  # no rank tears down while a peer still talks to it
+            except RuntimeError as err:  # gloo and nccl raise subclasses of RuntimeError
+                log.warning("rank %d finished, but a peer ended first (its log says why): %s", rank, err)
+                return PEER_LEFT
         return code
     finally:
         # DistributedDataParallel sits in a reference cycle, so it outlives the worker until the

@@ -129,4 +129,30 @@ def failing_worker(context: Context) -> int:
 
 
 def test_a_failing_spawned_rank_gives_its_exit_code():
-    assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost"), per_host=2) == 3
+    """Rank 0 finishes, rank 1 fails: the host reports rank 1's code, whichever process ends first
+    (rank 0's barrier fails once rank 1 is gone, and that can come first: 1 run in 18 before)."""
+    for _ in range(3):
+        assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost"), per_host=2) == 3
+
+
+def failing_host(current: str) -> None:
+    cluster = Cluster(("localhost", "127.0.0.1"), current, "lo")
+    raise SystemExit(distributed.launch(failing_worker, cluster, per_host=1))
+
+
+def test_a_host_whose_peer_failed_says_so_and_the_failed_host_keeps_its_code():
+    spawn = multiprocessing.get_context("spawn")
+    hosts = [spawn.Process(target=failing_host, args=(name,)) for name in ("localhost", "127.0.0.1")]
+    for process in hosts:
+        process.start()
+    for process in hosts:
+        process.join(timeout=120)
+    assert [p.exitcode for p in hosts] == [distributed.PEER_LEFT, 3]
+
+
+def test_host_exit_code_prefers_a_real_failure_in_rank_order():
+    left = distributed.PEER_LEFT
+    assert distributed.host_exit_code([left, 3]) == 3
+    assert distributed.host_exit_code([0, 1, 3]) == 1
+    assert distributed.host_exit_code([left, -15]) == 143  # terminated by SIGTERM, as a shell says
+    assert distributed.host_exit_code([0, left]) == left
