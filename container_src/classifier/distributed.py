@@ -114,7 +114,7 @@ def host_exit_code(codes: list[int]) -> int:
     """One code for this host's processes: the first real failure in rank order, else PEER_LEFT."""
     codes = [128 - code if code < 0 else code for code in codes]  # -N: ended by signal N, as a shell says
     failures = [code for code in codes if code not in (0, PEER_LEFT)]
-    return failures[0] if failures else max(codes) or 1
+    return failures[0] if failures else PEER_LEFT
 
 
 def _spawned(local_rank: int, worker, cluster: Cluster, per_host: int) -> None:

@@ -1,11 +1,11 @@
 """instance_count=2 in local mode: two training containers on SageMaker's local network, gloo between them."""
 import json
-import os
 import tarfile
 
 import torch
 
 import make_sample_data
+import sagemaker_api
 from classifier import artifact, inference, metrics, presets
 
 from .jobs import SMALL_HP, run_train
@@ -37,7 +37,7 @@ def test_two_instances_train_a_model_as_good_as_one(trained_model, sample_data, 
     # Both containers joined one process group (gloo over the sagemaker-local network, eth0).
     assert "rank 0 of 2 on algo-1" in log and "rank 1 of 2 on algo-2" in log, log[-6000:]
     # The two containers share this machine's cores: each gets its share of torch threads.
-    threads = max(1, (os.cpu_count() or 1) // 2)
+    threads = sagemaker_api.local_thread_limits(2)["OMP_NUM_THREADS"]
     assert log.count(f"device cpu, {threads} torch threads,") == 2, log[-6000:]
     # Only rank 0 prints metric lines: each epoch once, then the final line once.
     found = metrics.parse_metrics(log)

@@ -100,20 +100,25 @@ def check(out: Path) -> None:
         assert r["weight"] == pytest.approx(single_process_weight(), abs=1e-6)
 
 
-def host(out: Path, current: str) -> None:
+def host(host_worker, current: str) -> None:
     cluster = Cluster(("localhost", "127.0.0.1"), current, "lo")
-    raise SystemExit(distributed.launch(functools.partial(worker, out), cluster, per_host=1))
+    raise SystemExit(distributed.launch(host_worker, cluster, per_host=1))
 
 
-def test_two_hosts_one_process_each(tmp_path):
-    """The CPU-instance path: each 'instance' is a process that finds its rank from its host name."""
+def two_hosts(host_worker) -> list[int]:
+    """Each 'instance' is a process that finds its rank from its host name; their exit codes."""
     spawn = multiprocessing.get_context("spawn")
-    hosts = [spawn.Process(target=host, args=(tmp_path, name)) for name in ("localhost", "127.0.0.1")]
+    hosts = [spawn.Process(target=host, args=(host_worker, name)) for name in ("localhost", "127.0.0.1")]
     for process in hosts:
         process.start()
     for process in hosts:
         process.join(timeout=120)
-    assert [p.exitcode for p in hosts] == [0, 0]
+    return [p.exitcode for p in hosts]
+
+
+def test_two_hosts_one_process_each(tmp_path):
+    """The CPU-instance path: one process per host."""
+    assert two_hosts(functools.partial(worker, tmp_path)) == [0, 0]
     check(tmp_path)
 
 
@@ -135,19 +140,8 @@ def test_a_failing_spawned_rank_gives_its_exit_code():
         assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost"), per_host=2) == 3
 
 
-def failing_host(current: str) -> None:
-    cluster = Cluster(("localhost", "127.0.0.1"), current, "lo")
-    raise SystemExit(distributed.launch(failing_worker, cluster, per_host=1))
-
-
 def test_a_host_whose_peer_failed_says_so_and_the_failed_host_keeps_its_code():
-    spawn = multiprocessing.get_context("spawn")
-    hosts = [spawn.Process(target=failing_host, args=(name,)) for name in ("localhost", "127.0.0.1")]
-    for process in hosts:
-        process.start()
-    for process in hosts:
-        process.join(timeout=120)
-    assert [p.exitcode for p in hosts] == [distributed.PEER_LEFT, 3]
+    assert two_hosts(failing_worker) == [distributed.PEER_LEFT, 3]
 
 
 def test_host_exit_code_prefers_a_real_failure_in_rank_order():
