@@ -238,7 +238,7 @@ def test_settings_from_environment(monkeypatch):
     settings = server.Settings.from_env(env)
     assert (settings.port, settings.workers, settings.max_batch_size, settings.max_delay_ms,
             settings.torch_threads) == (9000, 2, 1, 0, 3)
-    monkeypatch.setattr(server, "available_cpus", lambda: 4)
+    monkeypatch.setattr(server.resources, "available_cpus", lambda: 4)
     assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).torch_threads == 2
     assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).torch_threads == 1
 

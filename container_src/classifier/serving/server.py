@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import resources
 from .limits import MIB, Limits
 
 log = logging.getLogger("classifier.serving")
@@ -46,18 +47,6 @@ log = logging.getLogger("classifier.serving")
 
 class SettingsError(ValueError):
     """A serving setting (environment variable) with a bad value; the message names it."""
-
-
-def available_cpus() -> int:
-    """Cores this container may use: the CPU affinity, capped by a cgroup v2 quota (docker --cpus)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 def _int(env, name: str, default: int, minimum: int) -> int:
@@ -99,7 +88,7 @@ class Settings:
             max_delay_ms=_int(env, "SERVING_MAX_BATCH_DELAY_MS", 5, 0),
             threads=_int(env, "SERVING_THREADS", 32, 1),
             # More torch threads than cores (workers x threads) makes every worker slower.
-            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, available_cpus() // workers), 1),
+            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, resources.available_cpus() // workers), 1),
             user=env.get("SERVING_USER", "model-server"),
             model_dir=SageMakerPaths.from_env().model,
             limits=limits_from_env(env),
