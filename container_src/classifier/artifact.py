@@ -2,21 +2,34 @@
 
 /opt/ml/model (packed by SageMaker into model.tar.gz):
     model.pt        state dict, loadable with torch.load(..., weights_only=True)
-    metadata.json   format_version, classes, model_name, image_size, preprocessing, hyperparameters, metrics
+    metadata.json   format_version, classes, model_name, image_size, preprocessing, hyperparameters, metrics,
+                    runtimes (v2: per runtime its file, test_acc and top-1 agreement with torch fp32),
+                    export (v2: whether the trainer exported, how long it took, what it skipped and why)
+    model.onnx, model.int8.onnx                     (v2, when exported) ONNX fp32 and int8, dynamic batch
+    check_images.npy, check_probabilities.npy       (v2) a few preprocessed uint8 test images (N,3,H,W) and
+                    torch fp32's probabilities for them: a server re-checks its runtime on its own CPU
+
+Version 1 artifacts (no runtimes, no exports) still load: they serve with torch.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import model as model_lib
+from .runtimes import ONNX, ONNX_INT8, TORCH
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 WEIGHTS_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
+RUNTIME_FILES = {TORCH: WEIGHTS_FILE, ONNX: "model.onnx", ONNX_INT8: "model.int8.onnx"}
+CHECK_IMAGES_FILE = "check_images.npy"
+CHECK_PROBABILITIES_FILE = "check_probabilities.npy"
 REQUIRED_KEYS = ("format_version", "classes", "model_name", "image_size", "preprocessing")
 
 
@@ -25,7 +38,8 @@ class ArtifactError(ValueError):
 
 
 def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: str, image_size: int,
-         preprocessing: dict, hyperparameters: dict, metrics: dict) -> None:
+         preprocessing: dict, hyperparameters: dict, metrics: dict, export: dict | None = None) -> None:
+    """A complete torch-only artifact; `record_runtimes` adds the exports once they exist."""
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, model_dir / WEIGHTS_FILE)
     metadata = {
@@ -36,8 +50,64 @@ def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: s
         "preprocessing": preprocessing,
         "hyperparameters": hyperparameters,
         "metrics": metrics,
+        "runtimes": runtimes({"metrics": metrics}),
+        "export": export or {"enabled": False},
     }
-    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    _write_metadata(model_dir, metadata)
+
+
+def record_runtimes(model_dir: Path, scores: dict[str, dict], export: dict) -> None:
+    """Replace metadata.json's runtimes (name -> {file, test_acc, agreement}) and export summary."""
+    metadata = load_metadata(model_dir)
+    metadata["runtimes"], metadata["export"] = scores, export
+    _write_metadata(model_dir, metadata)
+
+
+def drop_exports(model_dir: Path, export: dict) -> None:
+    """Back to torch only (an export that broke half-way): remove every export file, record `export`."""
+    for name in [f for runtime, f in RUNTIME_FILES.items() if runtime != TORCH] + [CHECK_IMAGES_FILE,
+                                                                                   CHECK_PROBABILITIES_FILE]:
+        (model_dir / name).unlink(missing_ok=True)
+    metadata = load_metadata(model_dir)
+    record_runtimes(model_dir, runtimes({"metrics": metadata.get("metrics", {})}), export)
+
+
+def _write_metadata(model_dir: Path, metadata: dict) -> None:
+    # Written whole then renamed: a job killed mid-write never leaves half a metadata.json.
+    partial = model_dir / (METADATA_FILE + ".partial")
+    partial.write_text(json.dumps(metadata, indent=2) + "\n")
+    partial.replace(model_dir / METADATA_FILE)
+
+
+def runtimes(metadata: dict) -> dict[str, dict]:
+    """Per runtime in the artifact: its file, test_acc and agreement; a version 1 artifact has torch only."""
+    if "runtimes" in metadata:
+        return metadata["runtimes"]
+    return {TORCH: {"file": WEIGHTS_FILE, "test_acc": metadata.get("metrics", {}).get("test_acc"),
+                    "agreement": 1.0}}
+
+
+def save_check_set(model_dir: Path, images: np.ndarray, probabilities: np.ndarray) -> None:
+    """uint8 (N,3,H,W) preprocessed images and their torch fp32 probabilities (N, classes), as plain .npy."""
+    np.save(model_dir / CHECK_IMAGES_FILE, np.ascontiguousarray(images, dtype=np.uint8), allow_pickle=False)
+    np.save(model_dir / CHECK_PROBABILITIES_FILE, np.ascontiguousarray(probabilities, dtype=np.float32),
+            allow_pickle=False)
+
+
+def load_check_set(model_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(images, probabilities), or None for an artifact without a check set (version 1, or export off)."""
+    paths = model_dir / CHECK_IMAGES_FILE, model_dir / CHECK_PROBABILITIES_FILE
+    if not all(p.is_file() for p in paths):
+        return None
+    try:
+        images, probabilities = (np.load(p, allow_pickle=False) for p in paths)
+    except ValueError as err:
+        raise ArtifactError(f"{model_dir}: the check set ({paths[0].name}, {paths[1].name}) is not plain "
+                            f".npy: {err}; re-export the model with this project's trainer") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(probabilities):
+        raise ArtifactError(f"{model_dir}: check set shapes {images.shape} {images.dtype} / "
+                            f"{probabilities.shape} do not match; re-export the model with this project's trainer")
+    return images, probabilities
 
 
 def load_metadata(model_dir: Path) -> dict:
@@ -51,9 +121,9 @@ def load_metadata(model_dir: Path) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ArtifactError(f"{path} lacks {missing}")
-    if metadata["format_version"] != FORMAT_VERSION:
+    if metadata["format_version"] not in READABLE_VERSIONS:
         raise ArtifactError(f"{path} has format_version {metadata['format_version']}; this code reads "
-                            f"{FORMAT_VERSION}: use the serving image built with the trainer that wrote it")
+                            f"{READABLE_VERSIONS}: use the serving image built with the trainer that wrote it")
     return metadata
 
 

@@ -153,6 +153,9 @@ SCHEMA: tuple[Param, ...] = (
           min=1, max=1000),
     Param("monitor-interval-ms", int, 500, "system utilisation sampling period in milliseconds", min=50,
           max=60000),
+    # Exports for faster serving (classifier/export.py; README "ONNX exports").
+    Param("export", bool, True, "also write the model as ONNX fp32 and int8 (static, calibrated), each scored on "
+          "the test split against torch; a model that does not export stays torch-only; false = torch only"),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
 

@@ -16,13 +16,22 @@ EPOCH_METRICS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_sec",
 )
 FINAL_METRICS = ("best_val_acc", "test_loss", "test_acc")
+# After the final line, when the trainer exports (classifier/export.py): per exported runtime
+# (`runtime_metric`) its test accuracy and top-1 agreement with torch fp32, and the time export took.
+EXPORT_METRICS = ("onnx_test_acc", "onnx_agreement", "onnx_int8_test_acc", "onnx_int8_agreement",
+                  "export_seconds")
 # The tuning objective: SageMaker scores the last value it scrapes, which is the final line's.
 OBJECTIVE = "best_val_acc"
 
 # \b keeps `val_acc` from matching inside `best_val_acc` (`_` is a word character).
 METRIC_REGEXES: dict[str, str] = {
-    name: rf"\b{name}={_NUMBER}" for name in EPOCH_METRICS + FINAL_METRICS
+    name: rf"\b{name}={_NUMBER}" for name in EPOCH_METRICS + FINAL_METRICS + EXPORT_METRICS
 }
+
+
+def runtime_metric(runtime: str, score: str) -> str:
+    """Metric name of a runtime's score: ('onnx-int8', 'test_acc') -> 'onnx_int8_test_acc'."""
+    return f"{runtime.replace('-', '_')}_{score}"
 
 
 def format_metrics(**values: float) -> str:

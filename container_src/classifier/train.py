@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import artifact, data, debugger, engine, hyperparams, metrics, model as model_lib, presets, profiling
-from . import checkpoint, distributed, resources, signals
+from . import checkpoint, distributed, export, resources, runtimes, signals
 from .paths import SageMakerPaths
 
 log = logging.getLogger("classifier.train")
@@ -186,12 +186,39 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     final = dict(best_val_acc=loop.best_acc, test_loss=test.loss, test_acc=test.acc)
     if context.is_main:
         print(metrics.format_metrics(**final), flush=True)
+        # model.pt and metadata.json first: whatever happens to the export, the trained model is written.
         artifact.save(paths.model, loop.best_state, classes=dataset.classes, model_name=hp.model_name,
                       image_size=hp.image_size, preprocessing=prep, hyperparameters=hyperparams.to_dict(hp),
-                      metrics={**final, "history": loop.history})
+                      metrics={**final, "history": loop.history}, export={"enabled": hp.export})
         log.info("model written to %s (test_acc %.4f)", paths.model, test.acc)
+        if hp.export:
+            export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"])
     distributed.barrier(context)  # no host exits (and gets its peers stopped) while rank 0 still writes
     return final
+
+
+def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.TensorImages) -> None:
+    """ONNX exports of the written model, each scored on the test split; never fails the job."""
+    try:
+        network, metadata = artifact.load(paths.model)  # exactly the model a server loads
+        prep = metadata["preprocessing"]
+        calibration = export.calibration_images(train_samples, prep, hp.seed)
+        outcome = export.export_and_evaluate(network, prep, paths.model, test_set.images, test_set.labels,
+                                             calibration)
+    except Exception as err:  # e.g. out of memory or disk: the torch model stays, complete and servable
+        log.exception("export skipped, the model serves with torch only (%s is complete)", artifact.WEIGHTS_FILE)
+        reason = f"{type(err).__name__}: {err}"[:export.REASON_CHARS]
+        artifact.drop_exports(paths.model, {"enabled": True,
+                                            "skipped": {runtimes.ONNX: reason, runtimes.ONNX_INT8: reason}})
+        return
+    artifact.record_runtimes(paths.model, outcome.scores,
+                             {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped})
+    scores = {metrics.runtime_metric(name, score): value for name, result in outcome.scores.items()
+              if name != runtimes.TORCH for score, value in result.items() if score != "file"}
+    print(metrics.format_metrics(**scores, export_seconds=outcome.seconds), flush=True)
+    log.info("export done in %.1fs: %s", outcome.seconds, ", ".join(
+        [f"{name} test_acc {r['test_acc']:.4f} agreement {r['agreement']:.4f}" for name, r in outcome.scores.items()]
+        + [f"{name} skipped" for name in outcome.skipped]))
 
 
 # --- Checkpoints, resume and stop requests (README "Multi-instance and spot training") ------------
