@@ -7,7 +7,7 @@ import uuid
 
 import torch
 
-from classifier import artifact, metrics
+from classifier import artifact, metrics, runtimes
 
 from .jobs import SMALL_HP, run_train
 
@@ -15,7 +15,8 @@ from .jobs import SMALL_HP, run_train
 def test_model_tar_holds_what_the_server_needs(trained_model):
     model_tar, log = trained_model
     with tarfile.open(model_tar) as tar:
-        assert sorted(tar.getnames()) == ["metadata.json", "model.pt"]
+        assert sorted(tar.getnames()) == ["check_images.npy", "check_probabilities.npy", "metadata.json",
+                                          "model.int8.onnx", "model.onnx", "model.pt"]
         meta = json.load(tar.extractfile("metadata.json"))
         state = torch.load(io.BytesIO(tar.extractfile("model.pt").read()), weights_only=True)
     assert meta["format_version"] == artifact.FORMAT_VERSION
@@ -37,6 +38,21 @@ def test_metric_lines_reach_the_job_log_and_accuracy_is_well_above_chance(traine
     assert metrics.last_value(log, "test_acc") == round(meta["metrics"]["test_acc"], 6)
     chance = 1 / len(meta["classes"])
     assert meta["metrics"]["test_acc"] >= 0.5 > chance, meta["metrics"]
+
+
+def test_the_image_exports_onnx_and_int8_and_scores_them(trained_model):
+    """The training image carries the exporter and ONNX Runtime: both exports exist and track torch fp32."""
+    model_tar, log = trained_model
+    with tarfile.open(model_tar) as tar:
+        meta = json.load(tar.extractfile("metadata.json"))
+    scores = artifact.runtimes(meta)
+    assert meta["export"]["skipped"] == {} and set(scores) == {runtimes.TORCH, runtimes.ONNX, runtimes.ONNX_INT8}
+    found = metrics.parse_metrics(log)
+    for name in (runtimes.ONNX, runtimes.ONNX_INT8):
+        assert found[metrics.runtime_metric(name, "agreement")] == [round(scores[name]["agreement"], 6)]
+        assert scores[name]["agreement"] >= 0.95, scores
+        assert abs(scores[name]["test_acc"] - scores[runtimes.TORCH]["test_acc"]) <= 0.05, scores
+    print(f"export: {found['export_seconds'][0]:.1f}s, runtimes {scores}")  # the README's figures (pytest -s)
 
 
 def test_bad_hyperparameter_fails_the_job_with_the_reason(sample_data, train_image, tmp_path):
