@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 
 # Image names and tags are defined here only; scripts and tests ask `make print-images`.
 IMAGE_NAME ?= sagemaker-image-classifier
-TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- docker container_src 2>/dev/null || echo -dirty)
+# -dirty: the build context differs from the commit (changed or untracked files where docker reads them).
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell test -z "$$(git status --porcelain -- docker container_src .dockerignore 2>/dev/null)" || echo -dirty)
 REGISTRY ?=
 IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)
 TRAIN_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-train:$(TAG)

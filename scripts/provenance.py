@@ -97,7 +97,8 @@ def sha256_file(path: Path) -> str:
 
 def context_files(context: Path, dockerfile: str = "docker/Dockerfile") -> list[str]:
     """The files of the build context that .dockerignore admits (docker-py's matcher, the same rules
-    as the docker client), the Dockerfile and .dockerignore included, relative, sorted."""
+    as the docker client), plus the Dockerfile and .dockerignore, which docker reads without copying
+    them; relative, sorted."""
     from docker.utils.build import exclude_paths
 
     ignore = context / ".dockerignore"
