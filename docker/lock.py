@@ -29,8 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker" / "requirements"
 HOST = ROOT / "requirements"
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 SDIST_MARK = "# sdist"
+# A line of a generated lock (docker/wheelhouse.py reads them with this too).
+LOCKED = re.compile(PIN.pattern + r" --hash=sha256:(?P<sha256>[0-9a-f]{64})(?P<sdist>\s+" + SDIST_MARK + r"\b)?")
 
 
 @dataclass(frozen=True)

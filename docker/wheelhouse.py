@@ -20,12 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lock import LOCKED
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "docker" / "requirements"
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 BUILT = WHEELHOUSE / "built.json"  # wheel file name -> {"sha256": wheel's, "sdist_sha256": the lock's}
-LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+) --hash=sha256:(?P<sha256>[0-9a-f]{64})"
-                  r"(?P<sdist>\s+# sdist\b)?")
 
 
 def canonical(name: str) -> str:
@@ -37,7 +37,7 @@ def lock_lines(path: Path) -> list[re.Match]:
     found = []
     for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            match = LINE.match(line)
+            match = LOCKED.match(line)
             if not match:
                 sys.exit(f"{path.relative_to(ROOT)}: {line!r} is not `name==version --hash=sha256:...`: "
                          "regenerate the locks with `make lock`")

@@ -39,7 +39,6 @@ RECIPE_LABEL = "sagemaker-image-classifier.base.recipe"
 # hashes stand for the wheelhouse in the digest, not its files.
 WHEELHOUSE = "build/wheelhouse/"
 LOCKS = "docker/requirements"
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) --hash=(sha256:[0-9a-f]{64})")
 
 
 class ProvenanceError(RuntimeError):
@@ -110,14 +109,12 @@ def context_files(context: Path, dockerfile: str = "docker/Dockerfile") -> list[
 
 
 def locked_pins(context: Path) -> list[str]:
-    """`name==version sha256:...` of every lock line: the wheels and sdists the wheelhouse must hold."""
+    """Every lock line without its comment (`name==version --hash=sha256:...`): the wheels and sdists
+    the wheelhouse must hold. Comments and the order of lines are not inputs."""
     pins = set()
     for lock in sorted((context / LOCKS).glob("*.txt")):
-        for line in lock.read_text().splitlines():
-            found = PIN.match(line)
-            if found:
-                pins.add(f"{found[1].lower()}=={found[2]} {found[3]}")
-    return sorted(pins)
+        pins.update(line.split("#")[0].strip() for line in lock.read_text().splitlines())
+    return sorted(pins - {""})
 
 
 def base_identity(base: str, docker: Docker) -> str:
