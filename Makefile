@@ -56,7 +56,7 @@ help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
 	@echo "make test              every test, Docker included (installs/starts the engine when needed)"
 	@echo "make test-unit         unit tests only (no Docker)"
-	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE))"
+	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE)); DOCKER_BUILD_FLAGS=... for docker build"
 	@echo "make print-images      image references, one per line, training image first"
 	@echo "make sample-data       generate the sample image set in $(DATA)"
 	@echo "make train             local-mode training job on DATA (HP='--hp NAME=VALUE ...')"
