@@ -1,6 +1,8 @@
 """Serving benchmark: latency and throughput of the serving image against TorchServe 0.12.
 
     python benchmarks/serving.py [--image SERVE_IMAGE] [--seconds 20] [--concurrency 1 4 16] [--no-torchserve]
+    python benchmarks/serving.py --against REF [--repeats 3]   # this code against commit REF's server
+    python benchmarks/serving.py --attack                       # memory peak under the hardening attack
 
 Same machine, same weights (a 133-class ResNet50 at 224, random weights: speed does not depend on
 them), same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive connection each):
@@ -12,6 +14,13 @@ them), same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive co
 Also measures the container's cold start (docker run -> first 200 on /ping). The load generator
 shares the cores with the server: its CPU share is reported beside every row.
 Writes build/bench-serving/results.json and serving.png; prints a Markdown table for the README.
+
+--against REF: this checkout's serving image and the same image with commit REF's serving code and
+serving packages (`git archive REF`), one container each, loaded in turn (A B A B ...) at the last --concurrency, `--repeats` times each;
+prints the median req/s and p99 of each and their ratio (so a change to the server is judged
+against its predecessor in one run, under the same noise).
+--attack: the requests of tests/image_cases.attack() all at once against the container with this
+benchmark's ResNet50, then the container's cgroup memory before and at its peak.
 """
 from __future__ import annotations
 
@@ -33,8 +42,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
 import make_sample_data  # noqa: E402
 from classifier import artifact, inference, model as model_lib, presets  # noqa: E402
+from tests import image_cases  # noqa: E402
 
 WORK = ROOT / "build" / "bench-serving"
 TS_VENV = ROOT / "build" / "torchserve-venv"
@@ -268,12 +279,117 @@ def plot(rows: list[dict], alone: float, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def image_of(ref: str, image: str) -> str:
+    """`image` with commit `ref`'s serving code and serving packages in place of this checkout's.
+
+    Only what the serving code is made of changes (container_src/classifier and the packages of
+    ref's docker/requirements/serve.txt, wheels built here); torch, Python and the OS stay the same,
+    so the comparison measures the server, and needs no second 6 GB venv layer on disk."""
+    tag = f"{image.rsplit(':', 1)[0]}:bench-{ref}"
+    context = WORK / f"image-{ref}"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "container_src/classifier",
+                              "docker/requirements/serve.txt"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(context)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels"),
+                    "-r", str(context / "docker/requirements/serve.txt")], check=True)
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nCOPY wheels/ /tmp/wheels/\n"
+        "RUN pip install --quiet --no-index --no-deps /tmp/wheels/*.whl && rm -r /tmp/wheels\n"
+        "COPY container_src/classifier/ /opt/program/classifier/\n")
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
+    shutil.rmtree(context)
+    return tag
+
+
+def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurrency: int, seconds: float,
+            repeats: int) -> dict:
+    """This checkout's server and REF's, same model, loaded in turn `repeats` times each."""
+    variants = {"this checkout": image, ref: image_of(ref, image)}
+    servers = {name: OurContainer(tag, model_dir, {}) for name, tag in variants.items()}
+    runs: dict[str, list[dict]] = {name: [] for name in servers}
+    try:
+        for server in servers.values():
+            load(server.url, server.path, server.headers, images, 2, 3)  # warm connections and caches
+        for repeat in range(repeats):
+            for name, server in servers.items():
+                row = load(server.url, server.path, server.headers, images, concurrency, seconds)
+                runs[name].append(row)
+                print(f"repeat {repeat + 1}/{repeats} {name}: {row['throughput']:.2f} req/s, p99 {row['p99_ms']:.0f} ms"
+                      + (f", {row['failures']} failed" if row["failures"] else ""), flush=True)
+    finally:
+        for server in servers.values():
+            server.close()
+    medians = {name: {"throughput": statistics.median(r["throughput"] for r in rows),
+                      "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+                      "failures": sum(r["failures"] for r in rows)} for name, rows in runs.items()}
+    ratio = medians["this checkout"]["throughput"] / medians[ref]["throughput"]
+    print("\n| server code | clients | median req/s | median p99 ms | runs |\n|---|---|---|---|---|")
+    for name, m in medians.items():
+        print(f"| {name} | {concurrency} | {m['throughput']:.2f} | {m['p99_ms']:.0f} | "
+              + ", ".join(f"{r['throughput']:.2f}" for r in runs[name]) + " |")
+    print(f"\nthis checkout / {ref}: {ratio:.3f}x throughput at {concurrency} clients")
+    return {"against": ref, "concurrency": concurrency, "seconds_per_run": seconds, "runs": runs,
+            "medians": medians, "throughput_ratio": ratio}
+
+
+def cgroup_memory(container_id: str) -> tuple[int, int]:
+    """(current, peak) bytes of the container's cgroup: v2 memory.current/peak, v1 usage/max_usage."""
+    script = ("cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
+              "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes")
+    out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
+    """The hardening attack against the ResNet50 container: statuses, worker restarts, memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    server = OurContainer(image, model_dir, {})
+    try:
+        load(server.url, server.path, server.headers, images, 16, 5)  # steady state: batches of 8 ran
+        before, warm_peak = cgroup_memory(server.id)
+        requests_ = image_cases.attack() + [("good 500x400 JPEG", body, "image/jpeg", {200, 503}) for body in images[:16]]
+        start = time.monotonic()
+
+        def send(item):
+            name, body, kind, allowed = item
+            answer = requests.post(server.url + "/invocations", data=body, headers={"Content-Type": kind}, timeout=120)
+            return name, answer.status_code, answer.status_code in allowed
+
+        with ThreadPoolExecutor(len(requests_)) as pool:
+            answers = list(pool.map(send, requests_))
+        took = time.monotonic() - start
+        ping = requests.get(server.url + "/ping", timeout=2).status_code
+        _, peak = cgroup_memory(server.id)
+        logs = subprocess.run(["docker", "logs", server.id], capture_output=True, text=True)
+        restarts = (logs.stdout + logs.stderr).count("Booting worker") - 1
+    finally:
+        server.close()
+    statuses: dict[str, dict] = {}
+    for name, status, _ in answers:
+        statuses.setdefault(name, {}).setdefault(str(status), 0)
+        statuses[name][str(status)] += 1
+    result = {"memory_before_mib": before / 2**20, "memory_peak_before_attack_mib": warm_peak / 2**20,
+              "memory_peak_mib": peak / 2**20, "attack_seconds": took, "worker_restarts": restarts,
+              "ping_after": ping, "statuses": statuses, "unexpected": [a for a in answers if not a[2]]}
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)")
     parser.add_argument("--seconds", type=float, default=20, help="load duration per row")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-torchserve", action="store_true", help="skip the TorchServe baseline")
+    parser.add_argument("--against", metavar="REF", help="compare this checkout's server with commit REF's")
+    parser.add_argument("--repeats", type=int, default=3, help="--against: runs of each server, interleaved")
+    parser.add_argument("--attack", action="store_true", help="memory peak under the hardening attack")
     args = parser.parse_args()
     image = args.image or subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True,
                                          text=True, check=True).stdout.split()[1]
@@ -285,6 +401,14 @@ def main() -> int:
     print(f"{len(images)} JPEGs 500x400, {statistics.fmean(map(len, images)) / 1024:.0f} KB average; "
           f"{MODEL} {NUM_CLASSES} classes at {IMAGE_SIZE}; {os.cpu_count()} cores, load average {os.getloadavg()}",
           flush=True)
+
+    if args.against:
+        result = against(args.against, image, model_dir, images, args.concurrency[-1], args.seconds, args.repeats)
+        (WORK / f"against-{args.against}.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    if args.attack:
+        (WORK / "attack.json").write_text(json.dumps(attack_memory(image, model_dir, images), indent=2) + "\n")
+        return 0
 
     alone = model_alone(model_dir, images, batch=8, seconds=args.seconds)
     print(f"model alone (batch 8, {os.cpu_count()} threads): {alone:.1f} images/s", flush=True)

@@ -7,7 +7,6 @@ once up front in parallel; files that don't decode are skipped and counted, neve
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import presets
+from . import presets, resources
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -192,15 +191,4 @@ class FileImages(Dataset):
 
 
 def default_workers(requested: int) -> int:
-    return min(8, os.cpu_count() or 1) if requested < 0 else requested
-
-
-def available_memory_bytes() -> int:
-    """MemAvailable from /proc/meminfo (Linux), or a large number where it can't be read."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
+    return min(8, resources.available_cpus()) if requested < 0 else requested

@@ -6,23 +6,34 @@ decoding and a decoded cache (`decode_for_cache`) because augmentation follows; 
 """
 from __future__ import annotations
 
+import functools
 import io
-import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Photos above this are refused as decompression bombs (PIL's default warns at 89 MP).
+# Photos above this are refused as decompression bombs, checked on the header before any decoding
+# (PIL's own check only warns from 89 MP and its warning filter is process-wide, not thread-safe).
 MAX_PIXELS = 60_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# What cameras, phones (HEIC is the iPhone's default) and the web produce. Anything else PIL can
+# parse (PSD, ICO, EPS, FITS, ...) is refused by name: every extra parser is attack surface.
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half an image
 
 
 class BadImage(ValueError):
     """Bytes or a file that do not decode to a whole image; the message says why."""
+
+
+class UnsupportedFormat(BadImage):
+    """An image in a format outside FORMATS (a server answers 415)."""
+
+
+class TooManyPixels(BadImage):
+    """An image whose header declares more pixels than allowed (a server answers 413)."""
 
 
 def eval_preprocessing(image_size: int) -> dict:
@@ -36,24 +47,72 @@ def eval_preprocessing(image_size: int) -> dict:
     }
 
 
-def open_rgb(source: str | Path | bytes, draft_size: int | None = None) -> Image.Image:
-    """Decode a whole image as RGB; grayscale, CMYK, palette and alpha images are converted.
+@functools.cache
+def _register_heif() -> None:
+    """HEIC/HEIF through pillow-heif, registered on first use (no import-time side effects)."""
+    import pillow_heif
 
-    `draft_size` lets JPEG decode at 1/2, 1/4 or 1/8 scale while staying >= that size
-    (training cache only).
-    """
+    pillow_heif.register_heif_opener()
+
+
+def _format_name(data) -> str | None:
+    """The format PIL would read these bytes as, from the header only; None if none."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            if draft_size is not None:
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(f"image is larger than {MAX_PIXELS:,} pixels") from None
+        with Image.open(data) as image:
+            return image.format
+    except Exception:  # any parser's failure means "not an image we can name"
+        return None
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read only the header: the format must be in FORMATS and width x height <= `max_pixels`.
+
+    Nothing is decoded yet, so a server can refuse a request by its images' sizes before it
+    spends any memory on pixels; `decode_rgb` does the rest.
+    """
+    _register_heif()
+    data = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        image = Image.open(data, formats=FORMATS)
+    except UnidentifiedImageError:
+        if isinstance(data, io.BytesIO):
+            data.seek(0)
+        name = _format_name(data)
+        if name:
+            raise UnsupportedFormat(f"image format {name} is not accepted; send one of "
+                                    f"{', '.join(FORMATS)}") from None
+        raise BadImage("not a readable image (no known image format)") from None
+    except Image.DecompressionBombError:
+        raise TooManyPixels(f"image is larger than {max_pixels:,} pixels") from None
     except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image"
         raise BadImage(f"not a readable image ({err})") from None
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        image.close()
+        raise TooManyPixels(f"image is {image.width}x{image.height} = {pixels:,} pixels; the limit is "
+                            f"{max_pixels:,}")
+    return image
+
+
+def decode_rgb(image: Image.Image, draft_size: int | None = None) -> Image.Image:
+    """Decode an opened image as RGB, upright: the EXIF orientation (phones write it) is applied.
+
+    `draft_size` lets JPEG decode at 1/2, 1/4 or 1/8 scale while staying >= that size
+    (training cache only); draft() must come before load(), exif_transpose after it.
+    """
+    try:
+        if draft_size is not None:
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated or corrupt data
+        raise BadImage(f"not a readable image ({err})") from None
     return _to_rgb(image)
+
+
+def open_rgb(source: str | Path | bytes, draft_size: int | None = None) -> Image.Image:
+    """Decode a whole image as RGB, upright; grayscale, CMYK, palette and alpha images are converted."""
+    return decode_rgb(open_image(source), draft_size)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -84,7 +143,12 @@ def resize_center_crop(image: Image.Image, resize: int, crop: int) -> torch.Tens
 
 def eval_image(source: str | Path | bytes, preprocessing: dict) -> torch.Tensor:
     """THE eval preprocessing up to normalisation: uint8 (3, crop, crop)."""
-    return resize_center_crop(open_rgb(source), preprocessing["resize"], preprocessing["crop"])
+    return eval_decode(open_image(source), preprocessing)
+
+
+def eval_decode(image: Image.Image, preprocessing: dict) -> torch.Tensor:
+    """`eval_image` for an image `open_image` already opened (the server checks sizes in between)."""
+    return resize_center_crop(decode_rgb(image), preprocessing["resize"], preprocessing["crop"])
 
 
 def normalize(batch: torch.Tensor, preprocessing: dict) -> torch.Tensor:

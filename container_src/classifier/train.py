@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import artifact, data, debugger, engine, hyperparams, metrics, model as model_lib, presets, profiling
-from . import checkpoint, distributed, signals
+from . import checkpoint, distributed, resources, signals
 from .paths import SageMakerPaths
 
 log = logging.getLogger("classifier.train")
@@ -74,7 +74,7 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
         start = time.perf_counter()
         if name == "train":
             cache_bytes = len(split.samples) * 3 * side * side
-            use_cache = hp.cache_images and cache_bytes < data.available_memory_bytes() // 2
+            use_cache = hp.cache_images and cache_bytes < resources.available_memory_bytes() // 2
             if hp.cache_images and not use_cache:
                 log.info("train: decoded cache would need %.1f GB, over half the free memory: decoding per step",
                          cache_bytes / 1e9)

@@ -8,11 +8,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ import torch
 
 import sagemaker_api
 from classifier import artifact, inference, presets
+from tests import image_cases
 
 from .jobs import ROOT
 
@@ -43,6 +48,7 @@ class Container:
         args = ["docker", "run", "-d", "-p", f"127.0.0.1::{port}", "-v", f"{model_dir}:/opt/ml/model:ro"]
         for name, value in (env or {}).items():
             args += ["-e", f"{name}={value}"]
+        self.model_dir = model_dir
         self.started = time.monotonic()
         self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
         mapping = subprocess.run(["docker", "port", self.id, str(port)], capture_output=True, text=True,
@@ -90,10 +96,12 @@ def test_image_contract(serve_image):
                                        text=True, check=True).stdout)[0]["Config"]
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert config["Entrypoint"] == ["serve"]
-    probe = "import importlib.util as u; print([m for m in ('sagemaker_training', 'smdebug') if u.find_spec(m)])"
+    # Training packages, and the inference toolkit's (the handler keeps its contract without it).
+    unwanted = ("sagemaker_training", "smdebug", "sagemaker_inference", "boto3", "scipy")
+    probe = f"import importlib.util as u; print([m for m in {unwanted!r} if u.find_spec(m)])"
     found = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python", serve_image, "-c", probe],
                            capture_output=True, text=True, check=True).stdout.strip()
-    assert found == "[]", f"training-only packages in the serving image: {found}"
+    assert found == "[]", f"packages the serving image does not need: {found}"
 
 
 def test_unprivileged_workers(container):
@@ -168,31 +176,111 @@ def test_bad_input_matrix_never_takes_the_server_down(container, sample_data):
 
 
 def test_bind_to_port_and_graceful_sigterm(serve_image, model_dir, sample_data):
-    """SAGEMAKER_BIND_TO_PORT moves the port; SIGTERM lets a request in flight finish, then exits 0."""
+    """SAGEMAKER_BIND_TO_PORT moves the port; SIGTERM lets a request in flight finish, then exits 0.
+
+    `Expect: 100-continue` tells the test when a worker thread holds the request (gunicorn answers
+    "100 Continue" from the thread that handles it): SIGTERM comes exactly then, no sleeps.
+    """
     served = Container(serve_image, model_dir, env={"SAGEMAKER_BIND_TO_PORT": "9123"}, port=9123)
     try:
         image = next((sample_data / "test").rglob("*.jpg")).read_bytes()
-
-        def slow_upload():  # a chunked body still arriving when SIGTERM comes
-            yield image[:100]
-            time.sleep(2)
-            yield image[100:]
-
-        answers = []
-        request = threading.Thread(target=lambda: answers.append(requests.post(
-            served.url + "/invocations", data=slow_upload(), headers={"Content-Type": "image/jpeg"}, timeout=60)))
-        request.start()
-        time.sleep(0.5)
-        start = time.monotonic()
-        stopped = served.stop(timeout=30)
-        request.join()
-        assert stopped.returncode == 0 and time.monotonic() - start < 25
-        assert answers and answers[0].status_code == 200
-        state = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", served.id], capture_output=True,
-                               text=True).stdout.strip()
-        assert state == "0", served.logs()
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=60) as client:
+            client.sendall(f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                           f"Content-Length: {len(image)}\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert client.recv(64).startswith(b"HTTP/1.1 100 Continue")
+            start = time.monotonic()
+            subprocess.run(["docker", "kill", "-s", "TERM", served.id], check=True, capture_output=True)
+            client.sendall(image)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        exit_code = subprocess.run(["docker", "wait", served.id], capture_output=True, text=True).stdout.strip()
+        assert exit_code == "0" and time.monotonic() - start < 25, served.logs()
     finally:
         served.remove()
+
+
+# ---- hardening: what no request may break (the same limits as tests/unit/test_server_wire.py, in the image)
+def cgroup_memory(container_id: str) -> tuple[int, int]:
+    """(current, peak) bytes of the container's cgroup: v2 memory.current/peak, v1 usage/max_usage."""
+    script = ("cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
+              "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes")
+    out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def urllib_post(url: str, body: bytes, content_type: str, attributes: str = "") -> tuple[int, dict]:
+    """urllib sends the whole body before it reads the answer (as urllib3 and botocore do)."""
+    headers = {"Content-Type": content_type, **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {})}
+    request = urllib.request.Request(url + "/invocations", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_phone_photos_are_read_upright(container, sample_data):
+    """Each EXIF orientation: a lossless PNG gives the upright image's probabilities, a re-encoded JPEG its top-1."""
+    photo = sorted((sample_data / "test").rglob("*.jpg"))[0].read_bytes()
+    k = f"top_k={len(json.loads((container.model_dir / 'metadata.json').read_text())['classes'])}"
+    upright_png = image_cases.rotated(photo, 1, "PNG")
+    pngs = [image_cases.rotated(photo, o, "PNG") for o in range(2, 9)]
+    status, body = urllib_post(container.url, image_cases.b64_instances(upright_png, *pngs), "application/json", k)
+    assert status == 200, body
+    want = {p["index"]: p["probability"] for p in body["predictions"][0]}
+    for orientation, rows in zip(range(2, 9), body["predictions"][1:]):
+        got = {p["index"]: p["probability"] for p in rows}
+        assert max(abs(got[i] - want[i]) for i in want) < 1e-4, orientation
+    upright_top1 = urllib_post(container.url, photo, "image/jpeg")[1]["predictions"][0]["index"]
+    for orientation in range(1, 9):
+        status, body = urllib_post(container.url, image_cases.rotated(photo, orientation, "JPEG"), "image/jpeg")
+        assert status == 200 and body["predictions"][0]["index"] == upright_top1, orientation
+
+
+def test_a_concurrent_attack_leaves_the_worker_up_and_memory_bounded(container, sample_data):
+    """Many requests of every bad kind at once, beside good ones: every answer is the right status,
+    the worker is never restarted, /ping stays fast, good images keep their answers, and the
+    container's memory peak stays within what the limits allow."""
+    photos = sorted((sample_data / "test").rglob("*.jpg"))[:8]
+    expected = {p: urllib_post(container.url, p.read_bytes(), "image/jpeg")[1]["predictions"][0]["label"]
+                for p in photos}
+    baseline, _ = cgroup_memory(container.id)
+    attacks = image_cases.attack()
+    good = [(p, image_cases.rotated(p.read_bytes(), o, "JPEG")) for o, p in zip(range(1, 9), photos)]
+    good += [(p, p.read_bytes()) for p in photos]
+    with ThreadPoolExecutor(len(attacks) + len(good)) as pool:
+        bad_answers = [(name, allowed, pool.submit(urllib_post, container.url, body, kind))
+                       for name, body, kind, allowed in attacks]
+        good_answers = [(path, pool.submit(urllib_post, container.url, body, "image/jpeg")) for path, body in good]
+        for name, allowed, future in bad_answers:
+            status, body = future.result()
+            assert status in allowed and (status == 200 or body["error"]), (name, status, body)
+            if status == 503:
+                assert "SERVING_DECODE_BUDGET_MEGAPIXELS" in body["error"], body
+        for path, future in good_answers:
+            status, body = future.result()
+            assert status in (200, 503), (path, body)  # a good image may wait behind the big ones
+            if status == 200:
+                assert body["predictions"][0]["label"] == expected[path], path
+    start = time.monotonic()
+    assert requests.get(container.url + "/ping", timeout=2).status_code == 200
+    assert time.monotonic() - start < 2
+    for path in photos:
+        assert urllib_post(container.url, path.read_bytes(), "image/jpeg")[1]["predictions"][0]["label"] == expected[path]
+    assert container.logs().count("Booting worker") == 1, container.logs()[-3000:]
+    _, peak = cgroup_memory(container.id)
+    budget_bytes = 8 * 100_000_000  # SERVING_DECODE_BUDGET_MEGAPIXELS' default at <= 8 bytes a decoded pixel
+    margin = 512 * 1024 * 1024  # request bodies (32 threads x 6 MiB, their JSON), crops, allocator slack
+    print(f"container memory: {baseline / 2**20:.0f} MiB before the attack, peak {peak / 2**20:.0f} MiB "
+          f"(bound {(baseline + budget_bytes + margin) / 2**20:.0f} MiB)")
+    assert peak < baseline + budget_bytes + margin
 
 
 # ---- SageMaker local mode (localhost:8080)
@@ -218,6 +306,9 @@ def test_deploy_script_queries_then_tears_down(serve_image, trained_model, sampl
                            "--model-data", str(trained_model[0]), "--query", str(some)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "endpoint deleted" in done.stdout and "%" in done.stdout
+    assert "endpoint deleted" in done.stdout
+    # query.py's table: the image, then its top 5 ranked "  1. label  97.31%"
+    ranks = re.findall(r"^  ([1-5])\. \S+ +\d+\.\d\d%$", done.stdout, re.MULTILINE)
+    assert ranks and ranks == [str(1 + i % 5) for i in range(len(ranks))], done.stdout
     with pytest.raises(requests.ConnectionError):
         requests.get(sagemaker_api.LOCAL_ENDPOINT_URL + "/ping", timeout=2)

@@ -4,18 +4,16 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sagemaker_inference import errors
 
 from classifier import artifact, inference, model as model_lib, presets
-from classifier.serving.handler import (MAX_PAYLOAD_BYTES, ImageClassifierHandler, RequestContext,
-                                        RequestError, parse_top_k)
+from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_top_k
+from classifier.serving.limits import Limits
+from tests.image_cases import bomb_png, stored_as, with_orientation
 
 CLASSES = ["beagle", "corgi", "husky", "poodle", "pug", "shiba", "whippet"]
 IMAGE_SIZE = 32
@@ -144,14 +142,6 @@ def truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-def bomb_png() -> bytes:
-    """A valid PNG header claiming 20000 x 20000 pixels (400 MP): refused before decoding."""
-    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
-                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
-
-
 def b64_body(*items) -> bytes:
     return json.dumps({"instances": list(items)}).encode()
 
@@ -160,7 +150,7 @@ BAD_REQUESTS = {
     "empty body": (b"", "image/jpeg", 400, "empty"),
     "not an image": (b"hello, this is text", "image/jpeg", 400, "not a readable image"),
     "truncated jpeg": (truncated_jpeg(), "image/jpeg", 400, "image"),
-    "decompression bomb": (bomb_png(), "image/png", 400, "larger than"),
+    "decompression bomb": (bomb_png(), "image/png", 413, "larger than"),
     "malformed json": (b'{"instances": [', "application/json", 400, "not valid JSON"),
     "json not utf-8": (b"\xff\xfe\x00", "application/json", 400, "not valid JSON"),
     "json without instances": (b'{"images": []}', "application/json", 400, "instances"),
@@ -176,7 +166,7 @@ BAD_REQUESTS = {
     "npy empty batch": (npy(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)), "application/x-npy", 400,
                         "shape"),
     "npy nan": (npy(np.full((3, IMAGE_SIZE, IMAGE_SIZE), np.nan, np.float32)), "application/x-npy", 400, "NaN"),
-    "oversized body": (b"\xff" * (MAX_PAYLOAD_BYTES + 1), "image/jpeg", 413, "limit"),
+    "oversized body": (b"\xff" * (Limits().max_payload_bytes + 1), "image/jpeg", 413, "SERVING_MAX_PAYLOAD_MB"),
 }
 
 
@@ -193,10 +183,100 @@ def test_bad_input_is_a_4xx_naming_the_problem(loaded, name):
 @pytest.mark.parametrize("content_type", ["text/plain", "text/csv", None, "application/x-npz"])
 def test_unsupported_content_type(loaded, content_type):
     handler, _ = loaded
-    with pytest.raises(errors.UnsupportedFormatError):
+    with pytest.raises(RequestError) as err:
         handler.input_fn(noise_image(8), content_type)
+    assert err.value.status_code == 415 and "is not supported; send one of image/jpeg" in err.value.message
 
 
 def test_model_fn_names_a_missing_artifact(tmp_path):
     with pytest.raises(artifact.ArtifactError, match="metadata.json is missing"):
         ImageClassifierHandler().model_fn(str(tmp_path))
+
+
+# ---- limits: refused by the headers, before any pixel is decoded
+def limited(model_dir, **limits):
+    handler = ImageClassifierHandler(Limits(**limits))
+    handler.model_fn(str(model_dir))
+    return handler
+
+
+def test_too_many_instances_is_413_before_any_is_decoded(model_dir):
+    handler = limited(model_dir, max_images=3)
+    body = b64_body(*[{"b64": "!!! not even base64 !!!"}] * 4)  # would be a 400 if anything were decoded
+    with pytest.raises(RequestError) as err:
+        handler.input_fn(body, "application/json")
+    assert err.value.status_code == 413 and "SERVING_MAX_IMAGES" in err.value.message and "4 images" in err.value.message
+    npy_batch = npy(np.zeros((4, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32))
+    with pytest.raises(RequestError, match="SERVING_MAX_IMAGES"):
+        handler.input_fn(npy_batch, "application/x-npy")
+
+
+def test_too_many_pixels_per_request_is_413_before_decoding(model_dir):
+    handler = limited(model_dir, max_request_pixels=15_000)
+    # The first image's data is cut short (decoding it would be a 400); its header says 100x70.
+    instances = [{"b64": base64.b64encode(truncated_jpeg()).decode()},
+                 {"b64": base64.b64encode(encode((1, 2, 3), "PNG", size=(120, 90))).decode()}]
+    with pytest.raises(RequestError) as err:
+        handler.input_fn(b64_body(*instances), "application/json")
+    assert err.value.status_code == 413 and "SERVING_MAX_REQUEST_MEGAPIXELS" in err.value.message
+    assert "instances[1]" in err.value.message
+    assert handler.budget.free == handler.budget.capacity  # nothing was held for decoding
+
+
+def test_one_image_over_the_limit_is_413_naming_its_size(model_dir):
+    handler = limited(model_dir, max_request_pixels=5_000, decode_budget_pixels=5_000)
+    with pytest.raises(RequestError) as err:
+        handler.input_fn(encode((1, 2, 3), "PNG", size=(100, 60)), "image/png")
+    assert err.value.status_code == 413 and "100x60 = 6,000 pixels; the limit is 5,000" in err.value.message
+
+
+def test_a_busy_decode_budget_is_a_503_that_says_so(model_dir):
+    from classifier.serving.limits import BudgetExhausted
+
+    handler = limited(model_dir, decode_wait_s=0.05)
+    with handler.budget.hold(handler.budget.capacity, 1):  # other requests hold the whole budget
+        with pytest.raises(BudgetExhausted, match="SERVING_DECODE_BUDGET_MEGAPIXELS"):
+            handler.input_fn(noise_image(1), "image/jpeg")
+    assert len(handler.predict_fn(handler.input_fn(noise_image(1), "image/jpeg"), handler.model_fn(str(model_dir)))
+               ["predictions"]) == 5
+
+
+# ---- formats: an allow-list; others are refused by name
+def heif(color) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(color, "HEIF")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF"])
+def test_every_accepted_format_decodes(loaded, fmt):
+    image = heif((200, 30, 30)) if fmt == "HEIF" else encode((200, 30, 30), fmt)
+    assert len(answer(loaded, image, "application/octet-stream")) == 5
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "TGA", "PCX", "ICO"])
+def test_other_formats_pil_knows_are_415_naming_the_format(loaded, fmt):
+    handler, _ = loaded
+    with pytest.raises(RequestError) as err:
+        handler.input_fn(encode((1, 2, 3), fmt, size=(32, 32)), "application/octet-stream")
+    assert err.value.status_code == 415 and f"image format {fmt} is not accepted" in err.value.message
+
+
+# ---- EXIF orientation: what phones write
+UPRIGHT = np.random.default_rng(3).integers(0, 256, (60, 90, 3), dtype=np.uint8)  # not square: rotation shows
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_gives_the_upright_prediction(loaded, model_dir, orientation):
+    """A lossless PNG (eXIf chunk) stored rotated: the server and the trainer's evaluation both see the
+    upright image, so the probabilities equal the upright image's."""
+    rotated = with_orientation(stored_as(UPRIGHT, orientation), orientation, "PNG")
+    upright = with_orientation(UPRIGHT, 1, "PNG")
+    prep = presets.eval_preprocessing(IMAGE_SIZE)
+    assert torch.equal(presets.eval_image(rotated, prep), presets.eval_image(upright, prep))
+    side = presets.cache_side(IMAGE_SIZE)
+    assert presets.decode_for_cache(io.BytesIO(rotated), IMAGE_SIZE).shape == (3, side, side)
+    served = {r["index"]: r["probability"] for r in answer(loaded, rotated, "image/png", f"top_k={len(CLASSES)}")}
+    expected = reference(model_dir, upright)
+    assert max(abs(served[i] - float(expected[i])) for i in range(len(CLASSES))) < 1e-4

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,11 +14,32 @@ from classifier.serving import server
 from classifier.serving.app import ServingApp
 from classifier.serving.batching import Batcher
 from classifier.serving.handler import ImageClassifierHandler
+from classifier.serving.limits import Deadline, DeadlineExceeded, Limits
 
 from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
 
 
 # ---- batcher
+class Gate:
+    """Wraps a forward pass so a test decides when it may run (no sleeps, no timing)."""
+
+    def __init__(self, predict):
+        self.predict, self.open, self.entered = predict, threading.Event(), threading.Event()
+        self.open.set()
+
+    def __call__(self, batch, deadline=None):
+        self.entered.set()
+        assert self.open.wait(timeout=60), "the test never opened the gate"
+        return self.predict(batch)
+
+
+def wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def slow_double(calls):
     def predict(batch):
         calls.append(len(batch))
@@ -28,15 +50,30 @@ def slow_double(calls):
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
     calls = []
-    batcher = Batcher(slow_double(calls), max_batch_size=8, max_delay=0.01)
+    gate = Gate(lambda b: (calls.append(len(b)), b.float() * 2)[1])
+    batcher = Batcher(gate, max_batch_size=8, max_delay=0.01)
+    gate.open.clear()
     inputs = [torch.full((1 + i % 2, 3), float(i)) for i in range(24)]
-    with ThreadPoolExecutor(12) as pool:
-        outputs = list(pool.map(batcher.predict, inputs))
+    with ThreadPoolExecutor(24) as pool:
+        first = pool.submit(batcher.predict, inputs[0])
+        assert gate.entered.wait(10)  # the first pass holds the model while the other 23 queue up
+        rest = [pool.submit(batcher.predict, x) for x in inputs[1:]]
+        wait_until(lambda: batcher._queue.qsize() == 23)
+        gate.open.set()
+        outputs = [first.result()] + [f.result() for f in rest]
     for x, y in zip(inputs, outputs):
         assert torch.equal(y, x * 2)
-    assert sum(calls) == sum(len(x) for x in inputs)
-    assert max(calls) > 2 and len(calls) < len(inputs)  # batched, not one pass per request
-    assert max(calls) <= 8 + 1  # a request is never split; the cap holds up to one request's size
+    assert sum(calls) == sum(len(x) for x in inputs) == 36
+    # 35 queued rows in requests of 1-2: full passes of 7-8 (never more than the cap), not 23 passes
+    assert calls[0] == 1 and max(calls) <= 8 and len(calls) <= 7 and sorted(calls)[-2] >= 7
+
+
+def test_a_request_larger_than_the_cap_is_split_into_passes():
+    calls = []
+    batcher = Batcher(slow_double(calls), max_batch_size=4, max_delay=0)
+    x = torch.arange(10.0).view(10, 1)
+    assert torch.equal(batcher.predict(x), x * 2)  # rows come back in order
+    assert calls == [4, 4, 2]
 
 
 def test_batch_size_one_means_one_request_per_pass():
@@ -66,10 +103,35 @@ def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
     assert torch.equal(batcher.predict(torch.ones(1, 3)), torch.ones(1, 3))
 
 
+def test_a_caller_past_its_deadline_gets_deadline_exceeded_and_its_queued_images_are_dropped():
+    calls = []
+    gate = Gate(lambda b: (calls.append(len(b)), b * 2)[1])
+    batcher = Batcher(gate, max_batch_size=2, max_delay=0)
+    gate.open.clear()
+    first = threading.Thread(target=batcher.predict, args=(torch.ones(1, 1),))
+    first.start()
+    assert gate.entered.wait(10)  # the pass of the first request is stuck
+    with pytest.raises(DeadlineExceeded, match="deadline of 0.2 s"):
+        batcher.predict(torch.ones(6, 1), Deadline(0.2))
+    assert batcher.running_for() > 0.2
+    gate.open.set()
+    first.join(10)
+    assert torch.equal(batcher.predict(torch.ones(1, 1)), torch.full((1, 1), 2.0))
+    assert calls == [1, 1]  # the timed-out request's three passes never ran
+
+
+def test_the_batching_thread_survives_its_callers_and_reports_idle():
+    batcher = Batcher(lambda b: b, max_batch_size=4, max_delay=0)
+    assert batcher.alive and batcher.running_for() == 0.0
+
+
 # ---- WSGI app
-def new_app(model_dir):  # noqa: F811
-    handler = ImageClassifierHandler()
-    return ServingApp(handler, handler.model_fn(str(model_dir)), max_batch_size=4, max_delay=0.002)
+def new_app(model_dir, limits=Limits(), gate=False):  # noqa: F811
+    handler = ImageClassifierHandler(limits)
+    model = handler.model_fn(str(model_dir))
+    if gate:
+        model.predict = Gate(model.predict)
+    return ServingApp(handler, model, max_batch_size=4, max_delay=0.002)
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +143,10 @@ def app(model_dir):  # noqa: F811
     return served
 
 
-def call(app, method, path, body=b"", headers=None, declare_length=True):
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body)}
+def call(app, method, path, body=b"", headers=None, declare_length=True, stream=None):
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": stream or io.BytesIO(body)}
     if declare_length:
-        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["CONTENT_LENGTH"] = str(len(environ["wsgi.input"].getvalue()))
     for name, value in (headers or {}).items():
         key = name.upper().replace("-", "_")
         environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
@@ -116,32 +178,62 @@ def test_invocations_answers_and_maps_errors_to_statuses(app):
     assert status == 200 and [r["label"] in CLASSES for r in body["predictions"]] == [True, True]
     assert call(app, "POST", "/invocations", noise_image(2), {"Content-Type": "text/plain"})[0] == 415
     assert call(app, "POST", "/invocations", b"junk", {"Content-Type": "image/png"})[0] == 400
-    status, body, headers = call(app, "POST", "/invocations", b"x" * (6 * 1024 * 1024 + 1),
-                                 {"Content-Type": "image/jpeg"})
-    assert status == 413 and "limit" in body["error"] and headers.get("Connection") == "close"
-    # A chunked upload declares no length: the limit is enforced while reading.
-    assert call(app, "POST", "/invocations", b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "image/jpeg"},
-                declare_length=False)[0] == 413
+    # An oversized body is read to its end before the 413 (so clients that send it all see the answer).
+    for declare_length in (True, False):  # a chunked upload declares no length: the limit holds while reading
+        stream = io.BytesIO(b"x" * (6 * 1024 * 1024 + 1))
+        status, body, _ = call(app, "POST", "/invocations", headers={"Content-Type": "image/jpeg"},
+                               declare_length=declare_length, stream=stream)
+        assert status == 413 and "SERVING_MAX_PAYLOAD_MB" in body["error"]
+        assert stream.tell() == 6 * 1024 * 1024 + 1
     assert call(app, "GET", "/invocations")[0] == 405
     assert call(app, "POST", "/ping")[0] == 405
     assert call(app, "GET", "/nope")[0] == 404
 
 
-def test_concurrent_invocations_are_batched(app):
-    app.served.batcher.batch_sizes.clear()
-    images = [noise_image(i) for i in range(16)]
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda im: call(app, "POST", "/invocations", im, {"Content-Type": "image/jpeg"}),
-                                images))
+def test_concurrent_invocations_are_batched(model_dir):  # noqa: F811
+    app = new_app(model_dir, gate=True)
+    app.start_worker(torch_threads=torch.get_num_threads())
+    wait_ready(app)
+    gate, batcher = app.model.predict, app.served.batcher
+    gate.open.clear()
+    gate.entered.clear()
+    post = lambda im: call(app, "POST", "/invocations", im, {"Content-Type": "image/jpeg"})  # noqa: E731
+    with ThreadPoolExecutor(9) as pool:
+        first = pool.submit(post, noise_image(0))
+        assert gate.entered.wait(30)  # the first request's pass holds the model...
+        rest = [pool.submit(post, noise_image(i)) for i in range(1, 9)]
+        wait_until(lambda: batcher._queue.qsize() == 8)  # ...while eight more queue up
+        gate.open.set()
+        answers = [first.result()] + [r.result() for r in rest]
     assert all(a[0] == 200 for a in answers)
-    assert max(app.served.batcher.batch_sizes) > 1
+    assert batcher.batch_sizes[-2:] == [4, 4]  # the eight waiting requests shared two passes
 
 
-def test_an_internal_error_is_a_500_and_the_app_keeps_serving(app, monkeypatch):
+def test_a_stuck_forward_pass_gives_503s_and_fails_ping_until_it_finishes(model_dir):  # noqa: F811
+    app = new_app(model_dir, Limits(timeout_s=1), gate=True)
+    app.start_worker(torch_threads=torch.get_num_threads())
+    wait_ready(app)
+    gate = app.model.predict
+    gate.open.clear()
+    start = time.monotonic()
+    status, body, _ = call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})
+    assert status == 503 and "deadline of 1 s" in body["error"] and time.monotonic() - start < 5
+    wait_until(lambda: app.served.batcher.running_for() > 1)
+    status, body, _ = call(app, "GET", "/ping")
+    assert status == 503 and "forward pass has been running" in body["status"]
+    gate.open.set()
+    wait_until(lambda: call(app, "GET", "/ping")[0] == 200)
+    assert call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})[0] == 200
+
+
+def test_an_internal_error_is_a_500_and_the_app_keeps_serving(app, monkeypatch, caplog):
     original = app.handler.predict_fn
     monkeypatch.setattr(app.handler, "predict_fn", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
-    status, body, _ = call(app, "POST", "/invocations", noise_image(3), {"Content-Type": "image/jpeg"})
-    assert status == 500 and "boom" in body["error"]
+    status, body, headers = call(app, "POST", "/invocations", noise_image(3), {"Content-Type": "image/jpeg"})
+    # The client learns nothing of the exception; the request id finds its traceback in the log.
+    assert status == 500 and body["error"] == "internal error" and "boom" not in json.dumps(body)
+    assert len(body["request_id"]) == 16 and headers["X-Request-Id"] == body["request_id"]
+    assert f"request {body['request_id']} failed" in caplog.text and "RuntimeError: boom" in caplog.text
     monkeypatch.setattr(app.handler, "predict_fn", original)
     assert call(app, "POST", "/invocations", noise_image(3), {"Content-Type": "image/jpeg"})[0] == 200
 
@@ -153,7 +245,7 @@ def test_settings_from_environment(monkeypatch):
     settings = server.Settings.from_env(env)
     assert (settings.port, settings.workers, settings.max_batch_size, settings.max_delay_ms,
             settings.torch_threads) == (9000, 2, 1, 0, 3)
-    monkeypatch.setattr(server, "available_cpus", lambda: 4)
+    monkeypatch.setattr(server.resources, "available_cpus", lambda: 4)
     assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).torch_threads == 2
     assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).torch_threads == 1
 

@@ -10,12 +10,15 @@ import json
 import logging
 import threading
 import time
+import uuid
 
 import torch
-from sagemaker_inference import errors
 
 from .batching import Batcher, BatchedModel
-from .handler import MAX_PAYLOAD_BYTES, SUPPORTED_TYPES, ImageClassifierHandler, RequestContext, ServedModel
+from .handler import ImageClassifierHandler, RequestContext, RequestError, ServedModel
+from .limits import Deadline, Unavailable
+
+DRAIN_CHUNK = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -80,39 +83,84 @@ class ServingApp:
         return _json(start_response, 404, {"error": f"no route {path!r}: use GET /ping or POST /invocations"})
 
     def ping(self, start_response):
-        if self.ready.is_set():
+        problem = self.health_problem()
+        if problem is None:
             return _json(start_response, 200, {"status": "ready"})
-        return _json(start_response, 503, {"status": self.failed or "loading: warm-up inference not done"})
+        return _json(start_response, 503, {"status": problem})
+
+    def health_problem(self) -> str | None:
+        """Why this worker cannot answer (SageMaker replaces an instance whose /ping fails), or None."""
+        if not self.ready.is_set():
+            return self.failed or "loading: warm-up inference not done"
+        batcher = self.served.batcher
+        if not batcher.alive:
+            return "unhealthy: the inference thread died (see the log)"
+        running = batcher.running_for()
+        if running > self.handler.limits.timeout_s:
+            return (f"unhealthy: a forward pass has been running for {running:.0f} s, longer than the "
+                    f"request deadline of {self.handler.limits.timeout_s:g} s")
+        return None
 
     def invoke(self, environ, start_response):
+        request_id = uuid.uuid4().hex[:16]
+        deadline = Deadline(self.handler.limits.timeout_s)
         if not self.ready.is_set():
             return _json(start_response, 503, {"error": self.failed or "model is still warming up; retry"})
-        too_large = (("Connection", "close"),)  # do not read the rest of an oversized body
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            length = -1
-        if length > MAX_PAYLOAD_BYTES:
-            return _json(start_response, 413, {"error": f"request body is {length:,} bytes; the limit is "
-                                                        f"{MAX_PAYLOAD_BYTES:,}"}, too_large)
-        # WSGI forbids reading past CONTENT_LENGTH; a chunked body has none and ends at EOF.
-        body = environ["wsgi.input"].read(length if length >= 0 else MAX_PAYLOAD_BYTES + 1)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return _json(start_response, 413, {"error": f"request body exceeds {MAX_PAYLOAD_BYTES:,} bytes"},
-                         too_large)
+        body = self.read_body(environ, start_response, deadline)
+        if not isinstance(body, bytes):
+            return body  # the 413 answer
         content_type = environ.get("CONTENT_TYPE")
-        context = RequestContext(custom_attributes=environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"))
+        context = RequestContext(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), deadline)
         try:
             inputs = self.handler.input_fn(body, content_type, context)
             prediction = self.handler.predict_fn(inputs, self.served)
             payload, payload_type = self.handler.output_fn(prediction, environ.get("HTTP_ACCEPT"))
-        except errors.UnsupportedFormatError:
-            return _json(start_response, 415, {"error": f"Content-Type {content_type or '(none)'!r} is not "
-                                                        f"supported; send one of {', '.join(SUPPORTED_TYPES)}"})
-        except errors.BaseInferenceToolkitError as err:
+        except RequestError as err:
             return _json(start_response, err.status_code, {"error": err.message})
-        except Exception as err:
-            log.exception("invocation failed")
-            return _json(start_response, 500, {"error": f"internal error: {type(err).__name__}: {err}"})
+        except Unavailable as err:
+            log.warning("request %s: 503: %s", request_id, err)
+            return _json(start_response, 503, {"error": str(err), "request_id": request_id})
+        except Exception:
+            # The traceback may hold paths, library internals or input data: the log only.
+            log.exception("request %s failed", request_id)
+            return _json(start_response, 500, {"error": "internal error", "request_id": request_id},
+                         (("X-Request-Id", request_id),))
         start_response("200 OK", [("Content-Type", payload_type), ("Content-Length", str(len(payload)))])
         return [payload]
+
+    def read_body(self, environ, start_response, deadline: Deadline):
+        """The body, or the 413 answer when it is larger than the limit.
+
+        An oversized body is read and dropped first (up to limits.drain_bytes, within the deadline):
+        closing with it unread makes the kernel reset the connection, and a client that sends its
+        whole body before reading the answer (urllib, botocore) then sees a broken pipe, not the 413.
+        """
+        limit = self.handler.limits.max_payload_bytes
+        stream = environ["wsgi.input"]
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if 0 <= length <= limit:
+            return stream.read(length)
+        # Too long, or chunked (no length; WSGI forbids reading past a declared one; chunked ends at EOF).
+        body = stream.read(limit + 1) if length < 0 else b""
+        if len(body) <= limit and length < 0:
+            return body
+        self.drain(stream, length if length >= 0 else None, deadline)
+        size = f"{length:,} bytes" if length >= 0 else f"over {limit:,} bytes (chunked)"
+        return _json(start_response, 413, {"error": f"request body is {size}; the limit is {limit:,} "
+                                                    "(SERVING_MAX_PAYLOAD_MB)"})
+
+    def drain(self, stream, remaining: int | None, deadline: Deadline) -> None:
+        """Read and drop the rest of the body (`remaining` bytes, or to EOF when chunked), at most
+        limits.drain_bytes and only until the deadline."""
+        bound = self.handler.limits.drain_bytes
+        if remaining is not None and remaining > bound:
+            return  # too much to read: answer now (such a client may see a reset)
+        read = 0
+        while read < bound and deadline.remaining() > 0:
+            chunk = stream.read(DRAIN_CHUNK if remaining is None else min(DRAIN_CHUNK, remaining - read))
+            if not chunk:
+                return
+            read += len(chunk)

@@ -1,10 +1,12 @@
 """Dynamic micro-batching: requests from many server threads share one forward pass.
 
-Each request thread calls `predict(batch)` and blocks; one batching thread takes what is queued
-(up to `max_batch_size` images), waits at most `max_delay` seconds for more, runs the model once
-and hands each caller its rows. While the model is busy new requests pile up, so under load the
-batches fill by themselves and the delay is rarely waited out. A failing forward pass fails only
-the requests of that batch.
+Each request thread calls `predict(batch, deadline)` and blocks; one batching thread takes what is
+queued (up to `max_batch_size` images), waits at most `max_delay` seconds for more, runs the model
+once and hands each caller its rows. While the model is busy new requests pile up, so under load the
+batches fill by themselves and the delay is rarely waited out. A request larger than
+`max_batch_size` is split into several passes, so no request builds one giant tensor. A failing
+forward pass fails only the requests of that batch; a caller whose deadline passes stops waiting,
+and its images still queued are dropped.
 """
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
 import torch
 
+from .limits import Deadline, DeadlineExceeded
+
 log = logging.getLogger(__name__)
+
+Item = tuple[torch.Tensor, Future]
 
 
 class Batcher:
@@ -31,41 +38,88 @@ class Batcher:
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
-        self._queue: queue.SimpleQueue[tuple[torch.Tensor, Future]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._carry: Item | None = None  # taken from the queue but did not fit the last pass
         self.batch_sizes: list[int] = []  # recent forward-pass sizes (the benchmark reads them)
+        self.busy_since: float | None = None  # monotonic start of the forward pass now running
         # A daemon thread: the server's graceful shutdown waits for the request threads, which wait here.
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
-    def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        future: Future = Future()
-        self._queue.put((batch, future))
-        return future.result()
+    # ---- health (the server's /ping reads it)
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
-    def _collect(self) -> list[tuple[torch.Tensor, Future]]:
-        items = [self._queue.get()]
+    def running_for(self) -> float:
+        """Seconds the current forward pass has been running (0 when idle)."""
+        since = self.busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    # ---- callers
+    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
+        futures = []
+        for chunk in batch.split(self.max_batch_size):
+            future: Future = Future()
+            self._queue.put((chunk, future))
+            futures.append(future)
+        try:
+            rows = [future.result(timeout=None if deadline is None else deadline.remaining()) for future in futures]
+        except FutureTimeout:
+            for future in futures:
+                future.cancel()  # chunks not yet taken are skipped by the batching thread
+            raise DeadlineExceeded(f"the model did not answer within the request deadline of "
+                                   f"{deadline.seconds:g} s (SERVING_REQUEST_TIMEOUT_S)") from None
+        return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+    # ---- the batching thread
+    def _next(self, timeout: float | None) -> Item | None:
+        """The carried-over item, else the next queued one that its caller still waits for."""
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        while True:
+            try:
+                if timeout is None:
+                    item = self._queue.get()
+                elif timeout <= 0:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if item[1].set_running_or_notify_cancel():
+                return item
+
+    def _collect(self) -> list[Item]:
+        items = [self._next(None)]
         size = len(items[0][0])
         deadline = time.monotonic() + self.max_delay
         while size < self.max_batch_size:
-            try:
-                # Take what is already queued without waiting; then wait only until the deadline.
-                remaining = deadline - time.monotonic()
-                item = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
-            except queue.Empty:
+            # Take what is already queued without waiting; then wait only until the deadline.
+            item = self._next(deadline - time.monotonic())
+            if item is None:
+                break
+            if size + len(item[0]) > self.max_batch_size:
+                self._carry = item  # first in the next pass
                 break
             items.append(item)
             size += len(item[0])
         return items
 
     def _run(self) -> None:
-        while True:
-            items = self._collect()
-            # uint8 images and float tensors cannot share one tensor: one forward pass per kind.
-            for dtype in {batch.dtype for batch, _ in items}:
-                group = [(b, f) for b, f in items if b.dtype == dtype]
-                self._forward(group)
+        try:
+            while True:
+                items = self._collect()
+                # uint8 images and float tensors cannot share one tensor: one forward pass per kind.
+                for dtype in {batch.dtype for batch, _ in items}:
+                    self._forward([(b, f) for b, f in items if b.dtype == dtype])
+        except BaseException:  # /ping reports the dead thread; the log says why
+            log.critical("the inference thread died", exc_info=True)
+            raise
 
-    def _forward(self, group: list[tuple[torch.Tensor, Future]]) -> None:
+    def _forward(self, group: list[Item]) -> None:
+        self.busy_since = time.monotonic()
         try:
             batch = torch.cat([b for b, _ in group]) if len(group) > 1 else group[0][0]
             probabilities = self._predict(batch)
@@ -74,6 +128,8 @@ class Batcher:
             for _, future in group:
                 future.set_exception(err)
             return
+        finally:
+            self.busy_since = None
         self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
         start = 0
         for b, future in group:
@@ -91,5 +147,5 @@ class BatchedModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.batcher.predict(batch)
+    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
+        return self.batcher.predict(batch, deadline)

@@ -1,4 +1,4 @@
-"""The model handler, on sagemaker-inference's DefaultInferenceHandler contract.
+"""The model handler, on sagemaker-inference-toolkit's handler contract.
 
     model_fn(model_dir)                  -> ServedModel (the trainer's artifact, eval mode)
     input_fn(body, content_type, ctx)    -> Inputs (a batch: uint8 images or float tensors)
@@ -6,7 +6,12 @@
     output_fn(prediction, accept)        -> (JSON bytes, content type)
 
 The HTTP server (app.py) only moves bytes in and out; everything about the model lives here. Every
-bad input raises RequestError with the HTTP status and a message naming the problem.
+bad input raises RequestError with the HTTP status and a message naming the problem. The contract
+is kept as a convention, not by subclassing the toolkit: its decoder knows no image types, its .npy
+decoder allows pickles and its encoder adds nothing JSON does not do, while its package would put
+boto3, scipy and psutil in the image for nothing. Images are
+decoded in two passes: every image's header first (format, size: an over-limit request is refused
+before any pixel is decoded), then each image under the worker's pixel budget (limits.py).
 """
 from __future__ import annotations
 
@@ -20,34 +25,33 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sagemaker_inference import content_types, encoder, errors, utils
-from sagemaker_inference.default_inference_handler import DefaultInferenceHandler
+from PIL import Image
 
 from .. import artifact, inference, presets
+from .limits import Deadline, Limits, PixelBudget
 
-# SageMaker real-time endpoints refuse larger payloads; the local container does the same.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 DEFAULT_TOP_K = 5
-# sagemaker-inference's decoder knows no image types; these carry the raw bytes of one image.
-IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", content_types.OCTET_STREAM)
-SUPPORTED_TYPES = IMAGE_TYPES + (content_types.JSON, content_types.NPY)
+JSON, NPY = "application/json", "application/x-npy"
+# These carry the raw bytes of one image.
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+SUPPORTED_TYPES = IMAGE_TYPES + (JSON, NPY)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 
 
-class RequestError(errors.BaseInferenceToolkitError):
+class RequestError(Exception):
     """A request this model cannot answer: `status_code` is the HTTP status, `message` says why."""
 
     def __init__(self, status_code: int, message: str):
-        super().__init__(status_code, message, message)
-
-    def __str__(self) -> str:
-        return self.message
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
 
 
 @dataclass(frozen=True)
 class RequestContext:
     """What the handler reads from the request besides the body (the server fills it)."""
     custom_attributes: str | None = None
+    deadline: Deadline | None = None  # None: the handler's own limits.timeout_s from now
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Inputs:
     batch: torch.Tensor   # (N, 3, H, W): uint8 decoded images or float32 preprocessed tensors
     single: bool          # one image (answer a flat list) or `instances` / an (N,3,H,W) array
     top_k: int
+    deadline: Deadline | None = None
 
 
 class ServedModel:
@@ -85,8 +90,10 @@ class ServedModel:
             self.network.to("cuda")
         return self
 
-    def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities (N, classes) on the CPU: the trainer's evaluation forward pass."""
+    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
+        """Probabilities (N, classes) on the CPU: the trainer's evaluation forward pass.
+
+        The deadline is the batcher's to enforce (a forward pass cannot be interrupted)."""
         return inference.probabilities(self.network, batch, self.preprocessing)
 
 
@@ -111,19 +118,21 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-class ImageClassifierHandler(DefaultInferenceHandler):
+class ImageClassifierHandler:
     """model_fn / input_fn / predict_fn / output_fn for the image classifier.
 
     input_fn needs the model's preprocessing, which the contract does not pass to it: model_fn
     records it on the handler (one model per serving process).
     """
 
-    def __init__(self):
+    def __init__(self, limits: Limits = Limits()):
+        self.limits = limits
+        self.budget = PixelBudget(limits.decode_budget_pixels)
         self.preprocessing: dict | None = None
         self.num_classes = 0
 
     # ---- model_fn
-    def default_model_fn(self, model_dir, context=None) -> ServedModel:
+    def model_fn(self, model_dir, context=None) -> ServedModel:
         """Loads on the CPU; ServedModel.to_best_device() moves it (after the server's fork)."""
         network, metadata = artifact.load(Path(model_dir), device="cpu")
         self.preprocessing = metadata["preprocessing"]
@@ -131,32 +140,32 @@ class ImageClassifierHandler(DefaultInferenceHandler):
         return ServedModel(network, metadata)
 
     # ---- input_fn
-    def default_input_fn(self, input_data: bytes, content_type: str | None,
+    def input_fn(self, input_data: bytes, content_type: str | None,
                          context: RequestContext | None = None) -> Inputs:
         if self.preprocessing is None:
             raise RuntimeError("input_fn called before model_fn: the preprocessing is not known yet")
         kind = media_type(content_type)
         if kind not in SUPPORTED_TYPES:
-            raise errors.UnsupportedFormatError(content_type or "(none)")
+            raise RequestError(415, f"Content-Type {content_type or '(none)'!r} is not supported; send one of "
+                                    f"{', '.join(SUPPORTED_TYPES)}")
         if not input_data:
             raise RequestError(400, f"request body is empty: send the {kind} data in the body")
-        if len(input_data) > MAX_PAYLOAD_BYTES:
+        if len(input_data) > self.limits.max_payload_bytes:
             raise RequestError(413, f"request body is {len(input_data):,} bytes; the limit is "
-                                    f"{MAX_PAYLOAD_BYTES:,} (SageMaker's real-time payload limit)")
+                                    f"{self.limits.max_payload_bytes:,} (SERVING_MAX_PAYLOAD_MB)")
         top_k = parse_top_k(context.custom_attributes if context else None, self.num_classes)
+        deadline = (context.deadline if context else None) or Deadline(self.limits.timeout_s)
         if kind in IMAGE_TYPES:
-            return Inputs(self._image(input_data, "image").unsqueeze(0), True, top_k)
-        if kind == content_types.JSON:
-            return Inputs(self._instances(input_data), False, top_k)
-        return self._npy(input_data, top_k)
+            return Inputs(self._decode([("image", input_data)], deadline), True, top_k, deadline)
+        if kind == JSON:
+            return Inputs(self._decode(self._instances(input_data), deadline), False, top_k, deadline)
+        return self._npy(input_data, top_k, deadline)
 
-    def _image(self, data: bytes, what: str) -> torch.Tensor:
-        try:
-            return presets.eval_image(data, self.preprocessing)
-        except presets.BadImage as err:
-            raise RequestError(400, f"{what}: {err}") from None
+    def _too_many_images(self, count: int) -> RequestError:
+        return RequestError(413, f"request has {count:,} images; the limit is {self.limits.max_images} per "
+                                 "request (SERVING_MAX_IMAGES): send them in several requests")
 
-    def _instances(self, body: bytes) -> torch.Tensor:
+    def _instances(self, body: bytes) -> list[tuple[str, bytes]]:
         try:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -165,19 +174,56 @@ class ImageClassifierHandler(DefaultInferenceHandler):
         if not isinstance(instances, list) or not instances:
             raise RequestError(400, 'JSON body must be {"instances": [{"b64": "<base64 image>"}, ...]} '
                                     "with at least one instance")
-        images = []
+        if len(instances) > self.limits.max_images:
+            raise self._too_many_images(len(instances))
+        sources = []
         for i, instance in enumerate(instances):
             encoded = instance.get("b64") if isinstance(instance, dict) else None
             if not isinstance(encoded, str):
                 raise RequestError(400, f'instances[{i}] must be an object {{"b64": "<base64 image>"}}')
             try:
-                data = base64.b64decode(encoded, validate=True)
+                sources.append((f"instances[{i}]", base64.b64decode(encoded, validate=True)))
             except (binascii.Error, ValueError) as err:
                 raise RequestError(400, f"instances[{i}].b64 is not valid base64 ({err})") from None
-            images.append(self._image(data, f"instances[{i}]"))
-        return torch.stack(images)
+        return sources
 
-    def _npy(self, body: bytes, top_k: int) -> Inputs:
+    def _decode(self, sources: list[tuple[str, bytes]], deadline: Deadline) -> torch.Tensor:
+        """uint8 (N, 3, crop, crop): headers checked for the whole request first, then decoded one by one."""
+        limits = self.limits
+        opened: list[tuple[str, Image.Image]] = []
+        try:
+            pixels = 0
+            for what, data in sources:
+                image = self._image_call(what, presets.open_image, data, limits.max_image_pixels)
+                opened.append((what, image))
+                pixels += image.width * image.height
+                if pixels > limits.max_request_pixels:
+                    raise RequestError(413, f"the images of this request have more than {limits.max_request_pixels:,} "
+                                            f"pixels in all (SERVING_MAX_REQUEST_MEGAPIXELS; at {what}): send "
+                                            "fewer or smaller images per request")
+            crops = []
+            for what, image in opened:
+                deadline.check("decoding the images")
+                with self.budget.hold(image.width * image.height, min(limits.decode_wait_s, deadline.remaining())):
+                    crops.append(self._image_call(what, presets.eval_decode, image, self.preprocessing))
+            return torch.stack(crops)
+        finally:
+            for _, image in opened:
+                image.close()
+
+    @staticmethod
+    def _image_call(what: str, function, *args):
+        """presets' errors as HTTP answers: unknown format 415, too many pixels 413, unreadable 400."""
+        try:
+            return function(*args)
+        except presets.UnsupportedFormat as err:
+            raise RequestError(415, f"{what}: {err}") from None
+        except presets.TooManyPixels as err:
+            raise RequestError(413, f"{what}: {err}") from None
+        except presets.BadImage as err:
+            raise RequestError(400, f"{what}: {err}") from None
+
+    def _npy(self, body: bytes, top_k: int, deadline: Deadline) -> Inputs:
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except ValueError as err:  # also raised for pickled object arrays
@@ -195,13 +241,15 @@ class ImageClassifierHandler(DefaultInferenceHandler):
         batch = array[None] if single else array
         if batch.ndim != 4 or batch.shape[1:] != (3, crop, crop) or batch.shape[0] == 0:
             raise RequestError(400, f"array shape is {array.shape}; this model takes {expected}")
+        if len(batch) > self.limits.max_images:
+            raise self._too_many_images(len(batch))
         if not np.isfinite(batch).all():
             raise RequestError(400, "array contains NaN or infinite values")
-        return Inputs(torch.from_numpy(np.ascontiguousarray(batch)), single, top_k)
+        return Inputs(torch.from_numpy(np.ascontiguousarray(batch)), single, top_k, deadline)
 
     # ---- predict_fn
-    def default_predict_fn(self, data: Inputs, model: ServedModel, context=None) -> dict:
-        probabilities = model.predict(data.batch)
+    def predict_fn(self, data: Inputs, model: ServedModel, context=None) -> dict:
+        probabilities = model.predict(data.batch, data.deadline)
         values, indices = torch.topk(probabilities, data.top_k, dim=1)
         ranked = [[{"label": model.classes[i], "index": i, "probability": p}
                    for p, i in zip(row_p.tolist(), row_i.tolist())]
@@ -209,15 +257,9 @@ class ImageClassifierHandler(DefaultInferenceHandler):
         return {"predictions": ranked[0] if data.single else ranked}
 
     # ---- output_fn
-    def default_output_fn(self, prediction: dict, accept: str | None, context=None) -> tuple[bytes, str]:
+    def output_fn(self, prediction: dict, accept: str | None, context=None) -> tuple[bytes, str]:
         """JSON only; an Accept of */* or none means JSON."""
-        for wanted in map(media_type, utils.parse_accept(accept or content_types.JSON)):
-            if wanted in (content_types.JSON, content_types.ANY, "application/*"):
-                return encoder.encode(prediction, content_types.JSON).encode(), content_types.JSON
+        for wanted in map(media_type, (accept or JSON).split(",")):
+            if wanted in (JSON, "*/*", "application/*"):
+                return json.dumps(prediction).encode(), JSON
         raise RequestError(406, f"Accept {accept!r} cannot be served: this endpoint answers application/json")
-
-    # The contract's names, as sagemaker-inference's Transformer calls them.
-    model_fn = default_model_fn
-    input_fn = default_input_fn
-    predict_fn = default_predict_fn
-    output_fn = default_output_fn

@@ -9,12 +9,25 @@ Settings (environment):
   SAGEMAKER_BIND_TO_PORT          port (default 8080; the image carries the accept-bind-to-port label)
   SAGEMAKER_MODEL_SERVER_WORKERS  worker processes (default 1: one process batching over all cores
                                   beats several processes splitting them on small instances)
-  SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds before a stuck worker is restarted (default 60)
+  SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds gunicorn waits for a worker's heartbeat before restarting
+                                  it (default 60). The heartbeat comes from the worker's main loop,
+                                  which request threads do not block: a stuck forward pass is caught
+                                  by SERVING_REQUEST_TIMEOUT_S and /ping instead.
   SERVING_MAX_BATCH_SIZE          images per forward pass; 1 turns batching off (default 8)
   SERVING_MAX_BATCH_DELAY_MS      how long a forward pass waits for more requests (default 5)
   SERVING_THREADS                 concurrent requests per worker (default 32)
   SERVING_TORCH_THREADS           torch threads per worker (default: available cores / workers)
   SERVING_USER                    the unprivileged user of the workers (default model-server)
+Limits (limits.py; each refusal names its setting):
+  SERVING_MAX_PAYLOAD_MB          request body, MiB (default 6, SageMaker's real-time limit): 413
+  SERVING_MAX_IMAGES              images per request (default 64): 413
+  SERVING_MAX_REQUEST_MEGAPIXELS  decoded pixels per request, all images together (default 120): 413
+  SERVING_DECODE_BUDGET_MEGAPIXELS  pixels being decoded at once in one worker (default 100); a
+                                  request waits SERVING_DECODE_WAIT_MS (default 2000) for its share,
+                                  then gets a 503
+  SERVING_REQUEST_TIMEOUT_S       each request's deadline (default 50, under SageMaker's 60 s): a
+                                  request not answered by then gets a 503, and /ping fails while a
+                                  forward pass runs longer than this
 """
 from __future__ import annotations
 
@@ -26,23 +39,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import resources
+from .limits import MIB, Limits
+
 log = logging.getLogger("classifier.serving")
 
 
 class SettingsError(ValueError):
     """A serving setting (environment variable) with a bad value; the message names it."""
-
-
-def available_cpus() -> int:
-    """Cores this container may use: the CPU affinity, capped by a cgroup v2 quota (docker --cpus)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 def _int(env, name: str, default: int, minimum: int) -> int:
@@ -69,6 +73,7 @@ class Settings:
     torch_threads: int
     user: str
     model_dir: Path
+    limits: Limits
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
@@ -83,10 +88,24 @@ class Settings:
             max_delay_ms=_int(env, "SERVING_MAX_BATCH_DELAY_MS", 5, 0),
             threads=_int(env, "SERVING_THREADS", 32, 1),
             # More torch threads than cores (workers x threads) makes every worker slower.
-            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, available_cpus() // workers), 1),
+            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, resources.available_cpus() // workers), 1),
             user=env.get("SERVING_USER", "model-server"),
             model_dir=SageMakerPaths.from_env().model,
+            limits=limits_from_env(env),
         )
+
+
+def limits_from_env(env) -> Limits:
+    default = Limits()
+    megapixels = lambda name, value: _int(env, name, value // 1_000_000, 1) * 1_000_000  # noqa: E731
+    return Limits(
+        max_payload_bytes=_int(env, "SERVING_MAX_PAYLOAD_MB", default.max_payload_bytes // MIB, 1) * MIB,
+        max_images=_int(env, "SERVING_MAX_IMAGES", default.max_images, 1),
+        max_request_pixels=megapixels("SERVING_MAX_REQUEST_MEGAPIXELS", default.max_request_pixels),
+        decode_budget_pixels=megapixels("SERVING_DECODE_BUDGET_MEGAPIXELS", default.decode_budget_pixels),
+        decode_wait_s=_int(env, "SERVING_DECODE_WAIT_MS", int(default.decode_wait_s * 1000), 0) / 1000,
+        timeout_s=_int(env, "SERVING_REQUEST_TIMEOUT_S", int(default.timeout_s), 1),
+    )
 
 
 def worker_identity(user: str) -> dict:
@@ -161,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from .app import ServingApp
     from .handler import ImageClassifierHandler
 
-    handler = ImageClassifierHandler()
+    handler = ImageClassifierHandler(settings.limits)
     try:
         model = handler.model_fn(settings.model_dir)
     except artifact.ArtifactError as err:
@@ -172,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
              settings.model_dir, time.monotonic() - start, settings.workers, settings.torch_threads,
              settings.max_batch_size, settings.max_delay_ms,
              settings.user if identity else f"uid {os.geteuid()} (not started as root)")
+    log.info("limits: %s", settings.limits)
     app = ServingApp(handler, model, max_batch_size=settings.max_batch_size,
                      max_delay=settings.max_delay_ms / 1000)
     run(app, gunicorn_options(settings, app))
