@@ -8,12 +8,19 @@ PY := $(VENV)/bin/python
 
 # Image names and tags are defined here only; scripts and tests ask `make print-images`.
 IMAGE_NAME ?= sagemaker-image-classifier
-TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell git diff --quiet HEAD -- docker container_src 2>/dev/null || echo -dirty)
+# -dirty: the build context differs from the commit (changed or untracked files where docker reads them).
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)$(shell test -z "$$(git status --porcelain -- docker container_src .dockerignore 2>/dev/null)" || echo -dirty)
 REGISTRY ?=
 IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)
 TRAIN_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-train:$(TAG)
 SERVE_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-serve:$(TAG)
-BASE_IMAGE ?= public.ecr.aws/docker/library/python:3.11-slim-bookworm
+# By digest: a tag can move, a digest names one image (the multi-platform index of 3.11-slim-bookworm).
+BASE_IMAGE ?= public.ecr.aws/docker/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+# Extra `docker build` flags for both images, e.g. DOCKER_BUILD_FLAGS=--no-cache (what a CI retry does).
+DOCKER_BUILD_FLAGS ?=
+# The build context (holding docker/Dockerfile): this repository; the push and buildspec tests build
+# small images through the same `make build` by pointing it elsewhere.
+BUILD_CONTEXT ?= .
 # ImageNet weights baked into the training image (space-separated torchvision model names).
 WEIGHTS_MODELS ?= resnet50
 
@@ -42,19 +49,20 @@ JOB ?= $(OUTPUT)
 export SAGEMAKER_SUPPRESS_V2_WARNING=1
 
 .PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
-        benchmark benchmark-debugger report lock clean push teardown registry-server deploy query \
+        benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
         benchmark-serving
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
 	@echo "make test              every test, Docker included (installs/starts the engine when needed)"
 	@echo "make test-unit         unit tests only (no Docker)"
-	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE))"
+	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE)); DOCKER_BUILD_FLAGS=... for docker build"
 	@echo "make print-images      image references, one per line, training image first"
 	@echo "make sample-data       generate the sample image set in $(DATA)"
 	@echo "make train             local-mode training job on DATA (HP='--hp NAME=VALUE ...')"
 	@echo "make tune              search hyperparameters (MODE=local|cloud, MAX_JOBS=$(MAX_JOBS)) -> $(TUNE_OUTPUT)"
-	@echo "make push              push both images to ECR (or REGISTRY=host:port); digests -> build/images.json"
+	@echo "make push              push both images to ECR (or REGISTRY=host:port); digests, labels, SBOMs -> build/"
+	@echo "make sbom              CycloneDX SBOM of each built image (Python + Debian packages) -> build/sbom-*.cdx.json"
 	@echo "make deploy            serve a model (MODE=local: localhost:8080; MODE=cloud: a SageMaker endpoint)"
 	@echo "make query             classify QUERY_IMAGES with the deployed model (MODE=local|cloud)"
 	@echo "make teardown          delete the cloud endpoint, its config and model; say what is left (S3, ECR)"
@@ -68,9 +76,13 @@ help:
 $(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found; install Python 3.11"; exit 1; }
 	$(PYTHON_BIN) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c requirements/host.lock -e . -e container_src
+	# Hash-checked installs: every package is the very file the lock names (make lock regenerates it).
+	$(PY) -m pip install --quiet --require-hashes -r requirements/host.lock
 	# smdebug (rules and report on the host) declares protobuf<=3.20.3: installed without its requirements.
-	$(PY) -m pip install --quiet --no-deps -r docker/requirements/train-nodeps.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r docker/requirements/train-nodeps.txt
+	# pip refuses editable installs in hash-checking mode: the project's own packages come last, with
+	# no dependencies (all locked above) and built by the locked setuptools, not a fresh download.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e container_src
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -80,8 +92,10 @@ docker-engine:
 
 build: setup docker-engine
 	$(PY) scripts/fetch_weights.py $(WEIGHTS_MODELS)
-	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) docker/build.sh train $(TRAIN_IMAGE)
-	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) docker/build.sh serve $(SERVE_IMAGE)
+	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) DOCKER_BUILD_FLAGS="$(DOCKER_BUILD_FLAGS)" CONTEXT=$(BUILD_CONTEXT) \
+		docker/build.sh train $(TRAIN_IMAGE)
+	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) DOCKER_BUILD_FLAGS="$(DOCKER_BUILD_FLAGS)" CONTEXT=$(BUILD_CONTEXT) \
+		docker/build.sh serve $(SERVE_IMAGE)
 
 print-images:
 	@echo $(TRAIN_IMAGE)
@@ -116,6 +130,11 @@ query: setup
 
 teardown: setup
 	$(PY) scripts/teardown.py
+
+# The SBOMs of the local images without pushing (make push writes the same files for what it pushes).
+sbom: setup docker-engine
+	$(PY) scripts/sbom.py $(TRAIN_IMAGE) $(dir $(IMAGES_FILE))sbom-train.cdx.json
+	$(PY) scripts/sbom.py $(SERVE_IMAGE) $(dir $(IMAGES_FILE))sbom-serve.cdx.json
 
 registry-server:
 	@scripts/ensure_registry.sh
@@ -171,8 +190,11 @@ benchmark-debugger: setup
 benchmark-serving: setup
 	SERVE_IMAGE=$(SERVE_IMAGE) $(PY) benchmarks/serving.py
 
-lock: setup
-	$(PY) docker/lock.py
+# Regenerates the hashed locks (docker/requirements/*.txt, requirements/{host,sbom}.lock), keeping the
+# versions already locked; LOCK_ARGS=--upgrade re-resolves them all.
+LOCK_ARGS ?=
+lock:
+	$(PYTHON_BIN) docker/lock.py $(LOCK_ARGS)
 
 clean:
 	rm -rf $(OUTPUT) build/sample-data build/weights .pytest_cache

@@ -15,8 +15,8 @@ Also measures the container's cold start (docker run -> first 200 on /ping). The
 shares the cores with the server: its CPU share is reported beside every row.
 Writes build/bench-serving/results.json and serving.png; prints a Markdown table for the README.
 
---against REF: this checkout's serving image and commit REF's (built from `git archive REF`), one
-container each, loaded in turn (A B A B ...) at the last --concurrency, `--repeats` times each;
+--against REF: this checkout's serving image and the same image with commit REF's serving code and
+serving packages (`git archive REF`), one container each, loaded in turn (A B A B ...) at the last --concurrency, `--repeats` times each;
 prints the median req/s and p99 of each and their ratio (so a change to the server is judged
 against its predecessor in one run, under the same noise).
 --attack: the requests of tests/image_cases.attack() all at once against the container with this
@@ -279,28 +279,34 @@ def plot(rows: list[dict], alone: float, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def image_of(ref: str, python: str) -> str:
-    """Commit `ref`'s serving image, built from `git archive REF` with its own Dockerfile and locks
-    (the layer cache and this checkout's wheelhouse make it quick when little changed)."""
-    tag = f"sagemaker-image-classifier-serve:bench-{ref}"
-    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
-        return tag
-    tree = WORK / f"tree-{ref}"
-    shutil.rmtree(tree, ignore_errors=True)
-    tree.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    (tree / "build").mkdir(exist_ok=True)
-    subprocess.run(["cp", "-al", str(ROOT / "build" / "wheelhouse"), str(tree / "build" / "wheelhouse")], check=True)
-    subprocess.run(["docker/build.sh", "serve", tag], cwd=tree, check=True, env={**os.environ, "PYTHON": python})
-    shutil.rmtree(tree)
+def image_of(ref: str, image: str) -> str:
+    """`image` with commit `ref`'s serving code and serving packages in place of this checkout's.
+
+    Only what the serving code is made of changes (container_src/classifier and the packages of
+    ref's docker/requirements/serve.txt, wheels built here); torch, Python and the OS stay the same,
+    so the comparison measures the server, and needs no second 6 GB venv layer on disk."""
+    tag = f"{image.rsplit(':', 1)[0]}:bench-{ref}"
+    context = WORK / f"image-{ref}"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "container_src/classifier",
+                              "docker/requirements/serve.txt"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(context)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels"),
+                    "-r", str(context / "docker/requirements/serve.txt")], check=True)
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nCOPY wheels/ /tmp/wheels/\n"
+        "RUN pip install --quiet --no-index --no-deps /tmp/wheels/*.whl && rm -r /tmp/wheels\n"
+        "COPY container_src/classifier/ /opt/program/classifier/\n")
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
+    shutil.rmtree(context)
     return tag
 
 
 def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurrency: int, seconds: float,
             repeats: int) -> dict:
     """This checkout's server and REF's, same model, loaded in turn `repeats` times each."""
-    variants = {"this checkout": image, ref: image_of(ref, sys.executable)}
+    variants = {"this checkout": image, ref: image_of(ref, image)}
     servers = {name: OurContainer(tag, model_dir, {}) for name, tag in variants.items()}
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     try:

@@ -25,6 +25,8 @@ debootstrap --variant=minbase \
   || { tail -20 /tmp/debootstrap.log >&2; exit 1; }
 # Leave the apt lists and caches out: they are ~40 MB and stale by the time anyone uses them.
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-tar -C "$rootfs" -c . | docker import \
-  -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' - "$image" >/dev/null
+# The image id differs on every machine (debootstrap writes timestamps): the label names the recipe
+# (this script's hash), which is what scripts/provenance.py counts as the base in the inputs digest.
+tar -C "$rootfs" -c . | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' \
+  -c "LABEL sagemaker-image-classifier.base.recipe=sha256:$(sha256sum "$0" | cut -d' ' -f1)" - "$image" >/dev/null
 echo "base image $image ready"

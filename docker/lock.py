@@ -1,68 +1,153 @@
-"""Regenerate the image lock files (docker/requirements/*.txt) from the *.in files.
+"""Regenerate the hashed lock files from the hand-written inputs.
 
-    python docker/lock.py
+    python docker/lock.py [--upgrade]        (make lock; make lock LOCK_ARGS=--upgrade)
 
-base.txt pins the closure of base.in; train.txt and serve.txt pin what base.in + {train,serve}.in
-add on top of it, so the images install base once and each target only its own extras, all with
---no-deps from the wheelhouse. Run it with the host's CPython 3.11 on Linux x86_64 (the images' platform).
+    docker/requirements/base.in                 -> base.txt      the base stage (both images)
+    docker/requirements/{train,serve}.in        -> {train,serve}.txt  what each image adds on top of base
+    docker/requirements/train-nodeps.in         -> train-nodeps.txt   hand-pinned, installed --no-deps
+    pyproject.toml (+ its build requirements)   -> requirements/host.lock  the host venv (make setup)
+    requirements/sbom.in                        -> requirements/sbom.lock  the SBOM tool (scripts/sbom.py)
+
+Every line is `name==version --hash=sha256:...`: the hash of the one file pip chose for this platform
+(a wheel, or an sdist marked `# sdist`), taken from pip's own resolution report, so every install can run
+with --require-hashes. Versions already locked are kept (passed to pip as constraints) unless --upgrade:
+adding a package to an .in file changes nothing else. Run it with the host's CPython 3.11 on Linux
+x86_64, the images' platform; the hashes are of that platform's files.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).parent / "requirements"
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker" / "requirements"
+HOST = ROOT / "requirements"
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
+SDIST_MARK = "# sdist"
+# A line of a generated lock (docker/wheelhouse.py reads them with this too).
+LOCKED = re.compile(PIN.pattern + r" --hash=sha256:(?P<sha256>[0-9a-f]{64})(?P<sdist>\s+" + SDIST_MARK + r"\b)?")
 
 
-def resolve(*inputs: Path) -> dict[str, str]:
-    with tempfile.NamedTemporaryFile("r", suffix=".json") as report:
-        args = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                "--report", report.name]
-        for path in inputs:
-            args += ["-r", str(path)]
-        done = subprocess.run(args, capture_output=True, text=True)
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    sha256: str
+    sdist: bool
+
+    def line(self) -> str:
+        mark = f"  {SDIST_MARK}: built into a wheel on the host (docker/wheelhouse.py)" if self.sdist else ""
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}{mark}"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """name -> version of the `name==version` lines of a requirements file (hashes and comments ignored)."""
+    pins = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            found = PIN.match(line.strip())
+            if found:
+                pins[canonical(found[1])] = found[2]
+    return pins
+
+
+def resolve(args: list[str], keep: dict[str, str], what: str) -> dict[str, Pin]:
+    """pip's resolution of `args` (requirement options), with the versions in `keep` held."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report, constraints = Path(tmp) / "report.json", Path(tmp) / "constraints.txt"
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in keep.items()))
+        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                   "--report", str(report), "-c", str(constraints), *args]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
-            sys.exit(f"pip could not resolve {[str(p) for p in inputs]}:\n{done.stderr[-3000:]}")
-        data = json.load(open(report.name))
-    return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in data["install"]}
+            advice = " (a pin in an input now conflicts with the lock: `make lock LOCK_ARGS=--upgrade`)" if keep else ""
+            sys.exit(f"pip could not resolve {what}{advice}:\n{done.stderr[-3000:]}")
+        data = json.loads(report.read_text())
+    pins = {}
+    for item in data["install"]:
+        archive = item["download_info"].get("archive_info")
+        if archive is None:  # the project's own folders (pyproject.toml, container_src): not locked
+            continue
+        name = canonical(item["metadata"]["name"])
+        sha256 = archive.get("hashes", {}).get("sha256")
+        if not sha256:
+            sys.exit(f"{what}: pip's index gave no sha256 for {name} ({item['download_info']['url']}); "
+                     "use an index that publishes hashes (PyPI does)")
+        url = item["download_info"]["url"]
+        pins[name] = Pin(name, item["metadata"]["version"], sha256, not url.endswith(".whl"))
+    return pins
 
 
-def write(path: Path, pins: dict[str, str], header: str) -> None:
-    lines = [f"# {header}", "# Generated by docker/lock.py from the .in files; do not edit by hand."]
-    lines += [f"{name}=={version}" for name, version in sorted(pins.items())]
+def write(path: Path, pins: dict[str, Pin], header: str) -> None:
+    lines = [f"# {header}", f"# Generated by docker/lock.py; do not edit by hand."]
+    lines += [pins[name].line() for name in sorted(pins)]
     path.write_text("\n".join(lines) + "\n")
-    print(f"{path}: {len(pins)} packages")
+    print(f"{path.relative_to(ROOT)}: {len(pins)} packages")
 
 
-def check_nodeps(path: Path, locked: dict[str, str]) -> None:
-    """<target>-nodeps.txt: packages whose declared requirements conflict with the lock (smdebug's
-    protobuf<=3.20.3), installed --no-deps and pinned by hand. Their imports belong in <target>.in."""
-    for line in path.read_text().splitlines():
+def lock_images(upgrade: bool) -> None:
+    def held(*names: str) -> dict[str, str]:
+        # Per image: train and serve may lock different versions of a dependency they share.
+        return {} if upgrade else {n: v for name in names for n, v in read_pins(DOCKER / f"{name}.txt").items()}
+
+    base = resolve(["-r", str(DOCKER / "base.in")], held("base"), "base.in")
+    write(DOCKER / "base.txt", base, "base stage (both images)")
+    for target in ("train", "serve"):
+        full = resolve(["-r", str(DOCKER / "base.in"), "-r", str(DOCKER / f"{target}.in")], held("base", target),
+                       f"{target}.in")
+        changed = sorted(n for n in base if n in full and full[n].version != base[n].version)
+        if changed:
+            sys.exit(f"{target}.in changes base pins {changed}: pin them in base.in instead")
+        write(DOCKER / f"{target}.txt", {n: p for n, p in full.items() if n not in base}, f"{target} image extras")
+        if target == "train":
+            lock_nodeps(DOCKER / "train-nodeps.in", full)
+
+
+def lock_nodeps(source: Path, locked: dict[str, Pin]) -> None:
+    """train-nodeps.in: packages whose declared requirements conflict with the lock (smdebug's
+    protobuf<=3.20.3), pinned by hand and installed --no-deps. Their imports belong in train.in."""
+    for line in source.read_text().splitlines():
         line = line.split("#")[0].strip()
         if not line:
             continue
-        name, sep, version = line.partition("==")
-        if not sep or not version.strip():
-            sys.exit(f"{path}: {line!r} must be pinned as NAME==VERSION")
-        if name.strip().lower() in locked:
-            sys.exit(f"{path}: {name.strip()} is also in the resolved lock; keep it in one place")
-    print(f"{path}: pins checked")
+        found = PIN.match(line)
+        if not found or found[0] != line:
+            sys.exit(f"{source.relative_to(ROOT)}: {line!r} must be pinned as NAME==VERSION")
+        if canonical(found[1]) in locked:
+            sys.exit(f"{source.relative_to(ROOT)}: {found[1]} is also in the resolved lock; keep it in one place")
+    pins = resolve(["--no-deps", "-r", str(source)], {}, source.name)
+    write(source.with_suffix(".txt"), pins, f"installed with --no-deps after train.txt ({source.name} says why)")
 
 
-def main() -> None:
-    base = resolve(HERE / "base.in")
-    write(HERE / "base.txt", base, "base stage (both images)")
-    for target in ("train", "serve"):
-        full = resolve(HERE / "base.in", HERE / f"{target}.in")
-        changed = {n for n in base if n in full and full[n] != base[n]}
-        if changed:
-            sys.exit(f"{target}.in changes base pins {sorted(changed)}: pin them in base.in instead")
-        write(HERE / f"{target}.txt", {n: v for n, v in full.items() if n not in base}, f"{target} image extras")
-        if (HERE / f"{target}-nodeps.txt").exists():
-            check_nodeps(HERE / f"{target}-nodeps.txt", full)
+def lock_host(upgrade: bool) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    held = {} if upgrade else read_pins(HOST / "host.lock")
+    # The build requirements too: make setup installs the project's own packages --no-build-isolation,
+    # so the setuptools that builds them comes from this lock, hash-checked, not from a fresh download.
+    pins = resolve([str(ROOT), str(ROOT / "container_src"), *project["build-system"]["requires"]], held,
+                   "pyproject.toml")
+    write(HOST / "host.lock", pins, "the host venv (make setup): pyproject.toml's closure + its build requirements")
+    tool = resolve(["-r", str(HOST / "sbom.in")], {} if upgrade else read_pins(HOST / "sbom.lock"), "sbom.in")
+    write(HOST / "sbom.lock", tool, "the SBOM tool scripts/sbom.py runs inside each image")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--upgrade", action="store_true", help="re-resolve every version (default: keep the locked ones)")
+    args = parser.parse_args(argv)
+    lock_images(args.upgrade)
+    lock_host(args.upgrade)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Push the built images to ECR (default) or to any registry, and record their digests.
+"""Push the built images to ECR (default) or to any registry, and record their digests, labels and SBOMs.
 
     python scripts/push_images.py [--registry HOST:PORT] [--output build/images.json] ROLE=IMAGE ...
     e.g. push_images.py train=sagemaker-image-classifier-train:3f2a... serve=sagemaker-image-classifier-serve:3f2a...
@@ -7,10 +7,13 @@ ECR: the account comes from STS, the region from AWS_REGION; a missing repositor
 on push and IMMUTABLE tags; docker logs in with ECR's authorization token (no AWS CLI needed).
 --registry HOST:PORT pushes there instead (login with REGISTRY_USER / REGISTRY_PASSWORD when set).
 
-A tag is never overwritten: when the registry already has the tag with the same image (same config
-digest), the push is skipped; with a different image it stops with an error. The pushed digests are
-printed and written to --output as {ROLE: {"image": REF:TAG, "digest": "sha256:...", "uri": REF@DIGEST}},
-which the cloud scripts read so jobs and endpoints run an exact digest.
+A tag is never overwritten. What decides is the digest of the build inputs each image carries as a label
+(scripts/provenance.py), not the image id, which changes with every rebuild (timestamps, no layer cache):
+when the registry already has the tag with an image built from the same inputs, the push is skipped and
+the registry's digest recorded; with other inputs it stops with an error saying what differs.
+Before pushing, each image's SBOM is written beside --output (sbom-ROLE.cdx.json, scripts/sbom.py).
+The record, --output, is {ROLE: {"image": REF:TAG, "digest": "sha256:...", "uri": REF@DIGEST, "labels":
+{...}, "sbom": FILE}}; the cloud scripts read it so jobs and endpoints run an exact digest.
 """
 from __future__ import annotations
 
@@ -19,55 +22,25 @@ import base64
 import json
 import os
 import re
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+import provenance
+import sbom
 import settings
+from provenance import INPUTS_LABEL, OCI, ImageRef, ProvenanceError
 
 MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json",
                   "application/vnd.oci.image.manifest.v1+json")
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
-class PushError(RuntimeError):
+class PushError(ProvenanceError):
     """A push that must not happen or did not work; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    repository: str  # without any registry host
-    tag: str
-
-    @classmethod
-    def parse(cls, ref: str) -> "ImageRef":
-        """'[host[:port]/]path/name:tag' -> repository 'path/name', tag."""
-        name, sep, tag = ref.rpartition(":")
-        if not sep or "/" in tag or not tag:
-            raise PushError(f"image {ref!r} has no tag: give NAME:TAG (the Makefile's TAG is the git commit)")
-        first, _, rest = name.partition("/")
-        if rest and ("." in first or ":" in first or first == "localhost"):
-            name = rest
-        return cls(name, tag)
-
-
-class Docker:
-    """The docker CLI (the one boundary the unit tests replace)."""
-
-    def run(self, *args: str, input: str | None = None, echo: bool = False) -> str:
-        done = subprocess.run(["docker", *args], input=input, capture_output=True, text=True)
-        if echo and done.stdout:
-            print(done.stdout, end="")
-        if done.returncode:
-            raise PushError(f"docker {args[0]} failed: {(done.stderr or done.stdout).strip()}")
-        return done.stdout
-
-    def image_id(self, ref: str) -> str:
-        try:
-            return self.run("image", "inspect", "--format", "{{.Id}}", ref).strip()
-        except PushError:
-            raise PushError(f"image {ref} is not on this machine: run `make build` first") from None
+class Docker(provenance.Docker):
+    """The docker CLI, with the calls a push needs."""
 
     def login(self, registry: str, user: str, password: str) -> None:
         self.run("login", "--username", user, "--password-stdin", registry, input=password)
@@ -80,6 +53,15 @@ class Docker:
         if not found:
             raise PushError(f"docker push {remote} printed no digest:\n{out}")
         return found[-1]
+
+
+def http_json(url: str, auth: tuple[str, str] | None = None) -> dict:
+    import requests
+
+    answer = requests.get(url, auth=auth, timeout=60)
+    if answer.status_code != 200:
+        raise PushError(f"reading {url.split('?')[0]} answered {answer.status_code} {answer.text[:200]}")
+    return answer.json()
 
 
 class EcrRegistry:
@@ -120,6 +102,11 @@ class EcrRegistry:
         manifest = json.loads(found[0]["imageManifest"])
         return found[0]["imageId"]["imageDigest"], manifest["config"]["digest"]
 
+    def labels(self, repository: str, config_digest: str) -> dict[str, str]:
+        """The labels in the image's config blob (ECR hands out a pre-signed URL for it)."""
+        url = self.ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=config_digest)["downloadUrl"]
+        return http_json(url)["config"].get("Labels") or {}
+
 
 class PlainRegistry:
     """Any registry speaking the Distribution API (e.g. Debian's docker-registry on 127.0.0.1)."""
@@ -149,30 +136,70 @@ class PlainRegistry:
                             f"{answer.status_code} {answer.text[:200]}")
         return answer.headers["Docker-Content-Digest"], answer.json()["config"]["digest"]
 
+    def labels(self, repository: str, config_digest: str) -> dict[str, str]:
+        """The labels in the image's config blob."""
+        return http_json(f"{self.base}/{repository}/blobs/{config_digest}", self.auth)["config"].get("Labels") or {}
 
-def push(images: dict[str, str], registry, docker: Docker) -> dict[str, dict[str, str]]:
-    """Push every local image (role -> local ref); returns role -> {image, digest, uri}."""
-    refs = {role: (local, ImageRef.parse(local), docker.image_id(local)) for role, local in images.items()}
+
+def why_different(remote: str, theirs: dict[str, str], ours: dict[str, str]) -> str:
+    """The refusal: what differs between the image under the tag and ours, and what to do."""
+    if INPUTS_LABEL not in theirs:
+        return (f"{remote} already holds an image that carries no inputs digest (pushed before images were "
+                "labelled with one), so it cannot be compared with this build; tags are never overwritten: "
+                "commit (a new commit is a new tag) and rebuild, or push under another tag (make build push TAG=...)")
+    head = (f"{remote} already holds an image built from other inputs (inputs digest there "
+            f"{theirs[INPUTS_LABEL]}, here {ours[INPUTS_LABEL]}); tags are never overwritten. ")
+    if theirs.get(f"{OCI}.revision") != ours.get(f"{OCI}.revision"):
+        return head + (f"It was built from commit {theirs.get(f'{OCI}.revision')}, this one from "
+                       f"{ours.get(f'{OCI}.revision')}: give this build its own tag (make build push TAG=...)")
+    if ImageRef.parse(remote).tag.endswith("-dirty"):
+        return head + ("Both were built from uncommitted changes to the same commit: commit your changes and "
+                       "rebuild (the new commit is a new tag)")
+    base = f"{OCI}.base.digest"
+    if theirs.get(base) != ours.get(base):
+        return head + (f"Same commit, other base image (there {theirs.get(f'{OCI}.base.name')} = {theirs.get(base)}, "
+                       f"here {ours.get(f'{OCI}.base.name')} = {ours.get(base)}): rebuild on the base the pushed "
+                       "image used (make build BASE_IMAGE=...), or push under another tag (make build push TAG=...)")
+    return head + ("Same commit and base image, so what differs is outside git: the baked weights in build/weights "
+                   "(WEIGHTS_MODELS, or a download that failed on one machine) or untracked files in the build "
+                   "context (`python scripts/provenance.py inputs --base BASE` lists every input): make them "
+                   "match the build that pushed, or push under another tag (make build push TAG=...)")
+
+
+def push(images: dict[str, str], registry, docker: Docker, record_dir: Path) -> dict[str, dict]:
+    """Push every local image (role -> local ref), SBOMs first; returns role -> its record entry."""
+    local = {}
+    for role, ref in images.items():
+        labels = docker.labels(ref)
+        if INPUTS_LABEL not in labels:
+            raise PushError(f"image {ref} has no {INPUTS_LABEL} label, so a later push could not tell whether "
+                            "the registry holds the same build: build it with `make build` (docker/build.sh)")
+        local[role] = (ref, ImageRef.parse(ref), labels)
+    # Written before anything is published: an image whose SBOM cannot be made is not pushed.
+    boms = {role: sbom.write(ref, record_dir / f"sbom-{role}.cdx.json", docker).name
+            for role, (ref, _, _) in local.items()}
     registry.login(docker)
     pushed = {}
-    for role, (local, ref, image_id) in refs.items():
-        registry.prepare(ref.repository)
-        remote = f"{registry.address}/{ref.repository}:{ref.tag}"
-        there = registry.existing(ref.repository, ref.tag)
-        if there and there[1] != image_id:
-            raise PushError(f"{remote} already holds a different image (config {there[1][:19]}, local "
-                            f"{image_id[:19]}); tags are never overwritten: commit the change (a new tag) and rebuild")
+    for role, (ref, name, labels) in local.items():
+        registry.prepare(name.repository)
+        remote = f"{registry.address}/{name.repository}:{name.tag}"
+        there = registry.existing(name.repository, name.tag)
         if there:
-            print(f"{remote} is already in the registry with this image: not pushed again")
-            digest = there[0]
+            theirs = registry.labels(name.repository, there[1])
+            if theirs.get(INPUTS_LABEL) != labels[INPUTS_LABEL]:
+                raise PushError(why_different(remote, theirs, labels))
+            print(f"{remote} is already in the registry, built from the same inputs ({labels[INPUTS_LABEL]}): "
+                  "not pushed again; recording the registry's digest")
+            digest, labels = there[0], theirs
         else:
-            digest = docker.push(local, remote)
-        pushed[role] = {"image": remote, "digest": digest, "uri": f"{registry.address}/{ref.repository}@{digest}"}
+            digest = docker.push(ref, remote)
+        pushed[role] = {"image": remote, "digest": digest, "uri": f"{registry.address}/{name.repository}@{digest}",
+                        "labels": labels, "sbom": boms[role]}
         print(f"{role}: {pushed[role]['uri']}")
     return pushed
 
 
-def write_record(pushed: dict[str, dict[str, str]], path: Path) -> None:
+def write_record(pushed: dict[str, dict], path: Path) -> None:
     """Merge into the record file (other roles' entries stay), one JSON object."""
     record = json.loads(path.read_text()) if path.is_file() else {}
     record.update(pushed)
@@ -206,8 +233,8 @@ def main(argv: list[str] | None = None, docker: Docker | None = None, boto_sessi
 
             boto_session = boto_session or boto3.Session(region_name=cfg.region)
             registry = EcrRegistry(boto_session.client("ecr"), boto_session.client("sts"), cfg.region)
-        pushed = push(images, registry, docker or Docker())
-    except (PushError, settings.SettingsError) as err:
+        pushed = push(images, registry, docker or Docker(), args.output.parent)
+    except (ProvenanceError, settings.SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     write_record(pushed, args.output)

@@ -1,12 +1,12 @@
 """A real registry for push tests: Debian's docker-registry (distribution 2.8) on 127.0.0.1, with its
-own config, htpasswd login and a temp storage dir; plus tiny images to push through the real code path."""
+own config, htpasswd login and a temp storage dir; plus small images built by the real `make build`
+(labels, inputs digest) from a small context, to push through the real code path in seconds."""
 from __future__ import annotations
 
 import contextlib
-import io
+import json
 import socket
 import subprocess
-import tarfile
 import time
 import uuid
 import warnings
@@ -78,16 +78,36 @@ auth:
         log.close()
 
 
-def tiny_image(ref: str, content: str) -> str:
-    """Import a one-file image as `ref` (a few hundred bytes: pushes in a second); returns its id."""
-    data = content.encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    subprocess.run(["docker", "import", "-", ref], input=buffer.getvalue(), check=True, capture_output=True)
-    return image_id(ref)
+# Like docker/Dockerfile: a train and a serve target on the project's base image, with an /opt/venv
+# (empty: the SBOM tool runs with the image's own venv interpreter) and one file copied from the context.
+SMALL_DOCKERFILE = """ARG BASE_IMAGE
+FROM ${BASE_IMAGE} AS train
+RUN python3 -m venv --without-pip /opt/venv
+COPY content.txt /content.txt
+FROM train AS serve
+"""
+
+
+def small_context(folder: Path, content: str) -> Path:
+    """A build context for `make build BUILD_CONTEXT=...`: its Dockerfile, .dockerignore and one input."""
+    (folder / "docker").mkdir(parents=True, exist_ok=True)
+    (folder / "docker" / "Dockerfile").write_text(SMALL_DOCKERFILE)
+    (folder / ".dockerignore").write_text("*\n!content.txt\n")
+    (folder / "content.txt").write_text(content)
+    return folder
+
+
+def make_build(root: Path, context: Path, train: str, serve: str, *flags: str) -> subprocess.CompletedProcess:
+    """`make build` of the two small images, as a user (or CodeBuild) runs it."""
+    done = subprocess.run(["make", "-s", "build", f"BUILD_CONTEXT={context}", f"TRAIN_IMAGE={train}",
+                           f"SERVE_IMAGE={serve}", *flags], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def labels(ref: str) -> dict[str, str]:
+    return json.loads(subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
+                                     check=True, capture_output=True, text=True).stdout)
 
 
 def image_id(ref: str) -> str:

@@ -1,13 +1,14 @@
 """buildspec.yml, run as CodeBuild runs it: every phase's commands in order in one bash (variables carry
 over), CodeBuild's environment variables set, the buildspec's own variables under the overrides a
-StartBuild call would give. Target: the local registry; SKIP_IMAGE_BUILD=1 (documented in the
-buildspec) pushes tiny images instead of building the 6 GB ones, and PYTEST_ADDOPTS narrows the unit
+StartBuild call would give. Target: the local registry; BUILD_CONTEXT (documented in the buildspec)
+makes `make build` build small images instead of the 6 GB ones, and PYTEST_ADDOPTS narrows the unit
 tests of pre_build to a few (the full unit suite runs in `make test` anyway). A typo in a command, a
 phase or a key fails the test."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import uuid
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from .jobs import ROOT
-from .registry import remove_images, tiny_image
+from .registry import remove_images, small_context
 
 PHASES = ("install", "pre_build", "build", "post_build")
 TOP_KEYS = {"version", "run-as", "env", "proxy", "batch", "phases", "reports", "artifacts", "cache"}
@@ -84,30 +85,33 @@ def run_buildspec(path: Path, overrides: dict[str, str], workdir: Path) -> tuple
 
 @pytest.fixture
 def keep_images_record():
-    """The buildspec writes build/images.json in the source tree, as in CodeBuild: put the developer's back."""
-    record = ROOT / "build" / "images.json"
-    saved = record.read_bytes() if record.exists() else None
-    yield record
-    if saved is None:
-        record.unlink(missing_ok=True)
-    else:
-        record.write_bytes(saved)
+    """The buildspec writes build/images.json and the SBOMs in the source tree, as in CodeBuild: put the
+    developer's back."""
+    files = [ROOT / "build" / name for name in ("images.json", "sbom-train.cdx.json", "sbom-serve.cdx.json")]
+    saved = {path: path.read_bytes() if path.exists() else None for path in files}
+    yield files[0]
+    for path, content in saved.items():
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)
 
 
 def test_buildspec_phases_push_and_export_the_image_uris(local_registry, keep_images_record, tmp_path):
     tag = uuid.uuid4().hex[:12]
     refs = {role: f"{local_registry.address}/sagemaker-image-classifier-{role}:{tag}" for role in ("train", "serve")}
-    for role, ref in refs.items():
-        tiny_image(ref, f"buildspec {role} {tag}")
     try:
         done, exported = run_buildspec(ROOT / "buildspec.yml", {
             "REGISTRY": local_registry.address, "REGISTRY_USER": local_registry.user,
-            "REGISTRY_PASSWORD": local_registry.password, "SKIP_IMAGE_BUILD": "1",
+            "REGISTRY_PASSWORD": local_registry.password,
+            "BUILD_CONTEXT": str(small_context(tmp_path / "context", f"buildspec {tag}")),
             "TRAIN_IMAGE": refs["train"], "SERVE_IMAGE": refs["serve"],
             "PYTEST_ADDOPTS": "-k 'test_settings or test_push'"}, tmp_path)
         log = done.stdout[-6000:] + done.stderr[-6000:]
         assert done.returncode == 0, log
-        assert "passed" in done.stdout  # pre_build ran the unit tests
+        # pre_build ran the unit tests: pytest's summary line, all passed.
+        summary = re.search(r"^(\d+) passed(, \d+ (deselected|skipped|warnings?))* in [\d.]+s", done.stdout, re.MULTILINE)
+        assert summary and int(summary[1]) > 0, log
         pushed = json.loads(keep_images_record.read_text())
     finally:
         remove_images(*refs.values())
@@ -117,6 +121,11 @@ def test_buildspec_phases_push_and_export_the_image_uris(local_registry, keep_im
     assert exported["IMAGE_TAG"]
     spec = load_buildspec(ROOT / "buildspec.yml")
     assert all((ROOT / f).exists() for f in spec["artifacts"]["files"])
+    # Every exported artifact describes the images this build pushed.
+    for role in ("train", "serve"):
+        assert pushed[role]["labels"]["org.opencontainers.image.version"] == tag
+        bom = json.loads((ROOT / "build" / pushed[role]["sbom"]).read_text())
+        assert bom["metadata"]["component"]["bom-ref"] == refs[role]
 
 
 def test_a_misspelt_key_is_caught(tmp_path):

@@ -1,7 +1,8 @@
-"""`make push REGISTRY=host:port` against a real registry (Debian's docker-registry on 127.0.0.1 with a
-login): push, pull back by the recorded digest, same image; a second push leaves the tag alone; a
-different image under the same tag is refused. Tiny images go through the same code path as the real
-ones (pushing the 6 GB training image would take minutes)."""
+"""`make build` + `make push REGISTRY=host:port` against a real registry (Debian's docker-registry on
+127.0.0.1 with a login): push, pull back by the recorded digest, same image; a rebuild of the same inputs
+with no layer cache (a CI retry) is not pushed again and the same digests are recorded; a changed input
+under the same tag is refused. Small images built by the real `make build` from a small context go
+through the same code path as the real ones (pushing the 6 GB training image would take minutes)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ import uuid
 
 import pytest
 
+from provenance import INPUTS_LABEL
+
 from .jobs import ROOT
-from .registry import image_id, remove_images, tiny_image
+from .registry import image_id, labels, make_build, remove_images, small_context
 
 
 def make_push(registry, train: str, serve: str, images_file) -> subprocess.CompletedProcess:
@@ -23,17 +26,20 @@ def make_push(registry, train: str, serve: str, images_file) -> subprocess.Compl
 
 
 @pytest.fixture
-def tiny_pair(local_registry):
-    """Two tiny images named as `make build REGISTRY=...` names them (a fresh tag per test)."""
+def small_pair(local_registry, tmp_path):
+    """(refs, build context): the two small images named as `make build REGISTRY=...` names them (a fresh
+    tag per test), built by `make build` from a small context."""
     tag = uuid.uuid4().hex[:12]
     refs = {role: f"{local_registry.address}/sagemaker-image-classifier-{role}:{tag}" for role in ("train", "serve")}
-    ids = {role: tiny_image(ref, f"{role} {tag}") for role, ref in refs.items()}
-    yield refs, ids
+    context = small_context(tmp_path / "context", f"content {tag}")
+    make_build(ROOT, context, refs["train"], refs["serve"])
+    yield refs, context
     remove_images(*refs.values())
 
 
-def test_push_pull_round_trip_keeps_the_digest(local_registry, tiny_pair, tmp_path):
-    refs, ids = tiny_pair
+def test_push_pull_round_trip_keeps_the_digest_and_records_labels_and_sboms(local_registry, small_pair, tmp_path):
+    refs, _ = small_pair
+    ids = {role: image_id(ref) for role, ref in refs.items()}
     record = tmp_path / "images.json"
     done = make_push(local_registry, refs["train"], refs["serve"], record)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -43,6 +49,11 @@ def test_push_pull_round_trip_keeps_the_digest(local_registry, tiny_pair, tmp_pa
         assert entry["image"] == refs[role]
         assert entry["uri"] == refs[role].rsplit(":", 1)[0] + "@" + entry["digest"]
         assert f"{role}: {entry['uri']}" in done.stdout
+        assert entry["labels"] == labels(refs[role])
+        bom = json.loads((tmp_path / entry["sbom"]).read_text())
+        assert bom["metadata"]["component"]["version"] == refs[role].rsplit(":", 1)[1]
+        # The small images hold no Python packages; their Debian packages are all there, by purl.
+        assert any(c["purl"].startswith("pkg:deb/debian/python3.11@") for c in bom["components"])
     # Pull back by digest with no local copy left: the registry returns the very same image.
     remove_images(*refs.values())
     for role, entry in pushed.items():
@@ -51,28 +62,45 @@ def test_push_pull_round_trip_keeps_the_digest(local_registry, tiny_pair, tmp_pa
         remove_images(entry["uri"])
 
 
-def test_second_push_skips_and_a_changed_image_is_refused(local_registry, tiny_pair, tmp_path):
-    refs, ids = tiny_pair
+def test_a_rebuild_without_cache_is_not_pushed_again_and_a_changed_input_is_refused(local_registry, small_pair, tmp_path):
+    refs, context = small_pair
     record = tmp_path / "images.json"
     first = make_push(local_registry, refs["train"], refs["serve"], record)
     assert first.returncode == 0, first.stdout + first.stderr
-    digests = json.loads(record.read_text())
+    digests = {role: entry["digest"] for role, entry in json.loads(record.read_text()).items()}
+    before = {role: (image_id(ref), labels(ref)) for role, ref in refs.items()}
+    print(f"built and pushed: {digests}")
+
+    # What a CodeBuild retry does: the same commit, no layer cache, a new image id and build time.
+    rebuild = make_build(ROOT, context, refs["train"], refs["serve"], "DOCKER_BUILD_FLAGS=--no-cache")
+    assert "Using cache" not in rebuild.stdout  # the flag reached docker build: every step ran again
+    for role, ref in refs.items():
+        rebuilt = labels(ref)
+        assert image_id(ref) != before[role][0]
+        assert rebuilt[INPUTS_LABEL] == before[role][1][INPUTS_LABEL]
+        print(f"rebuilt {role} with --no-cache: image id {before[role][0][:19]} -> {image_id(ref)[:19]}, "
+              f"inputs {rebuilt[INPUTS_LABEL]}")
     again = make_push(local_registry, refs["train"], refs["serve"], record)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "already in the registry with this image: not pushed again" in again.stdout
-    assert json.loads(record.read_text()) == digests
-    # Same tag, other content: never overwritten.
-    remove_images(refs["train"])
-    tiny_image(refs["train"], "something else")
+    assert again.stdout.count("built from the same inputs") == 2 and "Pushed" not in again.stdout
+    assert {role: entry["digest"] for role, entry in json.loads(record.read_text()).items()} == digests
+    print("push after the rebuild:\n" + "\n".join(l for l in again.stdout.splitlines() if "inputs" in l or ": " in l))
+
+    # One input changed, same tag: refused, nothing recorded.
+    (context / "content.txt").write_text("something else")
+    make_build(ROOT, context, refs["train"], refs["serve"])
     changed = make_push(local_registry, refs["train"], refs["serve"], record)
     assert changed.returncode != 0
-    assert "already holds a different image" in changed.stderr
-    assert json.loads(record.read_text()) == digests
+    assert "already holds an image built from other inputs" in changed.stderr
+    # Same commit, same base: the difference lies outside git, and the advice says so.
+    assert "what differs is outside git" in changed.stderr
+    assert {role: entry["digest"] for role, entry in json.loads(record.read_text()).items()} == digests
+    print(f"push after changing an input (exit {changed.returncode}):\n{changed.stderr.strip()}")
 
 
-def test_push_without_login_is_refused_by_the_registry(local_registry, tiny_pair, tmp_path):
+def test_push_without_login_is_refused_by_the_registry(local_registry, small_pair, tmp_path):
     """The registry really demands the login the push performs (so the test above proves the login path)."""
-    refs, _ = tiny_pair
+    refs, _ = small_pair
     subprocess.run(["docker", "logout", local_registry.address], capture_output=True)
     done = subprocess.run(["make", "-s", "push", f"REGISTRY={local_registry.address}", f"TRAIN_IMAGE={refs['train']}",
                            f"SERVE_IMAGE={refs['serve']}", f"IMAGES_FILE={tmp_path / 'i.json'}"],

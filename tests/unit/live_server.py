@@ -1,8 +1,9 @@
 """The real serving process on a loopback port, no Docker: gunicorn's master, its worker, real sockets.
 
 Tests start it with `LiveServer(model_dir, folder)`; run as a script it is `serve` (server.main)
-with one test seam: while the file named by SERVING_TEST_FORWARD_GATE exists, every forward pass
-waits (a stuck model, for the liveness tests). Nothing else about the server is replaced.
+with one test seam, the file named by SERVING_TEST_FORWARD_GATE: while it exists every forward pass
+waits (a stuck model, for the liveness tests), or raises if it says "fail" (a bug, for the 500s).
+Nothing else about the server is replaced.
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ def _gated(predict):
 
     def forward(self, batch, deadline=None):
         while gate.exists():
+            if gate.read_text() == "fail":
+                raise RuntimeError(f"injected failure reading {gate}")
             time.sleep(0.02)
         return predict(self, batch, deadline)
     return forward

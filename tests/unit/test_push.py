@@ -8,6 +8,8 @@ import json
 import pytest
 
 import push_images
+import sbom
+from provenance import INPUTS_LABEL, OCI, ProvenanceError
 from push_images import ImageRef, PushError
 
 from .aws_stubs import ACCOUNT, REGION, StubbedBotoSession, aws_env
@@ -15,20 +17,35 @@ from .aws_stubs import ACCOUNT, REGION, StubbedBotoSession, aws_env
 ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 TAG = "3f2a9c1b7d4e"
 LOCAL_ID = "sha256:" + "1" * 64
+CONFIG = "sha256:" + "c" * 64
 DIGEST = "sha256:" + "d" * 64
+COMMIT = "3f2a9c1b7d4e" + "0" * 28
+INPUTS = "sha256:" + "a" * 64
+LABELS = {f"{OCI}.revision": COMMIT, f"{OCI}.version": TAG, f"{OCI}.created": "2026-12-02T03:00:00+00:00",
+          f"{OCI}.base.name": "base@sha256:" + "b" * 64, f"{OCI}.base.digest": "sha256:" + "b" * 64,
+          INPUTS_LABEL: INPUTS}
+# What cyclonedx-py and dpkg print inside an image (scripts/sbom.py runs both there).
+PYTHON_BOM = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [
+    {"type": "library", "bom-ref": "torch==2.14.1", "name": "torch", "version": "2.14.1", "purl": "pkg:pypi/torch@2.14.1"}],
+    "dependencies": [{"ref": "torch==2.14.1"}], "metadata": {}}
+DPKG = 'ID=debian\nVERSION_ID="12"\n---\nlibc6\t2.36-9+deb12u13\tamd64\nperl-base\t5.36.0-7+deb12u3\tamd64\n' \
+       'tzdata\t2025b-0+deb12u2\tall\nlibgcc-s1\t1:12.2.0-14+deb12u1\tamd64\n'
 
 
 class RecordingDocker(push_images.Docker):
     """Answers like the docker CLI would; records every command."""
 
-    def __init__(self, image_id=LOCAL_ID):
+    def __init__(self, image_id=LOCAL_ID, labels=LABELS):
         self.calls = []
         self.image = image_id
+        self.image_labels = labels
 
     def run(self, *args, input=None, echo=False):
         self.calls.append((args, input))
         if args[:2] == ("image", "inspect"):
-            return self.image + "\n"
+            return (json.dumps(self.image_labels) if ".Config.Labels" in args[3] else self.image) + "\n"
+        if args[0] == "run":
+            return DPKG if "sh" in args else json.dumps(PYTHON_BOM)
         if args[0] == "push":
             return f"{TAG}: digest: {DIGEST} size: 1234\n"
         return ""
@@ -41,6 +58,17 @@ def manifest(config_digest):
     return json.dumps({"schemaVersion": 2, "mediaType": push_images.MANIFEST_TYPES[0],
                        "config": {"digest": config_digest, "mediaType": "application/vnd.docker.container.image.v1+json",
                                   "size": 1}, "layers": []})
+
+
+@pytest.fixture(autouse=True)
+def sbom_tool(monkeypatch, tmp_path):
+    """The SBOM tool is mounted into the image; the recorder runs nothing, so no tool is installed."""
+    monkeypatch.setattr(sbom, "install_tool", lambda: tmp_path / "sbom-tool")
+
+
+def registry_config(monkeypatch, labels):
+    """The image config ECR's pre-signed URL serves (the labels of the image under the tag)."""
+    monkeypatch.setattr(push_images, "http_json", lambda url: {"config": {"Labels": labels}})
 
 
 def ecr_session(repo_exists: bool, existing_config: str | None):
@@ -66,6 +94,9 @@ def ecr_session(repo_exists: bool, existing_config: str | None):
     ecr.add_response("batch_get_image", {"images": images, "failures": []},
                      {"repositoryName": repo, "imageIds": [{"imageTag": TAG}],
                       "acceptedMediaTypes": list(push_images.MANIFEST_TYPES)})
+    if existing_config:
+        ecr.add_response("get_download_url_for_layer", {"downloadUrl": "https://s3.example/config", "layerDigest": existing_config},
+                         {"repositoryName": repo, "layerDigest": existing_config})
     return boto
 
 
@@ -82,28 +113,73 @@ def test_new_repository_is_created_immutable_and_the_image_pushed(monkeypatch, t
     assert (("tag", f"sagemaker-image-classifier-train:{TAG}", remote), None) in docker.calls
     assert (("push", remote), None) in docker.calls
     assert json.loads(out.read_text()) == {"train": {
-        "image": remote, "digest": DIGEST, "uri": f"{ECR}/sagemaker-image-classifier-train@{DIGEST}"}}
+        "image": remote, "digest": DIGEST, "uri": f"{ECR}/sagemaker-image-classifier-train@{DIGEST}",
+        "labels": LABELS, "sbom": "sbom-train.cdx.json"}}
+    # The SBOM was written before the push, beside the record.
+    assert json.loads((tmp_path / "sbom-train.cdx.json").read_text())["metadata"]["component"]["version"] == TAG
+    assert docker.commands().index("run") < docker.commands().index("push")
 
 
-def test_same_image_already_pushed_is_not_pushed_again(monkeypatch, tmp_path):
+def test_a_rebuild_with_the_same_inputs_is_not_pushed_again(monkeypatch, tmp_path, capsys):
+    """A CodeBuild retry: same commit, no layer cache, new image id and created time, same inputs digest."""
     aws_env(monkeypatch)
-    boto, docker = ecr_session(repo_exists=True, existing_config=LOCAL_ID), RecordingDocker()
+    theirs = {**LABELS, f"{OCI}.created": "2026-12-01T09:00:00+00:00"}
+    registry_config(monkeypatch, theirs)
+    boto, docker = ecr_session(repo_exists=True, existing_config=CONFIG), RecordingDocker(image_id="sha256:" + "2" * 64)
     out = tmp_path / "images.json"
     assert push_images.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
                             docker=docker, boto_session=boto) == 0
     boto.assert_no_pending()
     assert "push" not in docker.commands()
-    assert json.loads(out.read_text())["train"]["digest"] == DIGEST
+    entry = json.loads(out.read_text())["train"]
+    # The record describes what the registry holds: its digest and its labels (its build time).
+    assert entry["digest"] == DIGEST and entry["labels"] == theirs
+    assert "built from the same inputs" in capsys.readouterr().out
 
 
-def test_a_tag_holding_another_image_is_never_overwritten(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("theirs, reason", [
+    ({**LABELS, INPUTS_LABEL: "sha256:" + "e" * 64, f"{OCI}.revision": "9" * 40}, "built from commit 9999"),
+    ({**LABELS, INPUTS_LABEL: "sha256:" + "e" * 64, f"{OCI}.base.digest": "recipe sha256:" + "f" * 64},
+     "other base image"),
+    ({**LABELS, INPUTS_LABEL: "sha256:" + "e" * 64}, "what differs is outside git: the baked weights"),
+    ({f"{OCI}.revision": COMMIT}, "carries no inputs digest"),
+])
+def test_a_tag_holding_other_inputs_is_never_overwritten(monkeypatch, tmp_path, capsys, theirs, reason):
     aws_env(monkeypatch)
-    boto, docker = ecr_session(repo_exists=True, existing_config="sha256:" + "9" * 64), RecordingDocker()
+    registry_config(monkeypatch, theirs)
+    boto, docker = ecr_session(repo_exists=True, existing_config=CONFIG), RecordingDocker()
     out = tmp_path / "images.json"
     assert push_images.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
                             docker=docker, boto_session=boto) == 1
     assert "push" not in docker.commands() and not out.exists()
-    assert "already holds a different image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "tags are never overwritten" in err and reason in err
+
+
+def test_uncommitted_changes_are_told_to_commit():
+    ours = {**LABELS, INPUTS_LABEL: "sha256:" + "e" * 64}
+    message = push_images.why_different(f"{ECR}/x:{TAG}-dirty", LABELS, ours)
+    assert "uncommitted changes" in message and "commit your changes and rebuild" in message
+
+
+def test_an_image_without_an_inputs_digest_is_not_pushed(tmp_path, capsys):
+    docker = RecordingDocker(labels={"maintainer": "someone"})
+    code = push_images.main(["--registry", "127.0.0.1:1", "--output", str(tmp_path / "i.json"), "train=x:abc"],
+                            docker=docker)
+    assert code == 1 and "push" not in docker.commands()
+    assert f"image x:abc has no {INPUTS_LABEL} label" in capsys.readouterr().err
+
+
+def test_sbom_adds_the_debian_packages_and_names_the_image():
+    bom = sbom.sbom(f"sagemaker-image-classifier-train:{TAG}", RecordingDocker())
+    purls = [c["purl"] for c in bom["components"]]
+    assert purls[0] == "pkg:pypi/torch@2.14.1"
+    # Epochs and '+' are percent-encoded, as the purl spec wants for versions.
+    assert "pkg:deb/debian/libgcc-s1@1%3A12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12" in purls
+    assert len(purls) == 5 and {d["ref"] for d in bom["dependencies"]} == {c["bom-ref"] for c in bom["components"]}
+    image = bom["metadata"]["component"]
+    assert (image["type"], image["name"], image["version"]) == ("container", "sagemaker-image-classifier-train", TAG)
+    assert {"name": INPUTS_LABEL, "value": INPUTS} in image["properties"]
 
 
 def test_missing_region_fails_before_any_aws_call(monkeypatch, tmp_path, capsys):
@@ -139,7 +215,7 @@ def test_image_ref_parsing(ref, repository, tag):
 
 @pytest.mark.parametrize("ref", ["no-tag", "127.0.0.1:5000/no-tag"])
 def test_image_without_tag_is_refused(ref):
-    with pytest.raises(PushError, match="has no tag"):
+    with pytest.raises(ProvenanceError, match="has no tag"):
         ImageRef.parse(ref)
 
 

@@ -99,3 +99,18 @@ def test_a_stuck_forward_pass_gets_503s_not_hung_connections_and_fails_ping(serv
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.1)
     assert urllib_post(server.url, noise_image(2), "image/jpeg")[0] == 200
+
+
+def test_a_bug_is_an_opaque_500_with_a_request_id_and_the_traceback_goes_to_the_log(server):
+    server.gate.write_text("fail")
+    try:
+        answer = requests.post(server.url + "/invocations", data=noise_image(3), timeout=60,
+                               headers={"Content-Type": "image/jpeg"})
+    finally:
+        server.gate.unlink()
+    body = answer.json()
+    assert answer.status_code == 500 and body["error"] == "internal error"
+    assert "injected" not in answer.text and answer.headers["X-Request-Id"] == body["request_id"]
+    log = server.log()
+    assert f"request {body['request_id']} failed" in log and "RuntimeError: injected failure" in log
+    assert urllib_post(server.url, noise_image(3), "image/jpeg")[0] == 200

@@ -20,6 +20,26 @@ from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_
 
 
 # ---- batcher
+class Gate:
+    """Wraps a forward pass so a test decides when it may run (no sleeps, no timing)."""
+
+    def __init__(self, predict):
+        self.predict, self.open, self.entered = predict, threading.Event(), threading.Event()
+        self.open.set()
+
+    def __call__(self, batch, deadline=None):
+        self.entered.set()
+        assert self.open.wait(timeout=60), "the test never opened the gate"
+        return self.predict(batch)
+
+
+def wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def slow_double(calls):
     def predict(batch):
         calls.append(len(batch))
@@ -30,15 +50,22 @@ def slow_double(calls):
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
     calls = []
-    batcher = Batcher(slow_double(calls), max_batch_size=8, max_delay=0.01)
+    gate = Gate(lambda b: (calls.append(len(b)), b.float() * 2)[1])
+    batcher = Batcher(gate, max_batch_size=8, max_delay=0.01)
+    gate.open.clear()
     inputs = [torch.full((1 + i % 2, 3), float(i)) for i in range(24)]
-    with ThreadPoolExecutor(12) as pool:
-        outputs = list(pool.map(batcher.predict, inputs))
+    with ThreadPoolExecutor(24) as pool:
+        first = pool.submit(batcher.predict, inputs[0])
+        assert gate.entered.wait(10)  # the first pass holds the model while the other 23 queue up
+        rest = [pool.submit(batcher.predict, x) for x in inputs[1:]]
+        wait_until(lambda: batcher._queue.qsize() == 23)
+        gate.open.set()
+        outputs = [first.result()] + [f.result() for f in rest]
     for x, y in zip(inputs, outputs):
         assert torch.equal(y, x * 2)
-    assert sum(calls) == sum(len(x) for x in inputs)
-    assert max(calls) > 2 and len(calls) < len(inputs)  # batched, not one pass per request
-    assert max(calls) <= 8  # the cap holds for every pass
+    assert sum(calls) == sum(len(x) for x in inputs) == 36
+    # 35 queued rows in requests of 1-2: full passes of 7-8 (never more than the cap), not 23 passes
+    assert calls[0] == 1 and max(calls) <= 8 and len(calls) <= 7 and sorted(calls)[-2] >= 7
 
 
 def test_a_request_larger_than_the_cap_is_split_into_passes():
@@ -74,26 +101,6 @@ def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
     with pytest.raises(RuntimeError, match="bad batch"):
         batcher.predict(-torch.ones(1, 3))
     assert torch.equal(batcher.predict(torch.ones(1, 3)), torch.ones(1, 3))
-
-
-class Gate:
-    """Wraps a forward pass so a test decides when it may run (no sleeps, no timing)."""
-
-    def __init__(self, predict):
-        self.predict, self.open, self.entered = predict, threading.Event(), threading.Event()
-        self.open.set()
-
-    def __call__(self, batch, deadline=None):
-        self.entered.set()
-        assert self.open.wait(timeout=60), "the test never opened the gate"
-        return self.predict(batch)
-
-
-def wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_a_caller_past_its_deadline_gets_deadline_exceeded_and_its_queued_images_are_dropped():
