@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import make_sample_data  # noqa: E402
 from classifier import artifact, inference, model as model_lib, presets  # noqa: E402
 from tests import image_cases  # noqa: E402
+from tests.serving_probes import cgroup_memory  # noqa: E402
 
 WORK = ROOT / "build" / "bench-serving"
 TS_VENV = ROOT / "build" / "torchserve-venv"
@@ -332,15 +333,6 @@ def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurre
     print(f"\nthis checkout / {ref}: {ratio:.3f}x throughput at {concurrency} clients")
     return {"against": ref, "concurrency": concurrency, "seconds_per_run": seconds, "runs": runs,
             "medians": medians, "throughput_ratio": ratio}
-
-
-def cgroup_memory(container_id: str) -> tuple[int, int]:
-    """(current, peak) bytes of the container's cgroup: v2 memory.current/peak, v1 usage/max_usage."""
-    script = ("cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
-              "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes")
-    out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return int(out[0]), int(out[1])
 
 
 def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:

@@ -47,11 +47,8 @@ CHECKSUM_KEY = "sha256"
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def upload_folder(client, local: Path, bucket: str, prefix: str, workers: int = 16,

@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 import sagemaker_api
 from classifier import artifact, inference, presets
 from tests import image_cases
+from tests.serving_probes import cgroup_memory, urllib_post
 
 from .jobs import ROOT
 
@@ -206,26 +205,6 @@ def test_bind_to_port_and_graceful_sigterm(serve_image, model_dir, sample_data):
 
 
 # ---- hardening: what no request may break (the same limits as tests/unit/test_server_wire.py, in the image)
-def cgroup_memory(container_id: str) -> tuple[int, int]:
-    """(current, peak) bytes of the container's cgroup: v2 memory.current/peak, v1 usage/max_usage."""
-    script = ("cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
-              "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes")
-    out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return int(out[0]), int(out[1])
-
-
-def urllib_post(url: str, body: bytes, content_type: str, attributes: str = "") -> tuple[int, dict]:
-    """urllib sends the whole body before it reads the answer (as urllib3 and botocore do)."""
-    headers = {"Content-Type": content_type, **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {})}
-    request = urllib.request.Request(url + "/invocations", data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
 def test_phone_photos_are_read_upright(container, sample_data):
     """Each EXIF orientation: a lossless PNG gives the upright image's probabilities, a re-encoded JPEG its top-1."""
     photo = sorted((sample_data / "test").rglob("*.jpg"))[0].read_bytes()

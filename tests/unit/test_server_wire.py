@@ -3,19 +3,15 @@ that sends its whole body still reads, liveness with a stuck forward pass. No Do
 image runs the same code (tests/integration/test_serving.py repeats the attack against it)."""
 from __future__ import annotations
 
-import base64
 import http.client
-import io
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import requests
-from PIL import Image
 
-from tests.image_cases import bomb_png
+from tests.image_cases import bomb_png, tiny_pngs_body
+from tests.serving_probes import urllib_post
 
 from .live_server import LiveServer
 from .test_handler import encode, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
@@ -28,23 +24,6 @@ def server(model_dir, tmp_path_factory):  # noqa: F811
     live = LiveServer(model_dir, tmp_path_factory.mktemp("live"), env={"SERVING_REQUEST_TIMEOUT_S": "2"})
     yield live
     live.stop()
-
-
-def urllib_post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    """urllib writes the whole body before it reads a byte of the answer (so do urllib3 and botocore)."""
-    request = urllib.request.Request(url + "/invocations", data=body, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def tiny_pngs_body(count: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buffer, "PNG")
-    item = json.dumps({"b64": base64.b64encode(buffer.getvalue()).decode()})
-    return ('{"instances": [' + ", ".join([item] * count) + "]}").encode()
 
 
 def test_a_client_that_sends_the_whole_oversized_body_reads_the_413(server):
