@@ -14,9 +14,11 @@ REGISTRY ?=
 IMAGE_PREFIX := $(if $(REGISTRY),$(REGISTRY)/,)
 TRAIN_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-train:$(TAG)
 SERVE_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-serve:$(TAG)
+# The slim serving image: no torch, ONNX Runtime (docker/requirements/serve-cpu.in).
+SERVE_CPU_IMAGE ?= $(IMAGE_PREFIX)$(IMAGE_NAME)-serve-cpu:$(TAG)
 # By digest: a tag can move, a digest names one image (the multi-platform index of 3.11-slim-bookworm).
 BASE_IMAGE ?= public.ecr.aws/docker/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
-# Extra `docker build` flags for both images, e.g. DOCKER_BUILD_FLAGS=--no-cache (what a CI retry does).
+# Extra `docker build` flags for every image, e.g. DOCKER_BUILD_FLAGS=--no-cache (what a CI retry does).
 DOCKER_BUILD_FLAGS ?=
 # The build context (holding docker/Dockerfile): this repository; the push and buildspec tests build
 # small images through the same `make build` by pointing it elsewhere.
@@ -56,12 +58,12 @@ help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
 	@echo "make test              every test, Docker included (installs/starts the engine when needed)"
 	@echo "make test-unit         unit tests only (no Docker)"
-	@echo "make build             build the training and serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE)); DOCKER_BUILD_FLAGS=... for docker build"
-	@echo "make print-images      image references, one per line, training image first"
+	@echo "make build             build the training image and the two serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE), $(SERVE_CPU_IMAGE)); DOCKER_BUILD_FLAGS=... for docker build"
+	@echo "make print-images      image references, one per line: train, serve, serve-cpu"
 	@echo "make sample-data       generate the sample image set in $(DATA)"
 	@echo "make train             local-mode training job on DATA (HP='--hp NAME=VALUE ...')"
 	@echo "make tune              search hyperparameters (MODE=local|cloud, MAX_JOBS=$(MAX_JOBS)) -> $(TUNE_OUTPUT)"
-	@echo "make push              push both images to ECR (or REGISTRY=host:port); digests, labels, SBOMs -> build/"
+	@echo "make push              push the three images to ECR (or REGISTRY=host:port); digests, labels, SBOMs -> build/"
 	@echo "make sbom              CycloneDX SBOM of each built image (Python + Debian packages) -> build/sbom-*.cdx.json"
 	@echo "make deploy            serve a model (MODE=local: localhost:8080; MODE=cloud: a SageMaker endpoint)"
 	@echo "make query             classify QUERY_IMAGES with the deployed model (MODE=local|cloud)"
@@ -96,19 +98,22 @@ build: setup docker-engine
 		docker/build.sh train $(TRAIN_IMAGE)
 	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) DOCKER_BUILD_FLAGS="$(DOCKER_BUILD_FLAGS)" CONTEXT=$(BUILD_CONTEXT) \
 		docker/build.sh serve $(SERVE_IMAGE)
+	BASE_IMAGE=$(BASE_IMAGE) PYTHON=$(PY) DOCKER_BUILD_FLAGS="$(DOCKER_BUILD_FLAGS)" CONTEXT=$(BUILD_CONTEXT) \
+		docker/build.sh serve-cpu $(SERVE_CPU_IMAGE)
 
 print-images:
 	@echo $(TRAIN_IMAGE)
 	@echo $(SERVE_IMAGE)
+	@echo $(SERVE_CPU_IMAGE)
 
 # ---- cloud (issue 6): push, MODE=cloud targets, teardown. AWS settings come from the environment
 # (scripts/settings.py: AWS_REGION, SAGEMAKER_ROLE_ARN, S3_BUCKET...); scripts fail fast naming a missing one.
-# Pushes both images (ECR, or REGISTRY=host:port) and records their digests in build/images.json,
+# Pushes the three images (ECR, or REGISTRY=host:port) and records their digests in build/images.json,
 # which the cloud targets read so jobs and endpoints run an exact digest.
 IMAGES_FILE ?= build/images.json
 push: setup docker-engine
 	$(PY) scripts/push_images.py $(if $(REGISTRY),--registry $(REGISTRY)) --output $(IMAGES_FILE) \
-		train=$(TRAIN_IMAGE) serve=$(SERVE_IMAGE)
+		train=$(TRAIN_IMAGE) serve=$(SERVE_IMAGE) serve-cpu=$(SERVE_CPU_IMAGE)
 
 # MODE=cloud training options (see `scripts/train.py --help`), e.g. CLOUD_TRAIN_ARGS='--spot --debugger project'.
 CLOUD_TRAIN_ARGS ?=
@@ -121,7 +126,7 @@ QUERY_IMAGES ?= $(DATA)/test
 # training job (recorded by `make train MODE=cloud`), recorded for `make query` and `make teardown`.
 deploy: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
-	$(PY) scripts/deploy.py $(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz --image $(SERVE_IMAGE),$(CLOUD_DEPLOY_ARGS))
+	$(PY) scripts/deploy.py $(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz,$(CLOUD_DEPLOY_ARGS))
 
 query: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
@@ -135,6 +140,7 @@ teardown: setup
 sbom: setup docker-engine
 	$(PY) scripts/sbom.py $(TRAIN_IMAGE) $(dir $(IMAGES_FILE))sbom-train.cdx.json
 	$(PY) scripts/sbom.py $(SERVE_IMAGE) $(dir $(IMAGES_FILE))sbom-serve.cdx.json
+	$(PY) scripts/sbom.py $(SERVE_CPU_IMAGE) $(dir $(IMAGES_FILE))sbom-serve-cpu.cdx.json
 
 registry-server:
 	@scripts/ensure_registry.sh
@@ -161,18 +167,19 @@ demo: build
 		--hyperparameters-file $(OUTPUT)/tuning/best_hyperparameters.json --hp epochs=$(DEMO_EPOCHS) $(DEMO_DEBUG_HP)
 	@$(PY) scripts/show_model.py $(OUTPUT)/model.tar.gz
 	@$(PY) scripts/report.py $(OUTPUT)
-	@# Serve the model in local mode, classify one test image per class, tear the endpoint down.
-	$(PY) scripts/deploy.py --local --model-data $(OUTPUT)/model.tar.gz --image $(SERVE_IMAGE) \
+	@# Serve the model in local mode (on the image its metadata.json calls for: serve-cpu when it has ONNX
+	@# exports), classify one test image per class, tear the endpoint down.
+	$(PY) scripts/deploy.py --local --model-data $(OUTPUT)/model.tar.gz \
 		--query $(DATA)/test/*/*_0000.jpg
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -q
 
 test-integration: build registry-server
-	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) $(PY) -m pytest tests/integration -q
+	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) -m pytest tests/integration -q
 
 test: build registry-server
-	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) $(PY) -m pytest tests -q
+	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) -m pytest tests -q
 
 # JOB: a job folder (model.tar.gz / output.tar.gz, local or downloaded from S3), or an --output-dir
 # of scripts/train.py (its last job). Rules, curves, utilisation -> JOB/report.html.
@@ -188,7 +195,7 @@ benchmark-debugger: setup
 # Serving latency/throughput at concurrency 1/4/16, batching on/off, against TorchServe 0.12 (its own
 # venv under build/); needs the serving image (make build) and a JRE for TorchServe.
 benchmark-serving: setup
-	SERVE_IMAGE=$(SERVE_IMAGE) $(PY) benchmarks/serving.py
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/serving.py
 
 # Regenerates the hashed locks (docker/requirements/*.txt, requirements/{host,sbom}.lock), keeping the
 # versions already locked; LOCK_ARGS=--upgrade re-resolves them all.

@@ -1,17 +1,22 @@
-"""Serving benchmark: latency and throughput of the serving image against TorchServe 0.12.
+"""Serving benchmark: latency and throughput of each runtime and serving image against TorchServe 0.12.
 
-    python benchmarks/serving.py [--image SERVE_IMAGE] [--seconds 20] [--concurrency 1 4 16] [--no-torchserve]
+    python benchmarks/serving.py [--image SERVE_IMAGE] [--cpu-image SERVE_CPU_IMAGE] [--seconds 20]
+                                 [--concurrency 1 4 16] [--no-torchserve]
     python benchmarks/serving.py --against REF [--repeats 3]   # this code against commit REF's server
     python benchmarks/serving.py --attack                       # memory peak under the hardening attack
 
-Same machine, same weights (a 133-class ResNet50 at 224, random weights: speed does not depend on
-them), same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive connection each):
-  - model alone: the server's forward pass (inference.probabilities) at batch 8 in this process,
-    with as many torch threads as cores; the ceiling any server can approach;
-  - ours, micro-batching on (the image's defaults) and off (SERVING_MAX_BATCH_SIZE=1);
+Same machine, same model, same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive
+connection each). The model: a ResNet50 at 224 with 133 outputs (the dog set's), whose head is fitted
+on the sample set's 5 classes (no pretrained weights can be downloaded here; a fitted head makes
+accuracy and int8 agreement mean something), exported by the trainer's own code (classifier/export.py:
+ONNX fp32 and static int8, each scored on the sample test split). Rows:
+  - each runtime alone (runtimes.py, the server's forward pass) at batch 8 and at batch 1, in this
+    process with as many threads as cores: the ceiling any server can approach;
+  - the serve image with SERVING_RUNTIME=torch (the fp32 server of before: the baseline), onnx and
+    onnx-int8; the serve image with batching off (torch); the serve-cpu image with `auto`;
   - TorchServe 0.12 with its defaults and stock image_classifier handler, installed into a venv of
     its own under build/ (never the project venv; its torch comes from the project venv via a .pth).
-Also measures the container's cold start (docker run -> first 200 on /ping). The load generator
+Also measures each image's size and cold start (docker run -> first 200 on /ping). The load generator
 shares the cores with the server: its CPU share is reported beside every row.
 Writes build/bench-serving/results.json and serving.png; prints a Markdown table for the README.
 
@@ -38,13 +43,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 import make_sample_data  # noqa: E402
-from classifier import artifact, inference, model as model_lib, presets  # noqa: E402
+from classifier import artifact, data, export, inference, model as model_lib, presets, runtimes  # noqa: E402
+from classifier.serving import selection  # noqa: E402
 from tests import image_cases  # noqa: E402
 from tests.serving_probes import cgroup_memory  # noqa: E402
 
@@ -53,17 +60,71 @@ TS_VENV = ROOT / "build" / "torchserve-venv"
 TS_PINS = ["torchserve==0.12.0", "torch-model-archiver==0.12.0", "pyyaml==6.0.3", "captum==0.9.0"]
 TS_PORT = 8090  # 8080 belongs to SageMaker local mode endpoints
 NUM_CLASSES, IMAGE_SIZE, MODEL = 133, 224, "resnet50"
+BASELINE = "serve, torch fp32 (the server of before)"
 
 
 # ---- inputs
 def make_model(model_dir: Path) -> None:
-    if (model_dir / artifact.METADATA_FILE).is_file():
+    """The benchmark's artifact, as the trainer writes it (model.pt, exports, scores, check set); cached."""
+    if (model_dir / artifact.METADATA_FILE).is_file() and "runtimes" in artifact.load_metadata(model_dir):
         return
+    shutil.rmtree(model_dir, ignore_errors=True)
+    sample = WORK / "sample-data"
+    if not (sample / "test").is_dir():
+        make_sample_data.make(sample, per_class=(40, 10, 20), width=500, height=400)
+    names = [name for name, _, _ in make_sample_data.CLASSES]
+    classes = names + [f"{i:03d}.unused_{i}" for i in range(len(names) + 1, NUM_CLASSES + 1)]
+    prep = presets.eval_preprocessing(IMAGE_SIZE)
+    splits = {split: data.list_samples(sample / split, names) for split in ("train", "test")}
+    images = {split: torch.from_numpy(np.stack([presets.eval_image(p, prep) for p, _ in samples]))
+              for split, samples in splits.items()}
+    labels = {split: torch.tensor([label for _, label in samples]) for split, samples in splits.items()}
     torch.manual_seed(0)
     network = model_lib.build(MODEL, NUM_CLASSES)
-    artifact.save(model_dir, network.state_dict(), classes=[f"{i:03d}.breed_{i}" for i in range(NUM_CLASSES)],
-                  model_name=MODEL, image_size=IMAGE_SIZE, preprocessing=presets.eval_preprocessing(IMAGE_SIZE),
-                  hyperparameters={}, metrics={})
+    fit_batchnorm(network, images["train"], prep)
+    fit_head(network, images["train"], labels["train"], prep)
+    test = runtimes.TorchRuntime(network, prep).probabilities(images["test"])
+    test_acc = float((test.argmax(1) == labels["test"].numpy()).mean())
+    artifact.save(model_dir, network.state_dict(), classes=classes, model_name=MODEL, image_size=IMAGE_SIZE,
+                  preprocessing=prep, hyperparameters={}, metrics={"test_acc": test_acc}, export={"enabled": True})
+    calibration = export.calibration_images(splits["train"], prep, seed=0)
+    outcome = export.export_and_evaluate(network, prep, model_dir, images["test"], labels["test"], calibration)
+    artifact.record_runtimes(model_dir, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2),
+                                                         "skipped": outcome.skipped})
+
+
+def fit_batchnorm(network, images: torch.Tensor, prep: dict) -> None:
+    """BatchNorm statistics of the sample images (a forward pass in train mode, no gradients): a random
+    network's default statistics (mean 0, variance 1) let activations grow layer after layer, a range
+    no trained network has and int8 would misrepresent."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average over all batches
+    network.train()
+    with torch.no_grad():
+        for i in range(0, len(images), 16):
+            network(inference.normalize(images[i:i + 16], prep))
+    network.eval()
+
+
+def fit_head(network, images: torch.Tensor, labels: torch.Tensor, prep: dict) -> None:
+    """Logistic regression of the head (all 133 outputs) on the frozen random backbone's pooled features."""
+    head = network.fc
+    network.fc = torch.nn.Identity()
+    with torch.inference_mode():
+        features = torch.cat([inference.logits(network, images[i:i + 16], prep)
+                              for i in range(0, len(images), 16)])
+    network.fc = head
+    features = features.clone()
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=200)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(features), labels) + 1e-4 * head.weight.square().sum()
+        loss.backward()
+        return loss
+    optimizer.step(closure)
 
 
 def make_images(count: int) -> list[bytes]:
@@ -82,18 +143,17 @@ def make_images(count: int) -> list[bytes]:
     return images
 
 
-def model_alone(model_dir: Path, images: list[bytes], batch: int, seconds: float) -> float:
-    """Images/s of the server's own forward pass at `batch`, preprocessing excluded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    network, metadata = artifact.load(model_dir)
-    x = torch.stack([presets.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
-    inference.probabilities(network, x, metadata["preprocessing"])  # warm-up
+def runtime_alone(model_dir: Path, name: str, images: list[bytes], batch: int, seconds: float) -> float:
+    """Images/s of runtime `name` (the server's own forward pass) at `batch`, decoding excluded, all cores."""
+    metadata = artifact.load_metadata(model_dir)
+    runtime = selection.build(model_dir, name, metadata, os.cpu_count())
+    runtime.start(os.cpu_count() or 1)
+    x = np.stack([presets.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
+    runtime.probabilities(x)  # warm-up
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        inference.probabilities(network, x, metadata["preprocessing"])
+        runtime.probabilities(x)
         done += batch
-    torch.set_num_threads(threads)
     return done / (time.perf_counter() - start)
 
 
@@ -174,6 +234,9 @@ class OurContainer:
         wait_http(self.url + "/ping", 120)
         self.cold_start_s = time.monotonic() - started
         self.path, self.headers = "/invocations", {"Content-Type": "image/jpeg"}
+        import requests
+
+        self.runtime = requests.get(self.url + "/ping", timeout=5).json().get("runtime", runtimes.TORCH)
 
     def close(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
@@ -248,18 +311,30 @@ class TorchServe:
 
 
 # ---- report
-def table(rows: list[dict], alone: float) -> str:
-    lines = ["| server | concurrency | req/s | % of model alone | p50 ms | p95 ms | p99 ms | load-gen CPU |",
-             "|---|---|---|---|---|---|---|---|"]
+def table(rows: list[dict], alone: dict[str, float]) -> str:
+    lines = ["| server | runtime | clients | req/s | vs torch fp32 server | % of runtime alone | p50 ms | p95 ms | "
+             "p99 ms | load-gen CPU |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['server']} | {r['concurrency']} | {r['throughput']:.1f} | "
-                     f"{100 * r['throughput'] / alone:.0f}% | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+        base = next((b for b in rows if b["server"] == BASELINE and b["concurrency"] == r["concurrency"]), None)
+        lines.append(f"| {r['server']} | {r['runtime']} | {r['concurrency']} | {r['throughput']:.1f} | "
+                     + (f"{r['throughput'] / base['throughput']:.2f}x" if base else "") + " | "
+                     f"{100 * r['throughput'] / alone[r['runtime']]:.0f}% | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
                      f"{r['p99_ms']:.0f} | {100 * r['loadgen_cpu_share']:.0f}% |"
                      + (f" ({r['failures']} failed)" if r["failures"] else ""))
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], alone: float, path: Path) -> None:
+def runtime_table(metadata: dict, alone: dict[str, float], single_ms: dict[str, float]) -> str:
+    lines = ["| runtime | file MB | test accuracy | top-1 agreement with torch fp32 | alone, batch 8 img/s | "
+             "alone, batch 1 ms |", "|---|---|---|---|---|---|"]
+    for name, scores in artifact.runtimes(metadata).items():
+        size = (WORK / "model" / scores["file"]).stat().st_size / 1e6
+        lines.append(f"| {name} | {size:.0f} | {scores['test_acc']:.3f} | {scores['agreement']:.3f} | "
+                     f"{alone[name]:.1f} | {single_ms[name]:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,14 +345,30 @@ def plot(rows: list[dict], alone: float, path: Path) -> None:
         mine = [r for r in rows if r["server"] == server]
         left.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], marker="o", label=server)
         right.plot([r["concurrency"] for r in mine], [r["p99_ms"] for r in mine], marker="o", label=server)
-    left.axhline(alone, color="grey", linestyle="--", label="model alone (batch 8)")
     left.set(xscale="log", xlabel="concurrent clients", ylabel="requests/s", title="Throughput")
     right.set(xscale="log", yscale="log", xlabel="concurrent clients", ylabel="ms", title="p99 latency")
+    clients = sorted({r["concurrency"] for r in rows})
     for axis in (left, right):
-        axis.set_xticks([r["concurrency"] for r in rows][:3], labels=[str(r["concurrency"]) for r in rows][:3])
-        axis.legend(fontsize=8)
+        axis.set_xticks(clients, labels=[str(c) for c in clients])
+        axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def image_size_mb(image: str) -> float:
+    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out) / 1e6
+
+
+def cold_starts(image: str, model_dir: Path, env: dict[str, str], repeats: int) -> list[float]:
+    """`docker run` to the first 200 on /ping, `repeats` times (the image is already on the machine)."""
+    times = []
+    for _ in range(repeats):
+        server = OurContainer(image, model_dir, env)
+        times.append(server.cold_start_s)
+        server.close()
+    return times
 
 
 def image_of(ref: str, image: str) -> str:
@@ -376,6 +467,8 @@ def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)")
+    parser.add_argument("--cpu-image", default=os.environ.get("SERVE_CPU_IMAGE"),
+                        help="slim serving image (default: make print-images)")
     parser.add_argument("--seconds", type=float, default=20, help="load duration per row")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-torchserve", action="store_true", help="skip the TorchServe baseline")
@@ -383,8 +476,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="--against: runs of each server, interleaved")
     parser.add_argument("--attack", action="store_true", help="memory peak under the hardening attack")
     args = parser.parse_args()
-    image = args.image or subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True,
-                                         text=True, check=True).stdout.split()[1]
+    made = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    image, cpu_image = args.image or made[1], args.cpu_image or made[2]
     WORK.mkdir(parents=True, exist_ok=True)
     model_dir = WORK / "model"
     make_model(model_dir)
@@ -402,35 +496,48 @@ def main() -> int:
         (WORK / "attack.json").write_text(json.dumps(attack_memory(image, model_dir, images), indent=2) + "\n")
         return 0
 
-    alone = model_alone(model_dir, images, batch=8, seconds=args.seconds)
-    print(f"model alone (batch 8, {os.cpu_count()} threads): {alone:.1f} images/s", flush=True)
-    servers = [("ours, batching on", lambda: OurContainer(image, model_dir, {})),
-               ("ours, batching off", lambda: OurContainer(image, model_dir, {"SERVING_MAX_BATCH_SIZE": "1"}))]
+    metadata = artifact.load_metadata(model_dir)
+    alone = {name: runtime_alone(model_dir, name, images, 8, args.seconds) for name in runtimes.NAMES}
+    single_ms = {name: 1000 / runtime_alone(model_dir, name, images, 1, args.seconds / 2) for name in runtimes.NAMES}
+    print(runtime_table(metadata, alone, single_ms), flush=True)
+    sizes = {name: image_size_mb(ref) for name, ref in (("serve", image), ("serve-cpu", cpu_image))}
+    cold = {"serve (torch)": cold_starts(image, model_dir, {"SERVING_RUNTIME": "torch"}, 3),
+            "serve-cpu (auto)": cold_starts(cpu_image, model_dir, {}, 3)}
+    print(f"image sizes MB: {sizes}; cold starts s: {cold}", flush=True)
+    servers = [(BASELINE, image, {"SERVING_RUNTIME": "torch"}),
+               ("serve", image, {"SERVING_RUNTIME": "onnx"}),
+               ("serve", image, {"SERVING_RUNTIME": "onnx-int8"}),
+               ("serve-cpu (auto)", cpu_image, {})]
+    starters = [(name, lambda ref=ref, env=env: OurContainer(ref, model_dir, env)) for name, ref, env in servers]
     if not args.no_torchserve:
-        servers.append(("TorchServe 0.12 (defaults)", lambda: TorchServe(model_dir)))
-    rows, cold = [], {}
-    for name, start in servers:
+        starters.append(("TorchServe 0.12 (defaults)", lambda: TorchServe(model_dir)))
+    rows = []
+    for name, start in starters:
         server = start()
-        cold[name] = server.cold_start_s
-        print(f"{name}: ready {server.cold_start_s:.1f}s after start", flush=True)
+        runtime = getattr(server, "runtime", runtimes.TORCH)
+        print(f"{name} ({runtime}): ready {server.cold_start_s:.1f}s after start", flush=True)
         try:
             load(server.url, server.path, server.headers, images, 2, 3)  # warm the connections and caches
             for concurrency in args.concurrency:
-                row = {"server": name, **load(server.url, server.path, server.headers, images, concurrency,
-                                              args.seconds)}
+                row = {"server": name, "runtime": runtime,
+                       **load(server.url, server.path, server.headers, images, concurrency, args.seconds)}
                 rows.append(row)
                 print(table([row], alone).splitlines()[-1], flush=True)
         finally:
             server.close()
-    results = {"load_average_1_5_15": os.getloadavg(), "model_alone_images_per_s": alone, "cold_start_s": cold,
-               "rows": rows, "cores": os.cpu_count(),
-               "seconds_per_row": args.seconds}
+    results = {"load_average_1_5_15": os.getloadavg(), "cores": os.cpu_count(), "seconds_per_row": args.seconds,
+               "runtimes": {name: {**artifact.runtimes(metadata)[name], "alone_batch8_images_per_s": alone[name],
+                                   "alone_batch1_ms": single_ms[name]} for name in runtimes.NAMES},
+               "image_size_mb": sizes, "cold_start_s": cold, "rows": rows}
     (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(rows, alone, WORK / "serving.png")
+    plot(rows, WORK / "serving.png")
     print(f"\nload average at the end (1/5/15 min): {os.getloadavg()}; the load generator and every other "
           "process on the machine share its cores with the server")
-    print(f"model alone: {alone:.1f} images/s (batch 8); cold start: "
-          + ", ".join(f"{k} {v:.1f}s" for k, v in cold.items()))
+    print(runtime_table(metadata, alone, single_ms))
+    print("\n| image | size MB | cold start s (docker run -> /ping 200), median of 3 |\n|---|---|---|")
+    for (name, size), times in zip(sizes.items(), cold.values()):
+        print(f"| {name} | {size:.0f} | {statistics.median(times):.2f} ({', '.join(f'{t:.2f}' for t in times)}) |")
+    print()
     print(table(rows, alone))
     print(f"\nwrote {WORK / 'results.json'} and {WORK / 'serving.png'}")
     return 0

@@ -34,7 +34,9 @@ while IFS= read -r label; do labels+=(--label "$label"); done \
   < <("$python" scripts/provenance.py labels --image "$image" --base "$base" --context "$context")
 echo "building $image (target $target, base $base)..."
 start=$(date +%s)
+# TARGET: the Dockerfile's serving stage goes on the packages of the target being built.
 # shellcheck disable=SC2086  # DOCKER_BUILD_FLAGS is a list of flags, split on purpose
-docker build ${DOCKER_BUILD_FLAGS:-} --target "$target" --build-arg BASE_IMAGE="$base" "${labels[@]}" \
+docker build ${DOCKER_BUILD_FLAGS:-} --target "$target" --build-arg BASE_IMAGE="$base" --build-arg TARGET="$target" \
+  "${labels[@]}" \
   -f "$context/docker/Dockerfile" -t "$image" "$context"
 echo "built $image in $(( $(date +%s) - start ))s; $(printf '%s\n' "${labels[@]}" | grep -F inputs.digest=)"

@@ -2,9 +2,11 @@
 
     python docker/lock.py [--upgrade]        (make lock; make lock LOCK_ARGS=--upgrade)
 
-    docker/requirements/base.in                 -> base.txt      the base stage (both images)
+    docker/requirements/base.in                 -> base.txt      the base stage (train and serve images)
     docker/requirements/{train,serve}.in        -> {train,serve}.txt  what each image adds on top of base
     docker/requirements/train-nodeps.in         -> train-nodeps.txt   hand-pinned, installed --no-deps
+    docker/requirements/serve-cpu.in            -> serve-cpu.txt      the serve-cpu image's whole venv (no
+                                                   torch), at the versions the other locks hold (IMAGE_LOCKS)
     pyproject.toml (+ its build requirements)   -> requirements/host.lock  the host venv (make setup)
     requirements/sbom.in                        -> requirements/sbom.lock  the SBOM tool (scripts/sbom.py)
 
@@ -33,6 +35,30 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 SDIST_MARK = "# sdist"
 # A line of a generated lock (docker/wheelhouse.py reads them with this too).
 LOCKED = re.compile(PIN.pattern + r" --hash=sha256:(?P<sha256>[0-9a-f]{64})(?P<sdist>\s+" + SDIST_MARK + r"\b)?")
+
+
+@dataclass(frozen=True)
+class ImageLock:
+    """One of docker/requirements/*.txt, resolved from the .in files of `extends` and its own."""
+    name: str
+    header: str
+    # Locks installed before it in the same venv: it must not change their pins, and writes what it adds.
+    extends: tuple[str, ...] = ()
+    # Locks whose version of every package it shares with them it must repeat (one image may not decode,
+    # resize or run a model with another version than its sibling).
+    agrees: tuple[str, ...] = ()
+
+
+IMAGE_LOCKS = (
+    ImageLock("base", "base stage (both images)"),
+    ImageLock("train", "train image extras", extends=("base",)),
+    # The training image's onnxruntime (and its dependencies): the version that scored the exports.
+    ImageLock("serve", "serve image extras", extends=("base",), agrees=("train",)),
+    # No torch: locked on its own, with the serve image's Pillow and gunicorn, the training image's
+    # onnxruntime (what the exports were scored with), base's numpy.
+    ImageLock("serve-cpu", "the serve-cpu image's venv (no torch; versions shared with the other locks)",
+              agrees=("base", "serve", "train")),
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +97,8 @@ def resolve(args: list[str], keep: dict[str, str], what: str) -> dict[str, Pin]:
                    "--report", str(report), "-c", str(constraints), *args]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
-            advice = " (a pin in an input now conflicts with the lock: `make lock LOCK_ARGS=--upgrade`)" if keep else ""
+            advice = (" (a pin in an input now conflicts with a version held: the lock's own, or one it shares with "
+                      "another lock (IMAGE_LOCKS); `make lock LOCK_ARGS=--upgrade` re-resolves them all)") if keep else ""
             sys.exit(f"pip could not resolve {what}{advice}:\n{done.stderr[-3000:]}")
         data = json.loads(report.read_text())
     pins = {}
@@ -101,16 +128,26 @@ def lock_images(upgrade: bool) -> None:
         # Per image: train and serve may lock different versions of a dependency they share.
         return {} if upgrade else {n: v for name in names for n, v in read_pins(DOCKER / f"{name}.txt").items()}
 
-    base = resolve(["-r", str(DOCKER / "base.in")], held("base"), "base.in")
-    write(DOCKER / "base.txt", base, "base stage (both images)")
-    for target in ("train", "serve"):
-        full = resolve(["-r", str(DOCKER / "base.in"), "-r", str(DOCKER / f"{target}.in")], held("base", target),
-                       f"{target}.in")
-        changed = sorted(n for n in base if n in full and full[n].version != base[n].version)
+    locked: dict[str, dict[str, Pin]] = {}  # this run's, lock by lock
+    for lock in IMAGE_LOCKS:
+        inputs = [arg for name in (*lock.extends, lock.name) for arg in ("-r", str(DOCKER / f"{name}.in"))]
+        # The versions it must repeat are this run's (also under --upgrade), and win over its own lock's.
+        shared = {n: pin.version for name in lock.agrees for n, pin in locked[name].items()}
+        full = resolve(inputs, {**held(*lock.extends, lock.name), **shared}, f"{lock.name}.in")
+        under = {n: pin for name in lock.extends for n, pin in locked[name].items()}
+        changed = sorted(n for n in under if n in full and full[n].version != under[n].version)
         if changed:
-            sys.exit(f"{target}.in changes base pins {changed}: pin them in base.in instead")
-        write(DOCKER / f"{target}.txt", {n: p for n, p in full.items() if n not in base}, f"{target} image extras")
-        if target == "train":
+            bases = "/".join(lock.extends)
+            sys.exit(f"{lock.name}.in changes {bases} pins {changed}: pin them in {bases}.in instead")
+        # Only where two of the agreed locks differ from each other (pip held one of the two versions).
+        differ = sorted(f"{n}=={full[n].version} ({name}.txt: {locked[name][n].version})" for name in lock.agrees
+                        for n in full if n in locked[name] and locked[name][n].version != full[n].version)
+        if differ:
+            sys.exit(f"{lock.name}.txt cannot repeat every version it shares with {lock.agrees}: {differ}; "
+                     "make those locks agree first")
+        locked[lock.name] = {n: pin for n, pin in full.items() if n not in under}
+        write(DOCKER / f"{lock.name}.txt", locked[lock.name], lock.header)
+        if lock.name == "train":
             lock_nodeps(DOCKER / "train-nodeps.in", full)
 
 

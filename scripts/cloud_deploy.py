@@ -5,8 +5,9 @@
         [--data-capture] [--endpoint-name NAME]
     python scripts/deploy.py --delete [NAME]
 
-The model defaults to the last training job train.py recorded; the image is the serving digest `make push`
-recorded. Waits until InService, prints the endpoint name and records it for query.py and teardown.py.
+The model defaults to the last training job train.py recorded; the image is a serving digest `make push`
+recorded: serve-cpu on a CPU instance when the model has ONNX exports (its metadata.json, read from S3),
+serve otherwise (scripts/serving_image.py); --image overrides. Waits until InService, prints the endpoint name and records it for query.py and teardown.py.
 --delete removes the endpoint, its endpoint config, model and scaling target.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import serving_image
 import settings
 from settings import SettingsError, cloud_image
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace, boto_session=None) -> int:
         needs_bucket = ("S3_BUCKET",) if args.data_capture else ()
         cfg = settings.load("SAGEMAKER_ROLE_ARN", *needs_bucket)
         autoscale = parse_autoscale(args.autoscale)
-        image = cloud_image(args.image, "serve")
+        image = cloud_image(args.image, serving_image.SERVE) if args.image else None
         job = None
         if args.model_data:
             if not args.model_data.startswith("s3://"):
@@ -84,6 +86,15 @@ def run(args: argparse.Namespace, boto_session=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if image is None:
+        try:
+            role, why = serving_image.image_role(serving_image.s3_metadata(boto_session.client("s3"), model_data),
+                                                 args.instance_type)
+            image = cloud_image(None, role)
+        except (ValueError, SettingsError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"serving image: {role} ({why})")
     name = args.endpoint_name or sagemaker_api.new_job_name()
     capture = cfg.s3_uri("data-capture") if args.data_capture else None
     print(f"deploying {model_data} on {args.instance_count} x {args.instance_type} as endpoint {name} ({image}); "
@@ -98,8 +109,18 @@ def run(args: argparse.Namespace, boto_session=None) -> int:
         return 1
     settings.record("endpoint", name)
     if autoscale:
-        sagemaker_api.enable_autoscaling(boto_session.client("application-autoscaling"), name, *autoscale,
-                                         args.invocations_per_instance)
+        from botocore.exceptions import ClientError
+
+        try:
+            sagemaker_api.enable_autoscaling(boto_session.client("application-autoscaling"), name, *autoscale,
+                                             args.invocations_per_instance)
+        except ClientError as err:  # the endpoint is up and recorded: say so, and how to retry or remove it
+            print(f"error: endpoint {name} is InService but its autoscaling could not be set: "
+                  f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} (the role needs "
+                  "application-autoscaling permissions, iam/operator-policy.json); it runs at "
+                  f"{args.instance_count} instance(s). Remove it with: python scripts/deploy.py --delete {name}",
+                  file=sys.stderr)
+            return 1
         print(f"autoscaling {autoscale[0]}-{autoscale[1]} instances at {args.invocations_per_instance} "
               "invocations per instance per minute")
     if capture:

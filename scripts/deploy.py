@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -19,14 +18,15 @@ import time
 from pathlib import Path
 
 import cloud_deploy
+import serving_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_serve_image() -> str:
-    """The Makefile defines the image names (serving image second); ask it rather than repeat them."""
+def default_serve_image(role: str) -> str:
+    """The Makefile defines the image names (train, serve, serve-cpu); ask it rather than repeat them."""
     out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
-    return out.stdout.split()[1]
+    return dict(zip(("train", serving_image.SERVE, serving_image.SERVE_CPU), out.stdout.split()))[role]
 
 
 def port_in_use(port: int) -> bool:
@@ -64,11 +64,20 @@ def deploy_local(args) -> int:
     import query
     import sagemaker_api
 
-    image = args.image or default_serve_image()
+    model_data = model_data_uri(args.model_data)
+    image = args.image
+    if not image:
+        try:
+            metadata = serving_image.local_metadata(Path(model_data.removeprefix("file://")))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        role, why = serving_image.image_role(metadata, "local_gpu" if args.gpu else "local")
+        image = default_serve_image(role)
+        print(f"serving image: {image} ({why}); --image overrides", flush=True)
     if not image_exists(image):
         print(f"error: serving image {image} is not built: run `make build`", file=sys.stderr)
         return 2
-    model_data = model_data_uri(args.model_data)
     port = int(sagemaker_api.LOCAL_ENDPOINT_URL.rsplit(":", 1)[1])
     if port_in_use(port):
         print(f"error: port {port} is already in use; local mode serves every endpoint there. Stop the other "
@@ -108,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local", action="store_true", help="SageMaker local mode (Docker on this machine)")
     parser.add_argument("--model-data", help="model.tar.gz: file://PATH or PATH (local, required), s3://... (cloud)")
-    parser.add_argument("--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)")
+    parser.add_argument("--image", help="serving image (default: serve-cpu for a model with ONNX exports on a CPU "
+                                        "instance, else serve; names from make print-images or build/images.json)")
     parser.add_argument("--gpu", action="store_true", help="local_gpu instead of local")
     parser.add_argument("--env", action="append", type=env_pair, default=[], metavar="NAME=VALUE",
                         help="container environment, e.g. SERVING_MAX_BATCH_SIZE=16 (repeatable)")

@@ -124,14 +124,14 @@ def forget(name: str, state_dir: Path | None = None) -> None:
 
 def cloud_image(given: str | None, role: str) -> str:
     """--image when it names a registry (ECR...), else the digest `make push` recorded for `role`:
-    a local name (TRAIN_IMAGE / SERVE_IMAGE from the Makefile) cannot run in the cloud."""
+    a local name (TRAIN_IMAGE / SERVE_IMAGE / SERVE_CPU_IMAGE from the Makefile) cannot run in the cloud."""
     if given and "/" in given and "." in given.split("/")[0]:
         return given
     return pushed_image(role)
 
 
 def pushed_image(role: str, images_file: Path | None = None) -> str:
-    """The digest reference `make push` recorded for `role` ('train' or 'serve')."""
+    """The digest reference `make push` recorded for `role` ('train', 'serve' or 'serve-cpu')."""
     path = images_file or IMAGES_FILE
     if not path.is_file():
         raise SettingsError(f"{path} is missing: run `make build push` first (it records the pushed image digests)")
@@ -145,7 +145,7 @@ if __name__ == "__main__":  # `python scripts/settings.py recorded endpoint` (th
 
     if len(sys.argv) != 3 or sys.argv[1] not in ("recorded", "pushed"):
         sys.exit("usage: settings.py recorded NAME | settings.py pushed ROLE")
-    if sys.argv[1] == "pushed":  # the digest reference of the pushed 'train' or 'serve' image
+    if sys.argv[1] == "pushed":  # the digest reference of the pushed 'train', 'serve' or 'serve-cpu' image
         try:
             print(pushed_image(sys.argv[2]))
         except SettingsError as err:

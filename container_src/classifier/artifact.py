@@ -10,6 +10,8 @@
                     torch fp32's probabilities for them: a server re-checks its runtime on its own CPU
 
 Version 1 artifacts (no runtimes, no exports) still load: they serve with torch.
+Reading metadata and the check set needs numpy only (the slim serving image has no torch); torch is
+imported by `save` and `load`, the two that need it.
 """
 from __future__ import annotations
 
@@ -17,10 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from . import model as model_lib
 from .runtimes import ONNX, ONNX_INT8, TORCH
 
 FORMAT_VERSION = 2
@@ -40,6 +39,8 @@ class ArtifactError(ValueError):
 def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: str, image_size: int,
          preprocessing: dict, hyperparameters: dict, metrics: dict, export: dict | None = None) -> None:
     """A complete torch-only artifact; `record_runtimes` adds the exports once they exist."""
+    import torch
+
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, model_dir / WEIGHTS_FILE)
     metadata = {
@@ -127,8 +128,18 @@ def load_metadata(model_dir: Path) -> dict:
     return metadata
 
 
-def load(model_dir: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The trained model in eval mode on `device`, and its metadata."""
+def exported(model_dir: Path, metadata: dict) -> dict[str, dict]:
+    """The runtimes this artifact can run on: those metadata.json scores whose file is present."""
+    return {name: scores for name, scores in runtimes(metadata).items()
+            if name in RUNTIME_FILES and (model_dir / RUNTIME_FILES[name]).is_file()}
+
+
+def load(model_dir: Path, device="cpu"):
+    """The trained model (torch.nn.Module) in eval mode on `device`, and its metadata."""
+    import torch
+
+    from . import model as model_lib
+
     metadata = load_metadata(model_dir)
     network = model_lib.build(metadata["model_name"], len(metadata["classes"]), weights="none")
     path = model_dir / WEIGHTS_FILE

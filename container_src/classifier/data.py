@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -115,7 +116,7 @@ def discover(channels: dict[str, Path], val_fraction: float, test_fraction: floa
 class _DecodeEach(Dataset):
     """One decode per item, returning the error text instead of raising (so workers survive)."""
 
-    def __init__(self, paths: list[Path], decode: Callable[[Path], torch.Tensor]):
+    def __init__(self, paths: list[Path], decode: Callable[[Path], np.ndarray]):
         self.paths, self.decode = paths, decode
 
     def __len__(self):
@@ -135,7 +136,7 @@ class Decoded:
     skipped: list[tuple[Path, str]]
 
 
-def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], torch.Tensor],
+def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray],
                side: int, workers: int, progress: Callable[[int, int], None] | None = None) -> Decoded:
     """Decode every sample once, in parallel worker processes; bad files are skipped and listed."""
     images = torch.empty((len(samples), 3, side, side), dtype=torch.uint8)
@@ -147,7 +148,7 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], torch.T
         if image is None:
             skipped.append((samples[index][0], error))
         else:
-            images[index] = image
+            images[index] = torch.from_numpy(image)
             ok[index] = True
         if progress:
             progress(done, len(samples))
@@ -187,7 +188,7 @@ class FileImages(Dataset):
 
     def __getitem__(self, index):
         path, label = self.samples[index]
-        return self.transform(presets.decode_for_cache(path, self.image_size)), torch.tensor(label)
+        return self.transform(torch.from_numpy(presets.decode_for_cache(path, self.image_size))), torch.tensor(label)
 
 
 def default_workers(requested: int) -> int:

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from . import inference, model as model_lib
 

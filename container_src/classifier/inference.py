@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import presets
 
 
 def device_settings(device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:
@@ -21,10 +20,17 @@ def logits(model: nn.Module, batch: torch.Tensor, preprocessing: dict) -> torch.
     dtype, memory_format = device_settings(device)
     batch = batch.to(device, non_blocking=True)
     if batch.dtype == torch.uint8:
-        batch = presets.normalize(batch, preprocessing)
+        batch = normalize(batch, preprocessing)
     batch = batch.contiguous(memory_format=memory_format)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         return model(batch).float()
+
+
+def normalize(batch: torch.Tensor, preprocessing: dict) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32 normalised, on the batch's device."""
+    mean = torch.tensor(preprocessing["mean"], device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing["std"], device=batch.device).view(1, 3, 1, 1)
+    return (batch.float().div_(255) - mean) / std
 
 
 @torch.inference_mode()

@@ -3,6 +3,7 @@
 `eval_image` is THE evaluation preprocessing: the trainer's validation/test sets and the server
 both call it, so the same image gives the same prediction in both. Training may use reduced-size
 decoding and a decoded cache (`decode_for_cache`) because augmentation follows; evaluation never does.
+Decoding gives numpy uint8 arrays, not tensors: the slim serving image (serve-cpu) has no torch.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import functools
 import io
 from pathlib import Path
 
-import torch
+import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -130,7 +131,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize_center_crop(image: Image.Image, resize: int, crop: int) -> torch.Tensor:
+def resize_center_crop(image: Image.Image, resize: int, crop: int) -> np.ndarray:
     """Shorter side to `resize` (bilinear, antialiased), centre crop `crop`: uint8 (3, crop, crop)."""
     width, height = image.size
     scale = resize / min(width, height)
@@ -138,24 +139,17 @@ def resize_center_crop(image: Image.Image, resize: int, crop: int) -> torch.Tens
     image = image.resize(size, Image.BILINEAR)
     left, top = (size[0] - crop) // 2, (size[1] - crop) // 2
     image = image.crop((left, top, left + crop, top + crop))
-    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(crop, crop, 3).permute(2, 0, 1)
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
 
 
-def eval_image(source: str | Path | bytes, preprocessing: dict) -> torch.Tensor:
+def eval_image(source: str | Path | bytes, preprocessing: dict) -> np.ndarray:
     """THE eval preprocessing up to normalisation: uint8 (3, crop, crop)."""
     return eval_decode(open_image(source), preprocessing)
 
 
-def eval_decode(image: Image.Image, preprocessing: dict) -> torch.Tensor:
+def eval_decode(image: Image.Image, preprocessing: dict) -> np.ndarray:
     """`eval_image` for an image `open_image` already opened (the server checks sizes in between)."""
     return resize_center_crop(decode_rgb(image), preprocessing["resize"], preprocessing["crop"])
-
-
-def normalize(batch: torch.Tensor, preprocessing: dict) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 normalised, on the batch's device."""
-    mean = torch.tensor(preprocessing["mean"], device=batch.device).view(1, 3, 1, 1)
-    std = torch.tensor(preprocessing["std"], device=batch.device).view(1, 3, 1, 1)
-    return (batch.float().div_(255) - mean) / std
 
 
 def cache_side(image_size: int) -> int:
@@ -163,7 +157,7 @@ def cache_side(image_size: int) -> int:
     return eval_preprocessing(image_size)["resize"]
 
 
-def decode_for_cache(path: str | Path, image_size: int) -> torch.Tensor:
+def decode_for_cache(path: str | Path, image_size: int) -> np.ndarray:
     """Training-only decode: reduced-size JPEG decoding, then a square uint8 (3, S, S)."""
     side = cache_side(image_size)
     return resize_center_crop(open_rgb(path, draft_size=side), side, side)

@@ -47,3 +47,9 @@ def available_memory_bytes(cgroup: Path = CGROUP) -> int:
             available = min(available, max(0, int(limit) - int(usage)))
             break
     return available
+
+
+def gpu_visible(dev: Path = Path("/dev")) -> bool:
+    """Whether an NVIDIA GPU is visible (docker --gpus, GPU instances), without initialising CUDA: the
+    server's master decides before it forks its workers, and CUDA does not survive a fork."""
+    return any(dev.glob("nvidia[0-9]*"))

@@ -3,18 +3,25 @@
 The trainer evaluates every runtime through these classes and the server runs them, so the accuracy
 and agreement recorded in metadata.json are those of the code that serves. A float batch is taken
 as already normalised (the server accepts preprocessed tensors), as in `inference.logits`.
+
+Importing this module imports neither torch nor onnxruntime: the slim serving image (serve-cpu) has
+no torch, and a torch-only server needs no onnxruntime. Each runtime imports its library when built.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
-
-from . import inference
 
 TORCH, ONNX, ONNX_INT8 = "torch", "onnx", "onnx-int8"
+NAMES = (TORCH, ONNX, ONNX_INT8)
+LIBRARY = {TORCH: "torch", ONNX: "onnxruntime", ONNX_INT8: "onnxruntime"}
+
+
+def installed(name: str) -> bool:
+    """Whether this image has the library runtime `name` needs (serve-cpu has no torch)."""
+    return importlib.util.find_spec(LIBRARY[name]) is not None
 
 
 class TorchRuntime:
@@ -22,39 +29,85 @@ class TorchRuntime:
 
     name = TORCH
 
-    def __init__(self, network: nn.Module, preprocessing: dict):
+    def __init__(self, network, preprocessing: dict):
         self.network = network.eval()
         self.preprocessing = preprocessing
 
-    def probabilities(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    def start(self, threads: int) -> None:
+        """In a server worker, after the fork: CUDA must not be initialised before it."""
+        import torch
+
+        torch.set_num_threads(threads)
+        if torch.cuda.is_available():
+            self.network.to("cuda")
+
+    def describe(self) -> str:
+        import torch
+
+        device = next(self.network.parameters()).device
+        return f"torch on {device} ({torch.get_num_threads()} threads)"
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        from . import inference
+
         return inference.probabilities(self.network, torch.as_tensor(batch), self.preprocessing).numpy()
 
 
 class OnnxRuntime:
     """An ONNX file (fp32 or int8 QDQ) on ONNX Runtime's CPU provider; the graph maps normalised images
-    to logits, so normalisation and softmax run here in numpy, as torch does them, in float32."""
+    to logits, so normalisation and softmax run here in numpy, as torch does them, in float32.
+
+    The file is read when the runtime is built, the session opened on first use (or by `start`): a
+    server's master builds runtimes but must never load onnxruntime (a process forked from one that has
+    aborts at exit, "terminate called ... No such process"), and its workers open their own sessions.
+    """
 
     def __init__(self, name: str, path: Path, preprocessing: dict, threads: int | None = None):
+        self.name = name
+        self.path = Path(path)
+        self.preprocessing = preprocessing
+        self.threads = threads
+        # The bytes, not the path: the workers run as an unprivileged user who may not read /opt/ml/model's
+        # files (SageMaker local mode unpacks them for root only).
+        self.model = self.path.read_bytes()
+        self._session = None
+
+    def start(self, threads: int | None) -> None:
+        """Open a new session with `threads` intra-op threads (None: ONNX Runtime's default, one per core)."""
         import onnxruntime  # imported on use: the server's torch runtime does not need it
 
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.name = name
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.preprocessing = preprocessing
+        self.threads = threads
+        self._session = onnxruntime.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
 
-    def probabilities(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self.start(self.threads)
+        return self._session
+
+    def describe(self) -> str:
+        return f"ONNX Runtime CPU, {self.path.name} ({self.threads or 'default'} threads)"
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)
         if batch.dtype == np.uint8:
             batch = normalize(batch, self.preprocessing)
-        (logits,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        session = self.session
+        (logits,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(batch, dtype=np.float32)})
         return softmax(logits)
 
 
 def normalize(batch: np.ndarray, preprocessing: dict) -> np.ndarray:
-    """uint8 (N,3,H,W) -> float32 normalised: `presets.normalize`'s arithmetic, in numpy."""
+    """uint8 (N,3,H,W) -> float32 normalised: `inference.normalize`'s arithmetic, in numpy."""
     mean = np.asarray(preprocessing["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(preprocessing["std"], dtype=np.float32).reshape(1, 3, 1, 1)
     return (batch.astype(np.float32) / 255 - mean) / std
@@ -65,7 +118,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def probabilities_in_batches(runtime, images: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def probabilities_in_batches(runtime, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """A whole split through `runtime`, `batch_size` images at a time (bounded memory)."""
     return np.concatenate([runtime.probabilities(images[i:i + batch_size]) for i in range(0, len(images),
                                                                                           batch_size)])

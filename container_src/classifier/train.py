@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from . import artifact, data, debugger, engine, hyperparams, metrics, model as model_lib, presets, profiling
 from . import checkpoint, distributed, export, resources, runtimes, signals
 from .paths import SageMakerPaths
+from .serving import selection
 
 log = logging.getLogger("classifier.train")
 # Errors whose message is the whole story (no traceback needed in `failure`).
@@ -219,6 +220,11 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
     log.info("export done in %.1fs: %s", outcome.seconds, ", ".join(
         [f"{name} test_acc {r['test_acc']:.4f} agreement {r['agreement']:.4f}" for name, r in outcome.scores.items()]
         + [f"{name} skipped" for name in outcome.skipped]))
+    candidates, notes = selection.plan(paths.model, artifact.load_metadata(paths.model), selection.Gate())
+    log.info("SERVING_RUNTIME=auto will serve %s on a CPU endpoint (it passes the gate: top-1 agreement >= %g, "
+             "test accuracy within %g points of torch fp32; the endpoint re-checks it on its own CPU)%s",
+             candidates[0], selection.Gate().min_agreement, selection.Gate().max_accuracy_drop * 100,
+             "".join(f"; {note}" for note in notes))
 
 
 # --- Checkpoints, resume and stop requests (README "Multi-instance and spot training") ------------

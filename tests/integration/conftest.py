@@ -40,6 +40,11 @@ def serve_image() -> str:
     return built_image("SERVE_IMAGE", 1)
 
 
+@pytest.fixture(scope="session")
+def serve_cpu_image() -> str:
+    return built_image("SERVE_CPU_IMAGE", 2)
+
+
 def container_ids(*filters: str) -> set[str]:
     args = ["docker", "ps", "-aq", "--no-trunc"] + [f"--filter={f}" for f in filters]
     return set(subprocess.run(args, capture_output=True, text=True).stdout.split())

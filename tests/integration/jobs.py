@@ -14,7 +14,7 @@ SMALL_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "i
 
 
 def images() -> list[str]:
-    """The image references the Makefile defines (training image first)."""
+    """The image references the Makefile defines: train, serve, serve-cpu."""
     out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
     return out.stdout.split()
 

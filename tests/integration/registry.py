@@ -78,13 +78,17 @@ auth:
         log.close()
 
 
-# Like docker/Dockerfile: a train and a serve target on the project's base image, with an /opt/venv
-# (empty: the SBOM tool runs with the image's own venv interpreter) and one file copied from the context.
+# The images `make build` builds, in its order (`make print-images`).
+ROLES = ("train", "serve", "serve-cpu")
+
+# Like docker/Dockerfile: a target per role on the project's base image, with an /opt/venv (empty: the
+# SBOM tool runs with the image's own venv interpreter) and one file copied from the context.
 SMALL_DOCKERFILE = """ARG BASE_IMAGE
 FROM ${BASE_IMAGE} AS train
 RUN python3 -m venv --without-pip /opt/venv
 COPY content.txt /content.txt
 FROM train AS serve
+FROM train AS serve-cpu
 """
 
 
@@ -97,10 +101,17 @@ def small_context(folder: Path, content: str) -> Path:
     return folder
 
 
-def make_build(root: Path, context: Path, train: str, serve: str, *flags: str) -> subprocess.CompletedProcess:
-    """`make build` of the two small images, as a user (or CodeBuild) runs it."""
-    done = subprocess.run(["make", "-s", "build", f"BUILD_CONTEXT={context}", f"TRAIN_IMAGE={train}",
-                           f"SERVE_IMAGE={serve}", *flags], cwd=root, capture_output=True, text=True, timeout=600)
+def image_variables(refs: dict[str, str]) -> dict[str, str]:
+    """The Makefile's variable for each role's image (TRAIN_IMAGE, SERVE_IMAGE, SERVE_CPU_IMAGE), every role
+    given: one left out would be built or pushed under the real image's name."""
+    return {f"{role.upper().replace('-', '_')}_IMAGE": refs[role] for role in ROLES}
+
+
+def make_build(root: Path, context: Path, refs: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
+    """`make build` of the small images (role -> ref), as a user (or CodeBuild) runs it."""
+    names = [f"{name}={ref}" for name, ref in image_variables(refs).items()]
+    done = subprocess.run(["make", "-s", "build", f"BUILD_CONTEXT={context}", *names, *flags], cwd=root,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from .jobs import ROOT
-from .registry import remove_images, small_context
+from .registry import ROLES, image_variables, remove_images, small_context
 
 PHASES = ("install", "pre_build", "build", "post_build")
 TOP_KEYS = {"version", "run-as", "env", "proxy", "batch", "phases", "reports", "artifacts", "cache"}
@@ -87,7 +87,7 @@ def run_buildspec(path: Path, overrides: dict[str, str], workdir: Path) -> tuple
 def keep_images_record():
     """The buildspec writes build/images.json and the SBOMs in the source tree, as in CodeBuild: put the
     developer's back."""
-    files = [ROOT / "build" / name for name in ("images.json", "sbom-train.cdx.json", "sbom-serve.cdx.json")]
+    files = [ROOT / "build" / name for name in ("images.json", *(f"sbom-{role}.cdx.json" for role in ROLES))]
     saved = {path: path.read_bytes() if path.exists() else None for path in files}
     yield files[0]
     for path, content in saved.items():
@@ -99,13 +99,13 @@ def keep_images_record():
 
 def test_buildspec_phases_push_and_export_the_image_uris(local_registry, keep_images_record, tmp_path):
     tag = uuid.uuid4().hex[:12]
-    refs = {role: f"{local_registry.address}/sagemaker-image-classifier-{role}:{tag}" for role in ("train", "serve")}
+    refs = {role: f"{local_registry.address}/sagemaker-image-classifier-{role}:{tag}" for role in ROLES}
     try:
         done, exported = run_buildspec(ROOT / "buildspec.yml", {
             "REGISTRY": local_registry.address, "REGISTRY_USER": local_registry.user,
             "REGISTRY_PASSWORD": local_registry.password,
             "BUILD_CONTEXT": str(small_context(tmp_path / "context", f"buildspec {tag}")),
-            "TRAIN_IMAGE": refs["train"], "SERVE_IMAGE": refs["serve"],
+            **image_variables(refs),
             "PYTEST_ADDOPTS": "-k 'test_settings or test_push'"}, tmp_path)
         log = done.stdout[-6000:] + done.stderr[-6000:]
         assert done.returncode == 0, log
@@ -115,14 +115,15 @@ def test_buildspec_phases_push_and_export_the_image_uris(local_registry, keep_im
         pushed = json.loads(keep_images_record.read_text())
     finally:
         remove_images(*refs.values())
-    assert exported["TRAIN_IMAGE_URI"] == pushed["train"]["uri"]
-    assert exported["SERVE_IMAGE_URI"] == pushed["serve"]["uri"]
+    for role, name in zip(ROLES, image_variables(refs)):  # TRAIN_IMAGE -> TRAIN_IMAGE_URI...
+        assert exported[f"{name}_URI"] == pushed[role]["uri"]
     assert exported["TRAIN_IMAGE_URI"].startswith(f"{local_registry.address}/sagemaker-image-classifier-train@sha256:")
     assert exported["IMAGE_TAG"]
     spec = load_buildspec(ROOT / "buildspec.yml")
     assert all((ROOT / f).exists() for f in spec["artifacts"]["files"])
+    assert {f"build/{pushed[role]['sbom']}" for role in ROLES} <= set(spec["artifacts"]["files"])
     # Every exported artifact describes the images this build pushed.
-    for role in ("train", "serve"):
+    for role in ROLES:
         assert pushed[role]["labels"]["org.opencontainers.image.version"] == tag
         bom = json.loads((ROOT / "build" / pushed[role]["sbom"]).read_text())
         assert bom["metadata"]["component"]["bom-ref"] == refs[role]

@@ -2,6 +2,7 @@
 import json
 import tarfile
 
+import numpy as np
 import torch
 
 import make_sample_data
@@ -23,7 +24,7 @@ def held_out_accuracy(model_tar, root) -> float:
         for path in sorted((root / "test" / name).iterdir()):
             images.append(presets.eval_image(path, meta["preprocessing"]))
             labels.append(index)
-    probs = inference.probabilities(network, torch.stack(images), meta["preprocessing"])
+    probs = inference.probabilities(network, torch.from_numpy(np.stack(images)), meta["preprocessing"])
     return (probs.argmax(1) == torch.tensor(labels)).float().mean().item()
 
 

@@ -15,7 +15,7 @@ import sbom
 from provenance import INPUTS_LABEL, OCI
 
 from .jobs import ROOT
-from .registry import labels, make_build, remove_images, small_context
+from .registry import ROLES, labels, make_build, remove_images, small_context
 
 
 def test_context_files_are_what_docker_sends(tmp_path):
@@ -49,10 +49,10 @@ def test_context_files_are_what_docker_sends(tmp_path):
     assert "container_src/classifier/serving/app.py" in copied and "README.md" not in copied
 
 
-def test_the_built_images_carry_their_provenance(train_image, serve_image):
+def test_the_built_images_carry_their_provenance(train_image, serve_image, serve_cpu_image):
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     digests = set()
-    for image in (train_image, serve_image):
+    for image in (train_image, serve_image, serve_cpu_image):
         found = labels(image)
         assert found[f"{OCI}.revision"] == commit
         assert found[f"{OCI}.version"] == image.rsplit(":", 1)[1]
@@ -71,20 +71,20 @@ def test_the_built_images_carry_their_provenance(train_image, serve_image):
 def test_labels_never_invalidate_the_layer_cache(tmp_path):
     """Two builds of the same context: other build times in the labels, the very same layers."""
     tag = uuid.uuid4().hex[:12]
-    refs = [f"provenance-cache-test-{role}:{tag}" for role in ("train", "serve")]
+    refs = {role: f"provenance-cache-test-{role}:{tag}" for role in ROLES}
     context = small_context(tmp_path / "context", "cache test")
     try:
-        make_build(ROOT, context, *refs)
-        first = {ref: (layers(ref), labels(ref)) for ref in refs}
-        again = make_build(ROOT, context, *refs)
-        for ref in refs:
+        make_build(ROOT, context, refs)
+        first = {ref: (layers(ref), labels(ref)) for ref in refs.values()}
+        again = make_build(ROOT, context, refs)
+        for ref in refs.values():
             assert layers(ref) == first[ref][0]
             assert labels(ref)[INPUTS_LABEL] == first[ref][1][INPUTS_LABEL]
         # Every step that makes a layer came from the cache (the label steps run, but make no layer).
         steps = re.findall(r"^Step \d+/\d+ : (\w+)[^\n]*\n ---> (Using cache|Running in)", again.stdout, re.MULTILINE)
         assert steps and all(kind == "Using cache" for instruction, kind in steps if instruction in ("RUN", "COPY"))
     finally:
-        remove_images(*refs)
+        remove_images(*refs.values())
 
 
 def layers(ref: str) -> str:
@@ -102,9 +102,10 @@ def locked(*locks: str) -> dict[str, str]:
     return pins
 
 
-def test_the_sbom_lists_every_locked_package_and_every_debian_one(train_image, serve_image, tmp_path):
+def test_the_sbom_lists_every_locked_package_and_every_debian_one(train_image, serve_image, serve_cpu_image, tmp_path):
     """Read from the image itself: every package the locks install, at its locked version, and dpkg's list."""
-    for image, locks in ((train_image, ("base", "train", "train-nodeps")), (serve_image, ("base", "serve"))):
+    for image, locks in ((train_image, ("base", "train", "train-nodeps")), (serve_image, ("base", "serve")),
+                         (serve_cpu_image, ("serve-cpu",))):
         bom = json.loads(sbom.write(image, tmp_path / "sbom.cdx.json", provenance.Docker()).read_text())
         python = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in bom["components"]
                   if c["purl"].startswith("pkg:pypi/")}

@@ -1,4 +1,8 @@
-"""The serving image with the model the foundation's local-mode job trained (`trained_model`).
+"""Both serving images with the model the foundation's local-mode job trained (`trained_model`).
+
+Every contract test runs against the serve image on torch (SERVING_RUNTIME=torch: the GPU image's
+path) and against the slim serve-cpu image on the runtime it picks (`auto`: ONNX Runtime); the
+local-mode tests run the image deploy.py picks.
 
 Plain `docker run IMAGE serve` containers publish on ephemeral ports; only the SageMaker local-mode
 tests use localhost:8080 (local mode's fixed endpoint port).
@@ -20,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import torch
 
 import sagemaker_api
-from classifier import artifact, inference, presets
+from classifier import artifact, presets, runtimes
+from classifier.serving import selection
 from tests import image_cases
 from tests.serving_probes import cgroup_memory, urllib_post
 
@@ -54,6 +58,7 @@ class Container:
                                  check=True).stdout.split()[0]
         self.url = "http://" + mapping
         self.cold_start_s = self.wait_ready()
+        self.runtime = requests.get(self.url + "/ping", timeout=5).json()["runtime"]
 
     def wait_ready(self) -> float:
         while time.monotonic() - self.started < PING_DEADLINE_S:
@@ -82,12 +87,37 @@ def model_dir(trained_model, tmp_path_factory) -> Path:
     return unpack(trained_model[0], tmp_path_factory.mktemp("served-model"))
 
 
-@pytest.fixture(scope="module")
-def container(serve_image, model_dir):
-    served = Container(serve_image, model_dir)
-    print(f"cold start (docker run -> first 200 on /ping): {served.cold_start_s:.1f}s")
+# (image fixture, environment): the torch image on torch, the slim image on what `auto` picks.
+VARIANTS = {"serve-torch": ("serve_image", {"SERVING_RUNTIME": "torch"}), "serve-cpu-auto": ("serve_cpu_image", {})}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def container(request, model_dir):
+    image_fixture, env = VARIANTS[request.param]
+    served = Container(request.getfixturevalue(image_fixture), model_dir, env)
+    print(f"{request.param}: cold start (docker run -> first 200 on /ping) {served.cold_start_s:.1f}s, "
+          f"runtime {served.runtime}")
     yield served
     served.remove()
+
+
+@pytest.fixture(params=["serve_image", "serve_cpu_image"])
+def any_serve_image(request) -> str:
+    return request.getfixturevalue(request.param)
+
+
+def test_each_image_serves_the_runtime_it_should(container, model_dir):
+    """serve with SERVING_RUNTIME=torch: torch. serve-cpu with auto: the fastest runtime that passes
+    the gate (the one the training log named), since this CPU is the trainer's and passes the check."""
+    metadata = artifact.load_metadata(model_dir)
+    ping = requests.get(container.url + "/ping", timeout=5).json()
+    if container.runtime == runtimes.TORCH:
+        assert ping["runtime_reason"].startswith("torch: test accuracy")
+        return
+    candidates, _ = selection.plan(model_dir, metadata, selection.Gate())
+    assert container.runtime == [c for c in candidates if c != runtimes.TORCH][0], ping
+    checked = "check images agree on this CPU" if container.runtime == runtimes.ONNX_INT8 else "no start-up check"
+    assert checked in ping["runtime_reason"], ping
 
 
 def test_image_contract(serve_image):
@@ -125,22 +155,33 @@ def test_query_script_against_the_container(container, sample_data):
 
 
 def test_server_agrees_with_the_trainers_evaluation(container, model_dir, sample_data):
-    """Same images through the container and through the trainer's own eval path on the host."""
-    network, metadata = artifact.load(model_dir)
-    files = sorted((sample_data / "test").rglob("*.jpg"))[::5]
-    batch = torch.stack([presets.eval_image(f, metadata["preprocessing"]) for f in files])
-    expected = inference.probabilities(network, batch, metadata["preprocessing"])
-    body = {"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}
-    k = len(metadata["classes"])
-    answer = requests.post(container.url + "/invocations", json=body, timeout=60,
-                           headers={"X-Amzn-SageMaker-Custom-Attributes": f"top_k={k}"})
-    assert answer.status_code == 200, answer.text
-    for row, want in zip(answer.json()["predictions"], expected):
-        assert row[0]["index"] == int(want.argmax())
-        got = torch.zeros(k)
-        for p in row:
-            got[p["index"]] = p["probability"]
-        assert torch.allclose(got, want, atol=1e-4), (got, want)
+    """The whole test split through the container, against the trainer's eval preprocessing and the same
+    runtime on the host: the same top-1 everywhere, probabilities within 1e-4, and the test accuracy and
+    agreement with torch fp32 that the trainer recorded for this runtime in metadata.json."""
+    metadata = artifact.load_metadata(model_dir)
+    prep, classes = metadata["preprocessing"], metadata["classes"]
+    files = sorted((sample_data / "test").rglob("*.jpg"))
+    labels = np.array([classes.index(f.parent.name) for f in files])
+    batch = np.stack([presets.eval_image(f, prep) for f in files])
+    network, _ = artifact.load(model_dir)
+    reference = runtimes.TorchRuntime(network, prep).probabilities(batch)
+    on_host = reference if container.runtime == runtimes.TORCH else runtimes.OnnxRuntime(
+        container.runtime, model_dir / artifact.RUNTIME_FILES[container.runtime], prep).probabilities(batch)
+    got = np.zeros_like(reference)
+    for start in range(0, len(files), 32):
+        chunk = files[start:start + 32]
+        body = {"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in chunk]}
+        answer = requests.post(container.url + "/invocations", json=body, timeout=60,
+                               headers={"X-Amzn-SageMaker-Custom-Attributes": f"top_k={len(classes)}"})
+        assert answer.status_code == 200, answer.text
+        for i, row in enumerate(answer.json()["predictions"], start):
+            for p in row:
+                got[i, p["index"]] = p["probability"]
+    assert (got.argmax(1) == on_host.argmax(1)).all()
+    assert np.allclose(got, on_host, atol=1e-4), np.abs(got - on_host).max()
+    recorded = metadata["runtimes"][container.runtime]
+    assert (got.argmax(1) == labels).mean() == pytest.approx(recorded["test_acc"], abs=1e-9)
+    assert (got.argmax(1) == reference.argmax(1)).mean() == pytest.approx(recorded["agreement"], abs=1e-9)
 
 
 def npy(array) -> bytes:
@@ -174,13 +215,13 @@ def test_bad_input_matrix_never_takes_the_server_down(container, sample_data):
     assert container.logs().count("Booting worker") == 1  # no worker died and was replaced
 
 
-def test_bind_to_port_and_graceful_sigterm(serve_image, model_dir, sample_data):
+def test_bind_to_port_and_graceful_sigterm(any_serve_image, model_dir, sample_data):
     """SAGEMAKER_BIND_TO_PORT moves the port; SIGTERM lets a request in flight finish, then exits 0.
 
     `Expect: 100-continue` tells the test when a worker thread holds the request (gunicorn answers
     "100 Continue" from the thread that handles it): SIGTERM comes exactly then, no sleeps.
     """
-    served = Container(serve_image, model_dir, env={"SAGEMAKER_BIND_TO_PORT": "9123"}, port=9123)
+    served = Container(any_serve_image, model_dir, env={"SAGEMAKER_BIND_TO_PORT": "9123"}, port=9123)
     try:
         image = next((sample_data / "test").rglob("*.jpg")).read_bytes()
         host, port = served.url.removeprefix("http://").rsplit(":", 1)
@@ -279,12 +320,14 @@ def test_local_mode_deploy_and_predictor(serve_image, trained_model, sample_data
     assert left == [], "the local endpoint's container was left behind"
 
 
-def test_deploy_script_queries_then_tears_down(serve_image, trained_model, sample_data):
+def test_deploy_script_queries_then_tears_down(serve_cpu_image, trained_model, sample_data):
+    """No --image: deploy.py reads the model's metadata.json and picks serve-cpu (ONNX exports, a CPU)."""
     some = sorted((sample_data / "test").iterdir())[0]
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "deploy.py"), "--local", "--image", serve_image,
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "deploy.py"), "--local",
                            "--model-data", str(trained_model[0]), "--query", str(some)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"serving image: {serve_cpu_image} (local is a CPU instance and the model has onnx" in done.stdout
     assert "endpoint deleted" in done.stdout
     # query.py's table: the image, then its top 5 ranked "  1. label  97.31%"
     ranks = re.findall(r"^  ([1-5])\. \S+ +\d+\.\d\d%$", done.stdout, re.MULTILINE)

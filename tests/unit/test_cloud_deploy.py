@@ -2,10 +2,13 @@
 request checked against the service model and the expected parameters by botocore's Stubber."""
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import ANY
 
 import deploy
@@ -15,6 +18,7 @@ import settings
 from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
 
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve@sha256:" + "b" * 64
+IMAGE_CPU = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve-cpu@sha256:" + "c" * 64
 JOB = "image-classifier-2026-11-24-09-00-00-000"
 MODEL = f"s3://{BUCKET}/image-classifier/output/{JOB}/output/model.tar.gz"
 EP = "dogs-endpoint"
@@ -26,7 +30,7 @@ RESOURCE = f"endpoint/{EP}/variant/AllTraffic"
 def cloud(monkeypatch, tmp_path):
     aws_env(monkeypatch)
     images = tmp_path / "images.json"
-    images.write_text(json.dumps({"serve": {"uri": IMAGE}}))
+    images.write_text(json.dumps({"serve": {"uri": IMAGE}, "serve-cpu": {"uri": IMAGE_CPU}}))
     monkeypatch.setattr(settings, "IMAGES_FILE", images)
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
     boto = StubbedBotoSession()
@@ -42,13 +46,37 @@ def describe_job(status="Completed"):
             **({"FailureReason": "AlgorithmError: out of memory"} if status == "Failed" else {})}
 
 
-def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None):
+def model_tar(runtimes: dict) -> bytes:
+    """A model.tar.gz as SageMaker packs /opt/ml/model: model.pt first, metadata.json after it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("model.pt", b"\0" * 4096),
+                           ("metadata.json", json.dumps({"runtimes": runtimes, "export": {"enabled": True}}).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+TORCH_ONLY = {"torch": {"file": "model.pt", "test_acc": 0.8, "agreement": 1.0}}
+EXPORTED = {**TORCH_ONLY, "onnx": {"file": "model.onnx", "test_acc": 0.8, "agreement": 1.0},
+            "onnx-int8": {"file": "model.int8.onnx", "test_acc": 0.8, "agreement": 0.995}}
+
+
+def artifact_stub(cloud, runtimes: dict):
+    """deploy reads the model's metadata.json from S3 to pick the serving image."""
+    body = model_tar(runtimes)
+    cloud.stub("s3").add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))},
+                                  {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")})
+
+
+def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IMAGE, instance="ml.m5.xlarge"):
     sm.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"},
                     {"ModelName": EP, "ExecutionRoleArn": ROLE,
-                     "PrimaryContainer": {"Image": IMAGE, "Environment": {}, "ModelDataUrl": MODEL}})
+                     "PrimaryContainer": {"Image": image, "Environment": {}, "ModelDataUrl": MODEL}})
     config = {"EndpointConfigName": EP, "ProductionVariants": [
         {"ModelName": EP, "VariantName": "AllTraffic", "InitialVariantWeight": 1, "InitialInstanceCount": count,
-         "InstanceType": "ml.m5.xlarge"}]}
+         "InstanceType": instance}]}
     if capture:
         config["DataCaptureConfig"] = {
             "EnableCapture": True, "InitialSamplingPercentage": 100,
@@ -69,6 +97,7 @@ def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, ca
     settings.record("training-job", JOB)
     sm = cloud.stub("sagemaker")
     sm.add_response("describe_training_job", describe_job(), {"TrainingJobName": JOB})
+    artifact_stub(cloud, TORCH_ONLY)  # no ONNX export: the torch serving image
     deploy_stubs(sm, capture=True)
     scaling = cloud.stub("application-autoscaling")
     scaling.add_response("register_scalable_target", {}, {
@@ -88,10 +117,52 @@ def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, ca
     assert settings.recorded("endpoint") == EP
 
 
-def test_deploy_a_model_uri_without_extras(cloud):
+def test_an_autoscaling_refusal_is_an_error_naming_the_running_endpoint(cloud, capsys):
     sm = cloud.stub("sagemaker")
-    deploy_stubs(sm, capture=False, count=2)
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(sm, capture=False)
+    cloud.stub("application-autoscaling").add_client_error(
+        "register_scalable_target", "AccessDeniedException", "not authorized to perform RegisterScalableTarget")
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--autoscale", "1:4"]) == 1
+    err = capsys.readouterr().err
+    assert f"endpoint {EP} is InService but its autoscaling could not be set: AccessDeniedException" in err
+    assert f"deploy.py --delete {EP}" in err and "Traceback" not in err
+    assert settings.recorded("endpoint") == EP  # it runs: teardown must still find it
+    cloud.assert_no_pending()
+
+
+def test_deploy_a_model_uri_without_extras(cloud, capsys):
+    sm = cloud.stub("sagemaker")
+    artifact_stub(cloud, EXPORTED)  # ONNX exports on a CPU instance: the slim image
+    deploy_stubs(sm, capture=False, count=2, image=IMAGE_CPU)
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--instance-count", "2"]) == 0
+    cloud.assert_no_pending()
+    assert "serving image: serve-cpu (ml.m5.xlarge is a CPU instance and the model has onnx-int8 and onnx" \
+        in capsys.readouterr().out
+
+
+def test_a_gpu_instance_gets_the_torch_image_and_image_overrides(cloud):
+    sm = cloud.stub("sagemaker")
+    artifact_stub(cloud, EXPORTED)
+    deploy_stubs(sm, capture=False, image=IMAGE, instance="ml.g5.xlarge")
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--instance-type", "ml.g5.xlarge"]) == 0
+    cloud.assert_no_pending()
+    deploy_stubs(sm, capture=False, image=IMAGE)  # --image: no metadata read (no S3 stub queued)
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--image", IMAGE]) == 0
+    cloud.assert_no_pending()
+
+
+def test_an_unpushed_slim_image_or_a_foreign_tarball_is_a_clear_error(cloud, capsys):
+    settings.IMAGES_FILE.write_text(json.dumps({"serve": {"uri": IMAGE}}))  # pushed before serve-cpu existed
+    cloud.stub("sagemaker")  # nothing queued: no endpoint call may happen
+    artifact_stub(cloud, EXPORTED)
+    assert deploy.main(["--model-data", MODEL]) == 2
+    assert "has no 'serve-cpu' image" in capsys.readouterr().err
+    s3 = cloud.stub("s3")
+    s3.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"not a tarball"), 13)},
+                    {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")})
+    assert deploy.main(["--model-data", MODEL]) == 2
+    assert "is not a readable model.tar.gz" in capsys.readouterr().err
     cloud.assert_no_pending()
 
 
@@ -193,6 +264,7 @@ def test_teardown_with_nothing_deployed_makes_no_call(cloud, capsys):
 
 def test_an_endpoint_that_fails_is_reported_with_the_cleanup_command(cloud, capsys):
     sm = cloud.stub("sagemaker")
+    artifact_stub(cloud, TORCH_ONLY)
     deploy_stubs(sm, capture=False, final={"EndpointStatus": "Failed", "FailureReason": "ping health check failed"})
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP]) == 1
     err = capsys.readouterr().err

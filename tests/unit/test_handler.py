@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier import artifact, inference, model as model_lib, presets
+from classifier import artifact, inference, model as model_lib, presets, runtimes
 from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_top_k
 from classifier.serving.limits import Limits
 from tests.image_cases import bomb_png, stored_as, with_orientation
@@ -65,7 +65,7 @@ def answer(loaded, body, content_type, attributes=None, accept=None):
 def reference(model_dir, image: bytes) -> torch.Tensor:
     """The trainer's own evaluation path: eval_image + inference.probabilities."""
     network, metadata = artifact.load(model_dir)
-    batch = presets.eval_image(image, metadata["preprocessing"]).unsqueeze(0)
+    batch = torch.from_numpy(presets.eval_image(image, metadata["preprocessing"]))[None]
     return inference.probabilities(network, batch, metadata["preprocessing"])[0]
 
 
@@ -102,8 +102,7 @@ def test_json_instances_give_one_list_per_image(loaded, model_dir):
 def test_npy_preprocessed_tensor_matches_the_image_path(loaded):
     handler, _ = loaded
     image = noise_image(4)
-    normalised = presets.normalize(presets.eval_image(image, handler.preprocessing).unsqueeze(0),
-                                   handler.preprocessing).numpy()
+    normalised = runtimes.normalize(presets.eval_image(image, handler.preprocessing)[None], handler.preprocessing)
     single = answer(loaded, npy(normalised[0]), "application/x-npy")
     batch = answer(loaded, npy(np.concatenate([normalised, normalised])), "application/x-npy")
     from_jpeg = answer(loaded, image, "image/jpeg")
@@ -274,7 +273,7 @@ def test_exif_orientation_gives_the_upright_prediction(loaded, model_dir, orient
     rotated = with_orientation(stored_as(UPRIGHT, orientation), orientation, "PNG")
     upright = with_orientation(UPRIGHT, 1, "PNG")
     prep = presets.eval_preprocessing(IMAGE_SIZE)
-    assert torch.equal(presets.eval_image(rotated, prep), presets.eval_image(upright, prep))
+    assert np.array_equal(presets.eval_image(rotated, prep), presets.eval_image(upright, prep))
     side = presets.cache_side(IMAGE_SIZE)
     assert presets.decode_for_cache(io.BytesIO(rotated), IMAGE_SIZE).shape == (3, side, side)
     served = {r["index"]: r["probability"] for r in answer(loaded, rotated, "image/png", f"top_k={len(CLASSES)}")}

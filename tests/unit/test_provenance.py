@@ -106,11 +106,17 @@ def test_no_commit_is_an_error_that_says_what_to_do(monkeypatch):
     assert provenance.revision() == "a" * 40
 
 
-def test_every_committed_lock_line_is_pinned_with_a_hash(monkeypatch):
+@pytest.fixture
+def lock(monkeypatch):
+    """docker/lock.py, imported."""
     spec = importlib.util.spec_from_file_location("lock", ROOT / "docker" / "lock.py")
-    lock = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "lock", lock)  # its dataclass looks itself up there
-    spec.loader.exec_module(lock)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "lock", module)  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_committed_lock_line_is_pinned_with_a_hash(lock):
     files = [*sorted((ROOT / "docker" / "requirements").glob("*.txt")), ROOT / "requirements" / "host.lock",
              ROOT / "requirements" / "sbom.lock"]
     for path in files:
@@ -119,3 +125,21 @@ def test_every_committed_lock_line_is_pinned_with_a_hash(monkeypatch):
     # The sdists are marked, so the wheelhouse knows to build them (and the images to trust that build).
     assert "# sdist" in next(l for l in (ROOT / "docker" / "requirements" / "train.txt").read_text().splitlines()
                              if l.startswith("sagemaker-training=="))
+
+
+def test_every_image_lock_repeats_the_versions_it_shares(lock):
+    """What docker/lock.py promises (IMAGE_LOCKS): serve-cpu, locked on its own, installs the very files
+    (same version, same hash) of base, serve and train for every package it shares with them; Pillow
+    among them, so both serving images make the same pixels."""
+    def lines(name):
+        text = (ROOT / "docker" / "requirements" / f"{name}.txt").read_text()
+        return {lock.canonical(m["name"]): m[0] for m in map(lock.LOCKED.match, text.splitlines()) if m}
+
+    locks = {image.name: lines(image.name) for image in lock.IMAGE_LOCKS}
+    for image in lock.IMAGE_LOCKS:
+        for other in image.agrees:
+            shared = locks[image.name].keys() & locks[other].keys()
+            assert {n: locks[image.name][n] for n in shared} == {n: locks[other][n] for n in shared}, (image.name, other)
+    assert {"pillow", "numpy"} <= locks["serve-cpu"].keys() & locks["base"].keys()
+    assert "onnxruntime" in locks["serve-cpu"].keys() & locks["train"].keys()
+    assert "torch" not in locks["serve-cpu"]

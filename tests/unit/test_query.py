@@ -101,7 +101,7 @@ def serve_in_thread(server):
 def app_url(model_dir):  # noqa: F811
     handler = ImageClassifierHandler()
     app = ServingApp(handler, handler.model_fn(str(model_dir)), max_batch_size=1)
-    app.start_worker(torch_threads=torch.get_num_threads())
+    app.start_worker(threads=2)
     deadline = time.monotonic() + 60
     while not app.ready.is_set() and time.monotonic() < deadline:
         time.sleep(0.05)

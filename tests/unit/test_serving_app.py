@@ -7,14 +7,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
-import torch
 
 from classifier.serving import server
 from classifier.serving.app import ServingApp
 from classifier.serving.batching import Batcher
 from classifier.serving.handler import ImageClassifierHandler
 from classifier.serving.limits import Deadline, DeadlineExceeded, Limits
+from classifier.serving.selection import RuntimeRequest
 
 from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
 
@@ -44,16 +45,16 @@ def slow_double(calls):
     def predict(batch):
         calls.append(len(batch))
         time.sleep(0.02)
-        return batch.float() * 2
+        return batch.astype(np.float32) * 2
     return predict
 
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
     calls = []
-    gate = Gate(lambda b: (calls.append(len(b)), b.float() * 2)[1])
+    gate = Gate(lambda b: (calls.append(len(b)), b.astype(np.float32) * 2)[1])
     batcher = Batcher(gate, max_batch_size=8, max_delay=0.01)
     gate.open.clear()
-    inputs = [torch.full((1 + i % 2, 3), float(i)) for i in range(24)]
+    inputs = [np.full((1 + i % 2, 3), float(i), np.float32) for i in range(24)]
     with ThreadPoolExecutor(24) as pool:
         first = pool.submit(batcher.predict, inputs[0])
         assert gate.entered.wait(10)  # the first pass holds the model while the other 23 queue up
@@ -62,7 +63,7 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
         gate.open.set()
         outputs = [first.result()] + [f.result() for f in rest]
     for x, y in zip(inputs, outputs):
-        assert torch.equal(y, x * 2)
+        assert np.array_equal(y, x * 2)
     assert sum(calls) == sum(len(x) for x in inputs) == 36
     # 35 queued rows in requests of 1-2: full passes of 7-8 (never more than the cap), not 23 passes
     assert calls[0] == 1 and max(calls) <= 8 and len(calls) <= 7 and sorted(calls)[-2] >= 7
@@ -71,8 +72,8 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
 def test_a_request_larger_than_the_cap_is_split_into_passes():
     calls = []
     batcher = Batcher(slow_double(calls), max_batch_size=4, max_delay=0)
-    x = torch.arange(10.0).view(10, 1)
-    assert torch.equal(batcher.predict(x), x * 2)  # rows come back in order
+    x = np.arange(10.0, dtype=np.float32).reshape(10, 1)
+    assert np.array_equal(batcher.predict(x), x * 2)  # rows come back in order
     assert calls == [4, 4, 2]
 
 
@@ -80,16 +81,16 @@ def test_batch_size_one_means_one_request_per_pass():
     calls = []
     batcher = Batcher(slow_double(calls), max_batch_size=1, max_delay=0.01)
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(batcher.predict, [torch.ones(1, 3)] * 8))
+        list(pool.map(batcher.predict, [np.ones((1, 3), np.float32)] * 8))
     assert calls == [1] * 8
 
 
 def test_uint8_and_float_requests_run_in_separate_passes():
     calls = []
-    batcher = Batcher(lambda b: (calls.append(b.dtype), b.float())[1], max_batch_size=8, max_delay=0.05)
+    batcher = Batcher(lambda b: (calls.append(b.dtype), b.astype(np.float32))[1], max_batch_size=8, max_delay=0.05)
     with ThreadPoolExecutor(2) as pool:
-        a, b = pool.map(batcher.predict, [torch.ones(1, 3, dtype=torch.uint8), torch.ones(1, 3)])
-    assert a.shape == b.shape == (1, 3) and set(calls) == {torch.uint8, torch.float32}
+        a, b = pool.map(batcher.predict, [np.ones((1, 3), np.uint8), np.ones((1, 3), np.float32)])
+    assert a.shape == b.shape == (1, 3) and set(calls) == {np.dtype(np.uint8), np.dtype(np.float32)}
 
 
 def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
@@ -99,8 +100,8 @@ def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
         return batch
     batcher = Batcher(predict, max_batch_size=4, max_delay=0)
     with pytest.raises(RuntimeError, match="bad batch"):
-        batcher.predict(-torch.ones(1, 3))
-    assert torch.equal(batcher.predict(torch.ones(1, 3)), torch.ones(1, 3))
+        batcher.predict(-np.ones((1, 3), np.float32))
+    assert np.array_equal(batcher.predict(np.ones((1, 3), np.float32)), np.ones((1, 3), np.float32))
 
 
 def test_a_caller_past_its_deadline_gets_deadline_exceeded_and_its_queued_images_are_dropped():
@@ -108,15 +109,15 @@ def test_a_caller_past_its_deadline_gets_deadline_exceeded_and_its_queued_images
     gate = Gate(lambda b: (calls.append(len(b)), b * 2)[1])
     batcher = Batcher(gate, max_batch_size=2, max_delay=0)
     gate.open.clear()
-    first = threading.Thread(target=batcher.predict, args=(torch.ones(1, 1),))
+    first = threading.Thread(target=batcher.predict, args=(np.ones((1, 1), np.float32),))
     first.start()
     assert gate.entered.wait(10)  # the pass of the first request is stuck
     with pytest.raises(DeadlineExceeded, match="deadline of 0.2 s"):
-        batcher.predict(torch.ones(6, 1), Deadline(0.2))
+        batcher.predict(np.ones((6, 1), np.float32), Deadline(0.2))
     assert batcher.running_for() > 0.2
     gate.open.set()
     first.join(10)
-    assert torch.equal(batcher.predict(torch.ones(1, 1)), torch.full((1, 1), 2.0))
+    assert np.array_equal(batcher.predict(np.ones((1, 1), np.float32)), np.full((1, 1), 2.0))
     assert calls == [1, 1]  # the timed-out request's three passes never ran
 
 
@@ -138,7 +139,7 @@ def new_app(model_dir, limits=Limits(), gate=False):  # noqa: F811
 def app(model_dir):  # noqa: F811
     """A started worker's app, ready to answer."""
     served = new_app(model_dir)
-    served.start_worker(torch_threads=torch.get_num_threads())
+    served.start_worker(threads=2)
     wait_ready(served)
     return served
 
@@ -167,9 +168,11 @@ def test_ping_is_503_until_the_warm_up_passed_then_200(model_dir):  # noqa: F811
     app = new_app(model_dir)
     assert call(app, "GET", "/ping")[0] == 503
     assert call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})[0] == 503
-    app.start_worker(torch_threads=torch.get_num_threads())
+    app.start_worker(threads=2)
     wait_ready(app)
-    assert call(app, "GET", "/ping")[:2] == (200, {"status": "ready"})
+    status, body, _ = call(app, "GET", "/ping")
+    assert status == 200 and body["status"] == "ready" and body["runtime"] == "torch"
+    assert "not onnx-int8: the artifact has no onnx-int8 export" in body["runtime_reason"]  # a torch-only artifact
 
 
 def test_invocations_answers_and_maps_errors_to_statuses(app):
@@ -192,7 +195,7 @@ def test_invocations_answers_and_maps_errors_to_statuses(app):
 
 def test_concurrent_invocations_are_batched(model_dir):  # noqa: F811
     app = new_app(model_dir, gate=True)
-    app.start_worker(torch_threads=torch.get_num_threads())
+    app.start_worker(threads=2)
     wait_ready(app)
     gate, batcher = app.model.predict, app.served.batcher
     gate.open.clear()
@@ -211,7 +214,7 @@ def test_concurrent_invocations_are_batched(model_dir):  # noqa: F811
 
 def test_a_stuck_forward_pass_gives_503s_and_fails_ping_until_it_finishes(model_dir):  # noqa: F811
     app = new_app(model_dir, Limits(timeout_s=1), gate=True)
-    app.start_worker(torch_threads=torch.get_num_threads())
+    app.start_worker(threads=2)
     wait_ready(app)
     gate = app.model.predict
     gate.open.clear()
@@ -241,17 +244,24 @@ def test_an_internal_error_is_a_500_and_the_app_keeps_serving(app, monkeypatch, 
 # ---- settings
 def test_settings_from_environment(monkeypatch):
     env = {"SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SERVING_MAX_BATCH_SIZE": "1",
-           "SERVING_MAX_BATCH_DELAY_MS": "0", "SERVING_TORCH_THREADS": "3"}
+           "SERVING_MAX_BATCH_DELAY_MS": "0", "SERVING_INFERENCE_THREADS": "3", "SERVING_RUNTIME": "ONNX-int8",
+           "SERVING_MIN_AGREEMENT": "0.95", "SERVING_MAX_ACCURACY_DROP": "1.5"}
     settings = server.Settings.from_env(env)
     assert (settings.port, settings.workers, settings.max_batch_size, settings.max_delay_ms,
-            settings.torch_threads) == (9000, 2, 1, 0, 3)
+            settings.inference_threads) == (9000, 2, 1, 0, 3)
+    assert (settings.runtime.name, settings.runtime.threads) == ("onnx-int8", 3)
+    assert settings.runtime.gate.min_agreement == 0.95 and settings.runtime.gate.max_accuracy_drop == pytest.approx(0.015)
+    assert server.Settings.from_env({"SERVING_TORCH_THREADS": "5"}).inference_threads == 5  # the older name
     monkeypatch.setattr(server.resources, "available_cpus", lambda: 4)
-    assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).torch_threads == 2
-    assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).torch_threads == 1
+    assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).inference_threads == 2
+    assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "8"}).inference_threads == 1
+    assert server.Settings.from_env({}).runtime == RuntimeRequest(threads=4, gpu=settings.runtime.gpu)  # auto
 
 
 @pytest.mark.parametrize("name,value", [("SAGEMAKER_MODEL_SERVER_WORKERS", "0"), ("SERVING_MAX_BATCH_SIZE", "x"),
-                                        ("SAGEMAKER_BIND_TO_PORT", "-1"), ("SERVING_MAX_BATCH_DELAY_MS", "1.5")])
+                                        ("SAGEMAKER_BIND_TO_PORT", "-1"), ("SERVING_MAX_BATCH_DELAY_MS", "1.5"),
+                                        ("SERVING_RUNTIME", "tensorrt"), ("SERVING_MIN_AGREEMENT", "1.2"),
+                                        ("SERVING_MAX_ACCURACY_DROP", "x")])
 def test_bad_settings_name_the_variable(name, value):
     with pytest.raises(server.SettingsError, match=name):
         server.Settings.from_env({name: value})
@@ -274,9 +284,5 @@ def test_serve_refuses_other_commands(capsys):
 def test_main_names_a_missing_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
     monkeypatch.setenv("SERVING_USER", "nobody")
-    threads = torch.get_num_threads()
-    try:
-        assert server.main(["serve"]) == 1
-    finally:
-        torch.set_num_threads(threads)  # main() sets the master's count to 1
+    assert server.main(["serve"]) == 1
     assert "metadata.json is missing" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import torch
 import numpy as np
 
 from classifier import artifact, data, export, hyperparams, inference, metrics, presets, runtimes, train
+from classifier.serving import selection
 from classifier.paths import SageMakerPaths
 
 SMALL = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "32",
@@ -43,7 +44,7 @@ def split_images(data_dir, meta):
         for path in sorted((data_dir / "test" / name).iterdir()):
             images.append(presets.eval_image(path, meta["preprocessing"]))
             labels.append(index)
-    return torch.stack(images), torch.tensor(labels)
+    return torch.from_numpy(np.stack(images)), torch.tensor(labels)
 
 
 def test_metric_lines_parse_with_the_regex_table(trained):
@@ -107,6 +108,9 @@ def test_every_runtime_is_exported_and_scored_as_the_server_would_run_it(trained
     assert scores[runtimes.ONNX]["agreement"] == 1.0
     assert scores[runtimes.ONNX_INT8]["agreement"] >= 0.8
     assert len(found["export_seconds"]) == 1
+    # The log names the runtime an endpoint's `auto` will serve: one that passes the gate.
+    candidates, _ = selection.plan(paths.model, meta, selection.Gate())
+    assert f"SERVING_RUNTIME=auto will serve {candidates[0]} on a CPU endpoint (it passes the gate" in log
 
 
 def test_the_check_set_is_plain_npy_with_the_torch_probabilities(trained):

@@ -2,7 +2,7 @@
 
 It moves bytes and status codes only; decoding, the model and the answer's shape are the handler's.
 One instance is built in the server's master process (model loaded there), then `start_worker` runs
-in each worker after the fork: device, torch threads, batcher and warm-up are per process.
+in each worker after the fork: device, inference threads, batcher and warm-up are per process.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-import torch
+import numpy as np
 
 from .batching import Batcher, BatchedModel
 from .handler import ImageClassifierHandler, RequestContext, RequestError, ServedModel
@@ -45,10 +45,14 @@ class ServingApp:
         self.failed: str | None = None
 
     # ---- per worker
-    def start_worker(self, torch_threads: int) -> None:
+    def start_worker(self, threads: int) -> None:
         """In the worker, after the fork (and after it dropped root): GPU, threads, batcher, warm-up."""
-        torch.set_num_threads(torch_threads)
-        self.model.to_best_device()
+        try:
+            self.model.start(threads)
+        except Exception as err:  # /ping answers 503 with the reason (an exception here would crash-loop the worker)
+            log.exception("starting the %s runtime failed", self.model.runtime.name)
+            self.failed = f"starting the {self.model.runtime.name} runtime failed: {type(err).__name__}: {err}"
+            return
         # Always one inference thread, even with batching off (batch size 1): forward passes never
         # overlap (each already uses every torch thread), and it is the thread the warm-up warmed.
         self.served = BatchedModel(self.model, Batcher(self.model.predict, self.max_batch_size, self.max_delay))
@@ -61,9 +65,8 @@ class ServingApp:
             start = time.monotonic()
             crop = self.model.preprocessing["crop"]
             for size in sorted({1, self.max_batch_size}):
-                self.served.predict(torch.zeros(size, 3, crop, crop, dtype=torch.uint8))
-            log.info("warm-up done in %.2fs on %s (%d torch threads): ready",
-                     time.monotonic() - start, self.model.device, torch.get_num_threads())
+                self.served.predict(np.zeros((size, 3, crop, crop), dtype=np.uint8))
+            log.info("warm-up done in %.2fs on %s: ready", time.monotonic() - start, self.model.runtime.describe())
             self.ready.set()
         except Exception as err:  # /ping keeps answering 503 with the reason
             log.exception("warm-up inference failed")
@@ -84,9 +87,10 @@ class ServingApp:
 
     def ping(self, start_response):
         problem = self.health_problem()
+        runtime = {"runtime": self.model.runtime.name, "runtime_reason": self.model.reason}
         if problem is None:
-            return _json(start_response, 200, {"status": "ready"})
-        return _json(start_response, 503, {"status": problem})
+            return _json(start_response, 200, {"status": "ready", **runtime})
+        return _json(start_response, 503, {"status": problem, **runtime})
 
     def health_problem(self) -> str | None:
         """Why this worker cannot answer (SageMaker replaces an instance whose /ping fails), or None."""

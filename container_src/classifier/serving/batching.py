@@ -18,19 +18,19 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
-import torch
+import numpy as np
 
 from .limits import Deadline, DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
-Item = tuple[torch.Tensor, Future]
+Item = tuple[np.ndarray, Future]
 
 
 class Batcher:
     """The `predict(batch) -> probabilities` interface of ServedModel, shared across threads."""
 
-    def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], max_batch_size: int, max_delay: float):
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch_size: int, max_delay: float):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_delay < 0:
@@ -57,9 +57,10 @@ class Batcher:
         return 0.0 if since is None else time.monotonic() - since
 
     # ---- callers
-    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
+    def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
         futures = []
-        for chunk in batch.split(self.max_batch_size):
+        for start in range(0, len(batch), self.max_batch_size):
+            chunk = batch[start:start + self.max_batch_size]
             future: Future = Future()
             self._queue.put((chunk, future))
             futures.append(future)
@@ -70,7 +71,7 @@ class Batcher:
                 future.cancel()  # chunks not yet taken are skipped by the batching thread
             raise DeadlineExceeded(f"the model did not answer within the request deadline of "
                                    f"{deadline.seconds:g} s (SERVING_REQUEST_TIMEOUT_S)") from None
-        return rows[0] if len(rows) == 1 else torch.cat(rows)
+        return rows[0] if len(rows) == 1 else np.concatenate(rows)
 
     # ---- the batching thread
     def _next(self, timeout: float | None) -> Item | None:
@@ -111,7 +112,7 @@ class Batcher:
         try:
             while True:
                 items = self._collect()
-                # uint8 images and float tensors cannot share one tensor: one forward pass per kind.
+                # uint8 images and float tensors cannot share one array: one forward pass per kind.
                 for dtype in {batch.dtype for batch, _ in items}:
                     self._forward([(b, f) for b, f in items if b.dtype == dtype])
         except BaseException:  # /ping reports the dead thread; the log says why
@@ -121,7 +122,7 @@ class Batcher:
     def _forward(self, group: list[Item]) -> None:
         self.busy_since = time.monotonic()
         try:
-            batch = torch.cat([b for b, _ in group]) if len(group) > 1 else group[0][0]
+            batch = np.concatenate([b for b, _ in group]) if len(group) > 1 else group[0][0]
             probabilities = self._predict(batch)
         except Exception as err:  # the callers answer 500; this thread keeps serving
             log.exception("forward pass of %d request(s) failed", len(group))
@@ -147,5 +148,5 @@ class BatchedModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
+    def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
         return self.batcher.predict(batch, deadline)

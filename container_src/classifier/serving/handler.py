@@ -1,6 +1,6 @@
 """The model handler, on sagemaker-inference-toolkit's handler contract.
 
-    model_fn(model_dir)                  -> ServedModel (the trainer's artifact, eval mode)
+    model_fn(model_dir)                  -> ServedModel (the trainer's artifact on the runtime selection.py picks)
     input_fn(body, content_type, ctx)    -> Inputs (a batch: uint8 images or float tensors)
     predict_fn(inputs, model)            -> {"predictions": ...} (top-k labels with probabilities)
     output_fn(prediction, accept)        -> (JSON bytes, content type)
@@ -11,7 +11,8 @@ is kept as a convention, not by subclassing the toolkit: its decoder knows no im
 decoder allows pickles and its encoder adds nothing JSON does not do, while its package would put
 boto3, scipy and psutil in the image for nothing. Images are
 decoded in two passes: every image's header first (format, size: an over-limit request is refused
-before any pixel is decoded), then each image under the worker's pixel budget (limits.py).
+before any pixel is decoded), then each image under the worker's pixel budget (limits.py). Batches
+are numpy arrays end to end: the slim serving image (serve-cpu) has no torch.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from .. import artifact, inference, presets
+from .. import artifact, presets
+from . import selection
 from .limits import Deadline, Limits, PixelBudget
 
 DEFAULT_TOP_K = 5
@@ -56,18 +57,19 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class Inputs:
-    batch: torch.Tensor   # (N, 3, H, W): uint8 decoded images or float32 preprocessed tensors
+    batch: np.ndarray     # (N, 3, H, W): uint8 decoded images or float32 preprocessed tensors
     single: bool          # one image (answer a flat list) or `instances` / an (N,3,H,W) array
     top_k: int
     deadline: Deadline | None = None
 
 
 class ServedModel:
-    """The trained network, its metadata and the device it runs on."""
+    """The trained model on its runtime (runtimes.py), its metadata, and why that runtime was chosen."""
 
-    def __init__(self, network: torch.nn.Module, metadata: dict):
-        self.network = network
+    def __init__(self, runtime, metadata: dict, reason: str = ""):
+        self.runtime = runtime
         self.metadata = metadata
+        self.reason = reason
 
     @property
     def classes(self) -> list[str]:
@@ -77,24 +79,17 @@ class ServedModel:
     def preprocessing(self) -> dict:
         return self.metadata["preprocessing"]
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
-
-    def to_best_device(self) -> "ServedModel":
-        """The GPU when the container has one (local_gpu, GPU instances), else the CPU.
-
-        Called in each server worker after the fork: CUDA must not be initialised before it.
-        """
-        if torch.cuda.is_available():
-            self.network.to("cuda")
+    def start(self, threads: int) -> "ServedModel":
+        """In each server worker after the fork: threads, the GPU when there is one (local_gpu, GPU
+        instances: CUDA must not be initialised before the fork), a fresh ONNX Runtime session."""
+        self.runtime.start(threads)
         return self
 
-    def predict(self, batch: torch.Tensor, deadline: Deadline | None = None) -> torch.Tensor:
-        """Probabilities (N, classes) on the CPU: the trainer's evaluation forward pass.
+    def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
+        """Probabilities (N, classes): the forward pass the trainer scored this runtime with.
 
         The deadline is the batcher's to enforce (a forward pass cannot be interrupted)."""
-        return inference.probabilities(self.network, batch, self.preprocessing)
+        return self.runtime.probabilities(batch)
 
 
 def parse_top_k(custom_attributes: str | None, num_classes: int) -> int:
@@ -125,19 +120,23 @@ class ImageClassifierHandler:
     records it on the handler (one model per serving process).
     """
 
-    def __init__(self, limits: Limits = Limits()):
+    def __init__(self, limits: Limits = Limits(), runtime: selection.RuntimeRequest = selection.RuntimeRequest()):
         self.limits = limits
+        self.runtime = runtime
         self.budget = PixelBudget(limits.decode_budget_pixels)
         self.preprocessing: dict | None = None
         self.num_classes = 0
 
     # ---- model_fn
     def model_fn(self, model_dir, context=None) -> ServedModel:
-        """Loads on the CPU; ServedModel.to_best_device() moves it (after the server's fork)."""
-        network, metadata = artifact.load(Path(model_dir), device="cpu")
+        """Loads on the CPU; ServedModel.start() moves it to the GPU, if any (after the server's fork).
+
+        Raises artifact.ArtifactError or selection.SelectionError, which name what is wrong."""
+        metadata = artifact.load_metadata(Path(model_dir))
+        choice = selection.choose(Path(model_dir), metadata, self.runtime)
         self.preprocessing = metadata["preprocessing"]
         self.num_classes = len(metadata["classes"])
-        return ServedModel(network, metadata)
+        return ServedModel(choice.runtime, metadata, choice.reason)
 
     # ---- input_fn
     def input_fn(self, input_data: bytes, content_type: str | None,
@@ -187,7 +186,7 @@ class ImageClassifierHandler:
                 raise RequestError(400, f"instances[{i}].b64 is not valid base64 ({err})") from None
         return sources
 
-    def _decode(self, sources: list[tuple[str, bytes]], deadline: Deadline) -> torch.Tensor:
+    def _decode(self, sources: list[tuple[str, bytes]], deadline: Deadline) -> np.ndarray:
         """uint8 (N, 3, crop, crop): headers checked for the whole request first, then decoded one by one."""
         limits = self.limits
         opened: list[tuple[str, Image.Image]] = []
@@ -206,7 +205,7 @@ class ImageClassifierHandler:
                 deadline.check("decoding the images")
                 with self.budget.hold(image.width * image.height, min(limits.decode_wait_s, deadline.remaining())):
                     crops.append(self._image_call(what, presets.eval_decode, image, self.preprocessing))
-            return torch.stack(crops)
+            return np.stack(crops)
         finally:
             for _, image in opened:
                 image.close()
@@ -245,15 +244,15 @@ class ImageClassifierHandler:
             raise self._too_many_images(len(batch))
         if not np.isfinite(batch).all():
             raise RequestError(400, "array contains NaN or infinite values")
-        return Inputs(torch.from_numpy(np.ascontiguousarray(batch)), single, top_k, deadline)
+        return Inputs(np.ascontiguousarray(batch), single, top_k, deadline)
 
     # ---- predict_fn
     def predict_fn(self, data: Inputs, model: ServedModel, context=None) -> dict:
         probabilities = model.predict(data.batch, data.deadline)
-        values, indices = torch.topk(probabilities, data.top_k, dim=1)
-        ranked = [[{"label": model.classes[i], "index": i, "probability": p}
-                   for p, i in zip(row_p.tolist(), row_i.tolist())]
-                  for row_p, row_i in zip(values, indices)]
+        # Stable sort: equal probabilities keep class order, the same answer on every runtime's run.
+        indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :data.top_k]
+        ranked = [[{"label": model.classes[i], "index": i, "probability": float(row[i])} for i in top.tolist()]
+                  for row, top in zip(probabilities, indices)]
         return {"predictions": ranked[0] if data.single else ranked}
 
     # ---- output_fn

@@ -13,6 +13,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .. import presets
+
 MIB = 1024 * 1024
 
 
@@ -31,8 +33,6 @@ class Limits:
     @property
     def max_image_pixels(self) -> int:
         """One image may not exceed what a whole request or the worker's budget may hold."""
-        from .. import presets  # imports torch: not before the server needs it
-
         return min(presets.MAX_PIXELS, self.max_request_pixels, self.decode_budget_pixels)
 
     @property

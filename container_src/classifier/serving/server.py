@@ -16,7 +16,14 @@ Settings (environment):
   SERVING_MAX_BATCH_SIZE          images per forward pass; 1 turns batching off (default 8)
   SERVING_MAX_BATCH_DELAY_MS      how long a forward pass waits for more requests (default 5)
   SERVING_THREADS                 concurrent requests per worker (default 32)
-  SERVING_TORCH_THREADS           torch threads per worker (default: available cores / workers)
+  SERVING_INFERENCE_THREADS       threads of each worker's forward pass, torch or ONNX Runtime (default:
+                                  available cores / workers; SERVING_TORCH_THREADS, its older name, works too)
+Runtime (selection.py):
+  SERVING_RUNTIME                 auto (default) | torch | onnx | onnx-int8. auto: torch with AMP on a
+                                  GPU; on a CPU the fastest runtime in the artifact and this image that
+                                  passes the gate and the start-up check
+  SERVING_MIN_AGREEMENT           the gate: top-1 agreement with torch fp32 (default 0.99)
+  SERVING_MAX_ACCURACY_DROP       the gate: test accuracy points below torch fp32 (default 0.5)
   SERVING_USER                    the unprivileged user of the workers (default model-server)
 Limits (limits.py; each refusal names its setting):
   SERVING_MAX_PAYLOAD_MB          request body, MiB (default 6, SageMaker's real-time limit): 413
@@ -41,6 +48,7 @@ from pathlib import Path
 
 from .. import resources
 from .limits import MIB, Limits
+from .selection import AUTO, CHOICES, Gate, RuntimeRequest
 
 log = logging.getLogger("classifier.serving")
 
@@ -70,16 +78,20 @@ class Settings:
     max_batch_size: int
     max_delay_ms: int
     threads: int
-    torch_threads: int
+    inference_threads: int
     user: str
     model_dir: Path
     limits: Limits
+    runtime: RuntimeRequest
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
         from ..paths import SageMakerPaths
 
         workers = _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1)
+        # More inference threads than cores (workers x threads) makes every worker slower.
+        threads_name = "SERVING_TORCH_THREADS" if "SERVING_INFERENCE_THREADS" not in env else "SERVING_INFERENCE_THREADS"
+        threads = _int(env, threads_name, max(1, resources.available_cpus() // workers), 1)
         return cls(
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1),
             workers=workers,
@@ -87,12 +99,36 @@ class Settings:
             max_batch_size=_int(env, "SERVING_MAX_BATCH_SIZE", 8, 1),
             max_delay_ms=_int(env, "SERVING_MAX_BATCH_DELAY_MS", 5, 0),
             threads=_int(env, "SERVING_THREADS", 32, 1),
-            # More torch threads than cores (workers x threads) makes every worker slower.
-            torch_threads=_int(env, "SERVING_TORCH_THREADS", max(1, resources.available_cpus() // workers), 1),
+            inference_threads=threads,
             user=env.get("SERVING_USER", "model-server"),
             model_dir=SageMakerPaths.from_env().model,
             limits=limits_from_env(env),
+            runtime=runtime_from_env(env, threads),
         )
+
+
+def _fraction(env, name: str, default: float, scale: float = 1.0) -> float:
+    """A number in [0, 1] after dividing by `scale` (percentage points: scale 100)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw) / scale
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be a number from 0 to {scale:g}, got {raw!r}")
+    return value
+
+
+def runtime_from_env(env, threads: int) -> RuntimeRequest:
+    name = env.get("SERVING_RUNTIME", AUTO).strip().lower() or AUTO
+    if name not in CHOICES:
+        raise SettingsError(f"SERVING_RUNTIME must be one of {', '.join(CHOICES)}, got {name!r}")
+    default = Gate()
+    gate = Gate(min_agreement=_fraction(env, "SERVING_MIN_AGREEMENT", default.min_agreement),
+                max_accuracy_drop=_fraction(env, "SERVING_MAX_ACCURACY_DROP", default.max_accuracy_drop, 100))
+    return RuntimeRequest(name, gate, threads, resources.gpu_visible())
 
 
 def limits_from_env(env) -> Limits:
@@ -138,7 +174,7 @@ def gunicorn_options(settings: Settings, app) -> dict:
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "classifier-serve",
-        "post_worker_init": lambda worker: app.start_worker(settings.torch_threads),
+        "post_worker_init": lambda worker: app.start_worker(settings.inference_threads),
         **worker_identity(settings.user),
     }
 
@@ -171,24 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import torch
-
-    # The master runs no torch parallel region before forking: OpenMP's thread pool does not
-    # survive fork(), and a worker inheriting a used one can hang. Workers set their own count.
-    torch.set_num_threads(1)
     from .. import artifact
     from .app import ServingApp
     from .handler import ImageClassifierHandler
+    from .selection import SelectionError
 
-    handler = ImageClassifierHandler(settings.limits)
+    handler = ImageClassifierHandler(settings.limits, settings.runtime)
     try:
         model = handler.model_fn(settings.model_dir)
-    except artifact.ArtifactError as err:
+    except (artifact.ArtifactError, SelectionError) as err:
         print(f"error: cannot serve {settings.model_dir}: {err}", file=sys.stderr)
         return 1
-    log.info("loaded %s (%d classes) from %s in %.2fs; %d worker(s) x %d torch threads, batch <= %d, "
+    log.info("runtime %s: %s", model.runtime.name, model.reason)
+    log.info("loaded %s (%d classes) from %s in %.2fs; %d worker(s) x %d inference threads, batch <= %d, "
              "delay <= %d ms, workers run as %s", model.metadata["model_name"], len(model.classes),
-             settings.model_dir, time.monotonic() - start, settings.workers, settings.torch_threads,
+             settings.model_dir, time.monotonic() - start, settings.workers, settings.inference_threads,
              settings.max_batch_size, settings.max_delay_ms,
              settings.user if identity else f"uid {os.geteuid()} (not started as root)")
     log.info("limits: %s", settings.limits)
