@@ -7,7 +7,9 @@ downloaded from S3; already-extracted folders work too), or a scripts/train.py -
 last job). The report is JOB/report.html unless --out says otherwise; rules.json lands beside it.
 
 What it reads (see container_src/classifier/debugger.py and profiling.py):
-- model.tar.gz  metadata.json: per-epoch losses and accuracies, test accuracy, hyperparameters
+- model.tar.gz  metadata.json: per-epoch losses and accuracies, test accuracy, hyperparameters;
+                evaluation.json: the test split's evaluation (classifier/evaluation.py), drawn as
+                evaluation.html beside the report (scripts/evaluation_page.py) and linked from it
 - output.tar.gz tensors/ or data/tensors/ (smdebug) -> the five local rules (classifier/rules.py)
                 and the per-step loss; data/profile/ (or profile/) -> utilisation, operators, split
 """
@@ -23,7 +25,7 @@ import base64  # noqa: E402
 import html  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -31,6 +33,7 @@ from pathlib import Path  # noqa: E402
 
 ARCHIVES = ("model.tar.gz", "output.tar.gz")
 UNPACKED = "unpacked"
+EVALUATION_PAGE = "evaluation.html"  # written beside the report
 LAST_JOB = "last_training_job.txt"  # written by sagemaker_api.train_local in its output dir
 # Thresholds for the plain-language advice.
 DATA_SHARE_HIGH = 0.30
@@ -47,6 +50,7 @@ class ReportError(RuntimeError):
 class JobFiles:
     job_dir: Path
     metadata: dict | None = None
+    evaluation: dict | None = None
     tensors_dir: Path | None = None
     profile_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -64,14 +68,19 @@ def job_folder(path: Path) -> Path:
 
 
 def unpack(job_dir: Path) -> None:
-    """Extract the archives once into job_dir/unpacked/{model,output}."""
+    """Extract the archives once into job_dir/unpacked/{model,output}.
+
+    Into a .partial folder renamed when complete: an extraction cut short is redone, never taken as done."""
     for archive in ARCHIVES:
         source = job_dir / archive
         target = job_dir / UNPACKED / archive.split(".")[0]
         if source.is_file() and not target.exists():
-            target.mkdir(parents=True)
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
             with tarfile.open(source) as tar:
-                tar.extractall(target, filter="data")  # no paths outside target, no device files
+                tar.extractall(partial, filter="data")  # no paths outside target, no device files
+            partial.rename(target)
 
 
 def find(job_dir: Path) -> JobFiles:
@@ -80,6 +89,9 @@ def find(job_dir: Path) -> JobFiles:
     metadata = sorted(job_dir.rglob("metadata.json"))
     if metadata:
         files.metadata = json.loads(metadata[0].read_text())
+        evaluation = metadata[0].parent / "evaluation.json"
+        if evaluation.is_file():
+            files.evaluation = json.loads(evaluation.read_text())
     else:
         files.notes.append("no model metadata.json (model.tar.gz): epoch curves are missing")
     events = sorted(p.parent for p in job_dir.rglob("events") if p.is_dir())
@@ -319,6 +331,19 @@ def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{_e(alt)}">'
 
 
+def evaluation_section(result: dict) -> str:
+    """The test split's evaluation in brief, linking the full page (heatmap, reliability, gallery)."""
+    pairs = "".join(f"<li>{_e(p['true'])} taken for {_e(p['predicted'])}: {p['count']} "
+                    f"({p['share_of_true']:.0%} of its images)</li>" for p in result["most_confused"][:5])
+    return (f"<section><h2>Test-split evaluation</h2><p>{result['images']} test images through "
+            f"<b>{_e(result['runtime'])}</b>, the runtime a CPU endpoint serves: top-1 {result['top1']:.1%}, top-5 "
+            f"{result['top5']:.1%}, macro F1 {result['macro']['f1']:.3f}, expected calibration error "
+            f"{result['calibration']['ece']:.3f}.</p>"
+            + (f"<p>Most confused:</p><ul>{pairs}</ul>" if pairs else "<p>No confusions.</p>")
+            + f"<p><a href='{EVALUATION_PAGE}'>Full evaluation</a>: per-class precision and recall, confusion "
+              "matrix, reliability diagram, most confident mistakes.</p></section>")
+
+
 def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, operators) -> str:
     meta = files.metadata or {}
     results = meta.get("metrics", {})
@@ -339,6 +364,8 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
         f"<div class=kpi><b>{_e(f'{v:.1%}' if isinstance(v, float) and v <= 1 else v)}</b><span>{_e(k)}</span></div>"
         for k, v in kpis if v is not None) + "</div>")
 
+    if files.evaluation:
+        parts.append(evaluation_section(files.evaluation))
     advice = recommendations(files, rule_results, samples, epochs)
     parts.append("<section><h2>Recommendations</h2><ul class=advice>"
                  + "".join(f"<li>{_e(a)}</li>" for a in advice) + "</ul>"
@@ -412,28 +439,14 @@ def build_report(job: Path, out: Path | None = None) -> Path:
     operators = json.loads((profile / "operators.json").read_text()) if profile and (profile / "operators.json").is_file() else []
     out = Path(out) if out else files.job_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if files.evaluation:
+        import evaluation_page
+
+        (out.parent / EVALUATION_PAGE).write_text(
+            evaluation_page.render(files.evaluation, f"Test-split evaluation: {files.job_dir.name}"))
     out.write_text(render(files, rule_results, series, samples, epochs, operators))
     (out.parent / "rules.json").write_text(json.dumps(rule_results, indent=2) + "\n")
     return out
-
-
-def report_job(job: Path, out: Path | None = None) -> tuple[Path, list[dict]]:
-    """For other scripts (scripts/train.py after a job): (report path, rule results).
-
-    Runs in a child process when this one already loaded protobuf's C backend (the SageMaker SDK does),
-    which smdebug's generated files cannot use."""
-    from google.protobuf.internal import api_implementation
-
-    if api_implementation.Type() == "python":
-        path = build_report(job, out)
-    else:
-        args = [sys.executable, str(Path(__file__).resolve()), str(job)] + (["--out", str(out)] if out else [])
-        env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
-        done = subprocess.run(args, capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise ReportError(f"report for {job} failed: {done.stderr.strip()[-2000:]}")
-        path = Path(done.stdout.strip().splitlines()[-1].removeprefix("report: "))
-    return path, json.loads((path.parent / "rules.json").read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@
     model.onnx, model.int8.onnx                     (v2, when exported) ONNX fp32 and int8, dynamic batch
     check_images.npy, check_probabilities.npy       (v2) a few preprocessed uint8 test images (N,3,H,W) and
                     torch fp32's probabilities for them: a server re-checks its runtime on its own CPU
+    evaluation.json (v2) the test split's evaluation (classifier/evaluation.py) through the runtime
+                    a CPU endpoint serves: per-class scores, confusions, calibration, worst mistakes
 
 Version 1 artifacts (no runtimes, no exports) still load: they serve with torch.
 Reading metadata and the check set needs numpy only (the slim serving image has no torch); torch is
@@ -29,6 +31,7 @@ METADATA_FILE = "metadata.json"
 RUNTIME_FILES = {TORCH: WEIGHTS_FILE, ONNX: "model.onnx", ONNX_INT8: "model.int8.onnx"}
 CHECK_IMAGES_FILE = "check_images.npy"
 CHECK_PROBABILITIES_FILE = "check_probabilities.npy"
+EVALUATION_FILE = "evaluation.json"
 REQUIRED_KEYS = ("format_version", "classes", "model_name", "image_size", "preprocessing")
 
 
@@ -66,8 +69,8 @@ def record_runtimes(model_dir: Path, scores: dict[str, dict], export: dict) -> N
 
 def drop_exports(model_dir: Path, export: dict) -> None:
     """Back to torch only (an export that broke half-way): remove every export file, record `export`."""
-    for name in [f for runtime, f in RUNTIME_FILES.items() if runtime != TORCH] + [CHECK_IMAGES_FILE,
-                                                                                   CHECK_PROBABILITIES_FILE]:
+    exports = [f for runtime, f in RUNTIME_FILES.items() if runtime != TORCH]
+    for name in exports + [CHECK_IMAGES_FILE, CHECK_PROBABILITIES_FILE, EVALUATION_FILE]:  # the evaluation follows
         (model_dir / name).unlink(missing_ok=True)
     metadata = load_metadata(model_dir)
     record_runtimes(model_dir, runtimes({"metrics": metadata.get("metrics", {})}), export)
@@ -109,6 +112,11 @@ def load_check_set(model_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         raise ArtifactError(f"{model_dir}: check set shapes {images.shape} {images.dtype} / "
                             f"{probabilities.shape} do not match; re-export the model with this project's trainer")
     return images, probabilities
+
+
+def save_evaluation(model_dir: Path, result: dict) -> None:
+    """evaluation.json: classifier/evaluation.py's result for the test split."""
+    (model_dir / EVALUATION_FILE).write_text(json.dumps(result) + "\n")
 
 
 def load_metadata(model_dir: Path) -> dict:

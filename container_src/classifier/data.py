@@ -134,6 +134,7 @@ class Decoded:
     images: torch.Tensor  # uint8 (N, 3, S, S)
     labels: torch.Tensor  # int64 (N,)
     skipped: list[tuple[Path, str]]
+    sources: list[Path] = field(default_factory=list)  # the file of each decoded image
 
 
 def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray],
@@ -153,7 +154,7 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndar
         if progress:
             progress(done, len(samples))
     labels = torch.tensor([label for _, label in samples], dtype=torch.long)
-    return Decoded(images[ok], labels[ok], skipped)
+    return Decoded(images[ok], labels[ok], skipped, [p for (p, _), kept in zip(samples, ok.tolist()) if kept])
 
 
 def skipped_summary(split: str, skipped: list[tuple[Path, str]]) -> str:
@@ -166,8 +167,9 @@ def skipped_summary(split: str, skipped: list[tuple[Path, str]]) -> str:
 class TensorImages(Dataset):
     """Decoded uint8 images in memory, with an optional per-item transform (augmentation)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None, sources: list[Path] = ()):
         self.images, self.labels, self.transform = images, labels, transform
+        self.sources = list(sources)  # each image's file, when known (the evaluation names its mistakes)
 
     def __len__(self):
         return len(self.labels)

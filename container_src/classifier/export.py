@@ -38,6 +38,7 @@ REASON_CHARS = 600  # exporter errors run to pages; the log and metadata keep th
 class Outcome:
     """What `export_and_evaluate` found: per runtime its scores, or why it was left out."""
     scores: dict[str, dict] = field(default_factory=dict)   # runtime -> {file, test_acc, agreement}
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # runtime -> on the test split
     skipped: dict[str, str] = field(default_factory=dict)   # runtime -> reason
     seconds: float = 0.0
 
@@ -115,6 +116,7 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
     reference = runtimes.probabilities_in_batches(runtimes.TorchRuntime(network, preprocessing), images, BATCH)
     reference_top1 = reference.argmax(1)
     outcome.scores[runtimes.TORCH] = {"file": artifact.WEIGHTS_FILE, **score(reference, labels, reference_top1)}
+    outcome.probabilities[runtimes.TORCH] = reference
     check = check_indices(reference, CHECK_IMAGES)
     artifact.save_check_set(model_dir, images[check], reference[check])
 
@@ -139,6 +141,7 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
             log.warning("%s export skipped, the model serves without it: %s", name, outcome.skipped[name])
             continue
         outcome.scores[name] = {"file": path.name, **score(probabilities, labels, reference_top1)}
+        outcome.probabilities[name] = probabilities
         log.info("%s: %s (%.0f MB) test_acc %.4f, top-1 agreement with torch fp32 %.4f (%.1fs)", name, path.name,
                  path.stat().st_size / 1e6, outcome.scores[name]["test_acc"], outcome.scores[name]["agreement"],
                  time.perf_counter() - step_start)

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import artifact, data, debugger, engine, hyperparams, metrics, model as model_lib, presets, profiling
-from . import checkpoint, distributed, export, resources, runtimes, signals
+from . import checkpoint, distributed, evaluation, export, resources, runtimes, signals
 from .paths import SageMakerPaths
 from .serving import selection
 
@@ -99,7 +99,7 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
                                          train_transform)
         else:
             sets[name] = data.TensorImages(decoded.images, decoded.labels,
-                                           train_transform if name == "train" else None)
+                                           train_transform if name == "train" else None, decoded.sources)
     return dataset, sets
 
 
@@ -192,13 +192,13 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
                       image_size=hp.image_size, preprocessing=prep, hyperparameters=hyperparams.to_dict(hp),
                       metrics={**final, "history": loop.history}, export={"enabled": hp.export})
         log.info("model written to %s (test_acc %.4f)", paths.model, test.acc)
-        if hp.export:
-            export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"])
+        outcome = export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"]) if hp.export else None
+        write_evaluation(paths, sets["test"], outcome)
     distributed.barrier(context)  # no host exits (and gets its peers stopped) while rank 0 still writes
     return final
 
 
-def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.TensorImages) -> None:
+def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.TensorImages) -> export.Outcome | None:
     """ONNX exports of the written model, each scored on the test split; never fails the job."""
     try:
         network, metadata = artifact.load(paths.model)  # exactly the model a server loads
@@ -211,7 +211,7 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
         reason = f"{type(err).__name__}: {err}"[:export.REASON_CHARS]
         artifact.drop_exports(paths.model, {"enabled": True,
                                             "skipped": {runtimes.ONNX: reason, runtimes.ONNX_INT8: reason}})
-        return
+        return None
     artifact.record_runtimes(paths.model, outcome.scores,
                              {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped})
     scores = {metrics.runtime_metric(name, score): value for name, result in outcome.scores.items()
@@ -225,6 +225,28 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
              "test accuracy within %g points of torch fp32; the endpoint re-checks it on its own CPU)%s",
              candidates[0], selection.Gate().min_agreement, selection.Gate().max_accuracy_drop * 100,
              "".join(f"; {note}" for note in notes))
+    return outcome
+
+
+def write_evaluation(paths: SageMakerPaths, test_set: data.TensorImages, outcome: export.Outcome | None) -> None:
+    """evaluation.json in the artifact: the test split through the runtime a CPU endpoint's `auto` serves
+    (torch when there are no exports), so its numbers are the endpoint's. Never fails the job."""
+    try:
+        metadata = artifact.load_metadata(paths.model)
+        runtime = selection.plan(paths.model, metadata, selection.Gate())[0][0]
+        if outcome is None or runtime not in outcome.probabilities:
+            network, _ = artifact.load(paths.model)
+            runtime = runtimes.TORCH
+            probabilities = runtimes.probabilities_in_batches(
+                runtimes.TorchRuntime(network, metadata["preprocessing"]), test_set.images, export.BATCH)
+        else:
+            probabilities = outcome.probabilities[runtime]
+        sources = [f"{p.parent.name}/{p.name}" for p in test_set.sources] or None
+        result = evaluation.evaluate(probabilities, test_set.labels.numpy(), metadata["classes"], sources, runtime)
+        artifact.save_evaluation(paths.model, result)
+        log.info(evaluation.summary(result))
+    except Exception:  # the model is written and scored; a broken evaluation costs only its page
+        log.exception("the test-split evaluation (%s) was not written", artifact.EVALUATION_FILE)
 
 
 # --- Checkpoints, resume and stop requests (README "Multi-instance and spot training") ------------

@@ -34,15 +34,20 @@ def test_job_output_holds_tensors_and_profile(built):
 def test_report_holds_every_section(built):
     path, _, _ = built
     page = path.read_text()
-    for section in ("Recommendations", "Loss and accuracy", "Debugger rules", "System utilisation",
-                    "data loading vs compute", "Top operators"):
-        assert f"<h2>{section}" in page or section in page, section
+    for heading in ("Test-split evaluation", "Recommendations", "Loss and accuracy", "Debugger rules",
+                    "System utilisation", "Where step time goes: data loading vs compute",
+                    "Top operators (torch.profiler window)"):
+        assert f"<h2>{heading}</h2>" in page, heading
     # Charts are inline (self-contained): epoch loss, epoch accuracy, step loss, utilisation, split, operators.
     assert page.count("data:image/png;base64,") == 6
     assert "src=\"http" not in page and "<script" not in page
     for missing in ("No utilisation samples", "No per-epoch timing", "No profiler window", "No tensors"):
         assert missing not in page
     assert "aten::" in page  # real operators from the torch.profiler window
+    # The test split's evaluation, from the artifact's evaluation.json, on a page of its own beside the report.
+    evaluation = (path.parent / "evaluation.html").read_text()
+    assert "href='evaluation.html'" in page and "the runtime a CPU endpoint serves" in page
+    assert "<h2>Confusion matrix</h2>" in evaluation and evaluation.count("data:image/png;base64,") == 2
 
 
 def test_every_rule_was_evaluated(built):

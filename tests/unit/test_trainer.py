@@ -67,7 +67,8 @@ def test_metric_lines_parse_with_the_regex_table(trained):
 def test_artifact_round_trip(trained, tiny_data):
     paths, _, _ = trained
     assert sorted(p.name for p in paths.model.iterdir()) == [
-        "check_images.npy", "check_probabilities.npy", "metadata.json", "model.int8.onnx", "model.onnx", "model.pt"]
+        "check_images.npy", "check_probabilities.npy", "evaluation.json", "metadata.json", "model.int8.onnx", "model.onnx",
+        "model.pt"]
     state = torch.load(paths.model / "model.pt", weights_only=True)
     assert "fc.weight" in state
     network, meta = artifact.load(paths.model)
@@ -111,6 +112,16 @@ def test_every_runtime_is_exported_and_scored_as_the_server_would_run_it(trained
     # The log names the runtime an endpoint's `auto` will serve: one that passes the gate.
     candidates, _ = selection.plan(paths.model, meta, selection.Gate())
     assert f"SERVING_RUNTIME=auto will serve {candidates[0]} on a CPU endpoint (it passes the gate" in log
+    # The test split's evaluation is that runtime's: its top-1 is the accuracy recorded for it.
+    result = json.loads((paths.model / artifact.EVALUATION_FILE).read_text())
+    assert result["runtime"] == candidates[0] and result["images"] == len(labels)
+    assert result["top1"] == pytest.approx(scores[candidates[0]]["test_acc"], abs=1e-9)
+    assert sum(c["support"] for c in result["per_class"].values()) == len(labels)
+    assert set(result["per_class"]) == set(meta["classes"]) and 0 <= result["calibration"]["ece"] <= 1
+    for mistake in result["worst_mistakes"]:
+        assert (tiny_data / "test" / mistake["source"]).is_file() and mistake["true"] != mistake["predicted"]
+    assert result["top1"] == 1.0 or result["worst_mistakes"]
+    assert "evaluation (" in log and "top-5" in log
 
 
 def test_the_check_set_is_plain_npy_with_the_torch_probabilities(trained):
@@ -161,7 +172,8 @@ def test_same_seed_same_run_on_cpu_and_export_turns_off(trained, tiny_data, tmp_
         assert second[name] == first[name], name
     # export=false: the torch-only artifact of before, and no export metric lines.
     model_dir = SageMakerPaths(base).model
-    assert sorted(p.name for p in model_dir.iterdir()) == ["metadata.json", "model.pt"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["evaluation.json", "metadata.json", "model.pt"]
+    assert json.loads((model_dir / "evaluation.json").read_text())["runtime"] == runtimes.TORCH  # no exports
     meta = artifact.load_metadata(model_dir)
     assert meta["export"] == {"enabled": False} and list(artifact.runtimes(meta)) == [runtimes.TORCH]
     assert not set(metrics.EXPORT_METRICS) & set(second)

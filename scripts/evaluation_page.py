@@ -1,0 +1,142 @@
+"""evaluation.html from evaluation.json (classifier/evaluation.py): one self-contained page.
+
+Summary numbers, per-class precision/recall/F1 (worst first), the most confused pairs, a confusion-matrix
+heatmap readable at 133 classes (row-normalised, one labelled row per class), a reliability diagram
+with the expected calibration error, and the most confident mistakes as a gallery (thumbnails when
+the images are at hand). Used by scripts/evaluate.py and scripts/report.py.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+THUMBNAIL = 160  # px, the longer side of a gallery image
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_heatmap(result: dict) -> str:
+    """Row-normalised (each true class sums to 1), so small classes read like large ones; a label per class."""
+    import numpy as np
+
+    plt = _pyplot()
+    classes = list(result["per_class"])
+    matrix = np.asarray(result["confusion_matrix"], dtype=float)
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    side = max(5.0, 0.11 * len(classes) + 2)
+    font = max(3.5, min(9.0, 500 / max(len(classes), 1) / 4))
+    fig, ax = plt.subplots(figsize=(side, side))
+    image = ax.imshow(share, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks(range(len(classes)), labels=classes, rotation=90, fontsize=font)
+    ax.set_yticks(range(len(classes)), labels=classes, fontsize=font)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (share of each true class)")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    return _png(fig)
+
+
+def reliability_diagram(result: dict) -> str:
+    plt = _pyplot()
+    bins = result["calibration"]["bins"]
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    filled = [b for b in bins if b["count"]]
+    width = bins[0]["upper"] - bins[0]["lower"]
+    ax.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
+           edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.scatter([b["confidence"] for b in filled], [b["accuracy"] for b in filled], color="red", s=12, zorder=3,
+               label="mean confidence")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="accuracy",
+           title=f"Reliability (ECE {result['calibration']['ece']:.3f}, {len(bins)} bins)")
+    ax.legend(fontsize=8, loc="upper left")
+    return _png(fig)
+
+
+def thumbnail(path: Path) -> str | None:
+    """A small JPEG of the image, upright, as a data URI; None when it cannot be read."""
+    from classifier import presets
+
+    try:
+        image = presets.open_rgb(path)
+    except (presets.BadImage, OSError):
+        return None
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def render(result: dict, title: str, image_root: Path | None = None) -> str:
+    macro = result["macro"]
+    summary = [("runtime (the endpoint's forward pass)", result["runtime"]), ("images", result["images"]),
+               ("top-1 accuracy", f"{result['top1']:.4f}"), ("top-5 accuracy", f"{result['top5']:.4f}"),
+               ("macro precision / recall / F1", f"{macro['precision']:.4f} / {macro['recall']:.4f} / "
+                                                 f"{macro['f1']:.4f}"),
+               ("expected calibration error", f"{result['calibration']['ece']:.4f}")]
+    if result.get("skipped"):
+        summary.append(("files skipped (not readable images)", len(result["skipped"])))
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title><style>"
+             "body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left} .n{text-align:right}"
+             ".gallery{display:flex;flex-wrap:wrap;gap:12px} .card{width:180px;font-size:12px}"
+             "</style></head><body>", f"<h1>{_e(title)}</h1>", "<table>"]
+    parts += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary]
+    parts.append("</table>")
+
+    parts.append("<h2>Most confused classes</h2>")
+    if result["most_confused"]:
+        parts.append("<table><tr><th>true class</th><th>taken for</th><th class=n>images</th>"
+                     "<th class=n>share of the true class</th></tr>")
+        parts += [f"<tr><td>{_e(p['true'])}</td><td>{_e(p['predicted'])}</td><td class=n>{p['count']}</td>"
+                  f"<td class=n>{p['share_of_true']:.1%}</td></tr>" for p in result["most_confused"]]
+        parts.append("</table>")
+    else:
+        parts.append("<p>No confusions: every image was classified correctly.</p>")
+    parts.append(f"<img alt='reliability diagram' src='{reliability_diagram(result)}'>")
+    parts.append(f"<h2>Confusion matrix</h2><img alt='confusion matrix' src='{confusion_heatmap(result)}'>")
+
+    parts.append("<h2>Most confident mistakes</h2><div class=gallery>")
+    for mistake in result["worst_mistakes"]:
+        source = image_root / mistake["source"] if image_root else None
+        picture = thumbnail(source) if source and source.is_file() else None
+        image = f"<img alt='{_e(mistake['source'])}' src='{picture}'><br>" if picture else ""
+        parts.append(f"<div class=card>{image}<b>{_e(mistake['source'])}</b><br>true: {_e(mistake['true'])} "
+                     f"({mistake['true_probability']:.1%})<br>predicted: {_e(mistake['predicted'])} "
+                     f"({mistake['probability']:.1%})</div>")
+    parts.append("</div>" + ("" if result["worst_mistakes"] else "<p>No mistakes.</p>"))
+
+    parts.append("<h2>Per class (worst F1 first)</h2><table><tr><th>class</th><th class=n>precision</th>"
+                 "<th class=n>recall</th><th class=n>F1</th><th class=n>images</th></tr>")
+    for name, row in sorted(result["per_class"].items(), key=lambda item: (item[1]["f1"], item[0])):
+        parts.append(f"<tr><td>{_e(name)}</td><td class=n>{row['precision']:.3f}</td>"
+                     f"<td class=n>{row['recall']:.3f}</td><td class=n>{row['f1']:.3f}</td>"
+                     f"<td class=n>{row['support']}</td></tr>")
+    parts.append("</table>")
+    if result.get("skipped"):
+        parts.append("<h2>Skipped files</h2><ul>")
+        parts += [f"<li>{_e(s['path'])}: {_e(s['reason'])}</li>" for s in result["skipped"]]
+        parts.append("</ul>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
