@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -19,6 +20,7 @@ import sagemaker  # noqa: E402
 from sagemaker.estimator import Estimator  # noqa: E402
 from sagemaker.local import LocalSession  # noqa: E402
 
+LOCAL_SCRATCH_PREFIX = "sagemaker-local-"  # a training job's working folder (train_local)
 # Local mode has no role to assume; the SDK only checks that the string looks like an ARN.
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/local-mode-no-aws-access"
 # Without it the SDK posts telemetry to an AWS host on some calls and logs a traceback offline.
@@ -26,9 +28,11 @@ NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {
 BASE_JOB_NAME = "image-classifier"
 
 
-def local_session() -> LocalSession:
+def local_session(container_root: Path | None = None) -> LocalSession:
+    """container_root: where local mode makes its working folders (default: the system's temp folder)."""
     session = LocalSession(sagemaker_config=NO_TELEMETRY)
-    session.config = {"local": {"local_code": True}}
+    session.config = {"local": {"local_code": True,
+                                **({"container_root": str(container_root)} if container_root else {})}}
     return session
 
 
@@ -57,6 +61,9 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
     job_name = job_name or sagemaker.utils.name_from_base(BASE_JOB_NAME)
     job_dir = Path(output_dir).resolve() / job_name
     job_dir.mkdir(parents=True, exist_ok=True)
+    # Local mode leaves its working folder behind (a copy of the model, ~100 MB a ResNet18 job): it gets one
+    # of ours, removed after the job.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{LOCAL_SCRATCH_PREFIX}{job_name}-"))
     estimator = Estimator(
         image_uri=image_uri,
         role=LOCAL_ROLE,
@@ -65,7 +72,7 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
         output_path=f"file://{job_dir}",  # local mode writes the archives right here
         hyperparameters=hyperparameters,
         environment=local_thread_limits(instance_count),
-        sagemaker_session=local_session(),
+        sagemaker_session=local_session(scratch),
     )
     try:
         estimator.fit(inputs, job_name=job_name, logs=True)
@@ -73,6 +80,7 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
         raise RuntimeError(f"training job {job_name} failed: {read_failure(job_dir) or err}") from err
     finally:
         remove_job_containers(image_uri, job_name)
+        shutil.rmtree(scratch, ignore_errors=True)
     shutil.copyfile(job_dir / "model.tar.gz", job_dir.parent / "model.tar.gz")
     (job_dir.parent / "last_training_job.txt").write_text(job_name + "\n")
     return job_dir.parent / "model.tar.gz"

@@ -3,9 +3,13 @@ import io
 import json
 import subprocess
 import tarfile
+import tempfile
 import uuid
+from pathlib import Path
 
 import torch
+
+import sagemaker_api
 
 from classifier import artifact, metrics, runtimes
 
@@ -15,8 +19,9 @@ from .jobs import SMALL_HP, run_train
 def test_model_tar_holds_what_the_server_needs(trained_model):
     model_tar, log = trained_model
     with tarfile.open(model_tar) as tar:
-        assert sorted(tar.getnames()) == ["check_images.npy", "check_probabilities.npy", "metadata.json",
-                                          "model.int8.onnx", "model.onnx", "model.pt"]
+        assert sorted(tar.getnames()) == ["check_images.npy", "check_probabilities.npy", "evaluation.json",
+                                          "metadata.json", "model.int8.onnx", "model.onnx", "model.pt"]
+        evaluation = json.load(tar.extractfile("evaluation.json"))
         meta = json.load(tar.extractfile("metadata.json"))
         state = torch.load(io.BytesIO(tar.extractfile("model.pt").read()), weights_only=True)
     assert meta["format_version"] == artifact.FORMAT_VERSION
@@ -27,6 +32,16 @@ def test_model_tar_holds_what_the_server_needs(trained_model):
     # Hyperparameters went through SageMaker (hyperparameters.json) and back into the artifact.
     assert meta["hyperparameters"]["lr"] == float(SMALL_HP["lr"])
     assert meta["hyperparameters"]["epochs"] == int(SMALL_HP["epochs"])
+    # The test split's evaluation, through the runtime a CPU endpoint's `auto` serves.
+    assert evaluation["runtime"] in meta["runtimes"] and evaluation["images"] == 50
+    assert abs(evaluation["top1"] - meta["runtimes"][evaluation["runtime"]]["test_acc"]) < 1e-9
+    assert len(evaluation["confusion_matrix"]) == 5 and set(evaluation["per_class"]) == set(meta["classes"])
+    # Local mode's working folder (a copy of the model) is gone with the job.
+    # (It holds the job's docker-compose.yaml; the SDK's default, a bare mkdtemp, was never removed.)
+    job = (model_tar.parent / "last_training_job.txt").read_text().strip()
+    compose_files = [*Path(tempfile.gettempdir()).glob("*/docker-compose.yaml"),
+                     *Path(tempfile.gettempdir()).glob(f"{sagemaker_api.LOCAL_SCRATCH_PREFIX}*/*/docker-compose.yaml")]
+    assert not [f for f in compose_files if job in f.read_text(errors="replace")]
 
 
 def test_metric_lines_reach_the_job_log_and_accuracy_is_well_above_chance(trained_model):
