@@ -83,6 +83,7 @@ class OnnxRuntime:
             options.intra_op_num_threads = threads
         self.threads = threads
         self._session = onnxruntime.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
+        self.input_name = self._session.get_inputs()[0].name
 
     @property
     def started(self) -> bool:
@@ -101,8 +102,8 @@ class OnnxRuntime:
         batch = np.asarray(batch)
         if batch.dtype == np.uint8:
             batch = normalize(batch, self.preprocessing)
-        session = self.session
-        (logits,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(batch, dtype=np.float32)})
+        session = self.session  # opens it on first use, which sets input_name
+        (logits,) = session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return softmax(logits)
 
 

@@ -5,8 +5,9 @@ then torch: the README's table) that is in the artifact, is installed in this im
 torch), passes the gate on the trainer's test-split scores (top-1 agreement with torch fp32 and test
 accuracy within a drop of torch's), and passes the start-up check here: the training instance's CPU is
 not the endpoint's (int8 on x86 without VNNI can saturate), so an int8 candidate re-runs the artifact's
-check set on this CPU and must agree with the stored fp32 answers (float runtimes need no re-check). A runtime named explicitly is
-served even if it misses the gate (a warning says so), but it must be in the artifact and the image.
+check set on this CPU and must agree with the stored fp32 answers (float runtimes need no re-check). A
+runtime named explicitly is served even if it misses the gate (a warning says so), but it must be in
+the artifact and the image.
 """
 from __future__ import annotations
 
@@ -174,7 +175,6 @@ def plan(model_dir: Path, metadata: dict, gate: Gate) -> tuple[list[str], list[s
 def _checked(model_dir: Path, metadata: dict, candidates: list[str], request: RuntimeRequest, exported: dict,
              notes: list[str], forced: bool) -> Choice:
     """The first candidate that passes the start-up check on this CPU (torch fp32 is the reference)."""
-    check_set = artifact.load_check_set(model_dir)
     for name in candidates:
         runtime = build(model_dir, name, metadata, request.threads)
         scores = exported[name]
@@ -184,6 +184,7 @@ def _checked(model_dir: Path, metadata: dict, candidates: list[str], request: Ru
             return Choice(runtime, "; ".join([summary + " (the reference)", *notes]))
         if name not in QUANTIZED:
             return Choice(runtime, "; ".join([summary + " (float: no start-up check needed)", *notes]))
+        check_set = artifact.load_check_set(model_dir)  # read only when a quantized runtime needs it
         if check_set is None:
             return Choice(runtime, "; ".join([summary + ", no check set in the artifact to re-check it", *notes]))
         try:
