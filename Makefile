@@ -194,8 +194,10 @@ benchmark-debugger: setup
 
 # Serving latency/throughput at concurrency 1/4/16, batching on/off, against TorchServe 0.12 (its own
 # venv under build/); needs the serving image (make build) and a JRE for TorchServe.
+# BENCH_ARGS: --explain (what explanations cost), --attack, --against REF (see the script's docstring).
+BENCH_ARGS ?=
 benchmark-serving: setup
-	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/serving.py
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/serving.py $(BENCH_ARGS)
 
 # Regenerates the hashed locks (docker/requirements/*.txt, requirements/{host,sbom}.lock), keeping the
 # versions already locked; LOCK_ARGS=--upgrade re-resolves them all.

@@ -4,6 +4,7 @@
                                  [--concurrency 1 4 16] [--no-torchserve]
     python benchmarks/serving.py --against REF [--repeats 3]   # this code against commit REF's server
     python benchmarks/serving.py --attack                       # memory peak under the hardening attack
+    python benchmarks/serving.py --explain                      # what explain=gradcam costs, and what not
 
 Same machine, same model, same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive
 connection each). The model: a ResNet50 at 224 with 133 outputs (the dog set's), whose head is fitted
@@ -26,6 +27,10 @@ prints the median req/s and p99 of each and their ratio (so a change to the serv
 against its predecessor in one run, under the same noise).
 --attack: the requests of tests/image_cases.attack() all at once against the container with this
 benchmark's ResNet50, then the container's cgroup memory before and at its peak.
+--explain: the ONNX exports with the CAM output (what the trainer writes for this model) against the same
+exports without it (logits only), alone at batch 8, interleaved: what carrying explanations costs requests
+that do not ask for them, and whether their answers change; then each runtime's explain pass alone and
+each image's latency with and without explain=gradcam through the server, one client.
 """
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 import make_sample_data  # noqa: E402
-from classifier import artifact, data, export, inference, model as model_lib, presets, runtimes  # noqa: E402
+from classifier import artifact, data, explain, export, gradcam, inference, model as model_lib, presets, runtimes  # noqa: E402,E501
 from classifier.serving import selection  # noqa: E402
 from tests import image_cases  # noqa: E402
 from tests.serving_probes import cgroup_memory  # noqa: E402
@@ -66,7 +71,7 @@ BASELINE = "serve, torch fp32 (the server of before)"
 # ---- inputs
 def make_model(model_dir: Path) -> None:
     """The benchmark's artifact, as the trainer writes it (model.pt, exports, scores, check set); cached."""
-    if (model_dir / artifact.METADATA_FILE).is_file() and "runtimes" in artifact.load_metadata(model_dir):
+    if (model_dir / artifact.METADATA_FILE).is_file() and "explanation" in artifact.load_metadata(model_dir):
         return
     shutil.rmtree(model_dir, ignore_errors=True)
     sample = WORK / "sample-data"
@@ -85,10 +90,14 @@ def make_model(model_dir: Path) -> None:
     fit_head(network, images["train"], labels["train"], prep)
     test = runtimes.TorchRuntime(network, prep).probabilities(images["test"])
     test_acc = float((test.argmax(1) == labels["test"].numpy()).mean())
+    explanation = gradcam.locate(network, IMAGE_SIZE)
     artifact.save(model_dir, network.state_dict(), classes=classes, model_name=MODEL, image_size=IMAGE_SIZE,
-                  preprocessing=prep, hyperparameters={}, metrics={"test_acc": test_acc}, export={"enabled": True})
+                  preprocessing=prep, hyperparameters={}, metrics={"test_acc": test_acc}, export={"enabled": True},
+                  explanation=explanation)
     calibration = export.calibration_images(splits["train"], prep, seed=0)
-    outcome = export.export_and_evaluate(network, prep, model_dir, images["test"], labels["test"], calibration)
+    np.save(model_dir.parent / "calibration.npy", calibration, allow_pickle=False)  # --explain re-exports with it
+    outcome = export.export_and_evaluate(network, prep, model_dir, images["test"], labels["test"], calibration,
+                                         explanation)
     artifact.record_runtimes(model_dir, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2),
                                                          "skipped": outcome.skipped})
 
@@ -155,6 +164,99 @@ def runtime_alone(model_dir: Path, name: str, images: list[bytes], batch: int, s
         runtime.probabilities(x)
         done += batch
     return done / (time.perf_counter() - start)
+
+
+# ---- --explain
+def plain_exports(model_dir: Path) -> Path:
+    """The artifact's exports again without the CAM output (logits only): what requests that do not ask
+    for explanations ran on before; same network, same calibration images."""
+    plain = WORK / "model-plain"
+    if (plain / artifact.RUNTIME_FILES[runtimes.ONNX_INT8]).is_file():
+        return plain
+    plain.mkdir(parents=True, exist_ok=True)
+    network, metadata = artifact.load(model_dir)
+    prep = metadata["preprocessing"]
+    fp32, int8 = (plain / artifact.RUNTIME_FILES[name] for name in (runtimes.ONNX, runtimes.ONNX_INT8))
+    export.export_fp32(network, prep["crop"], fp32)
+    export.quantize_int8(fp32, int8, np.load(WORK / "calibration.npy", allow_pickle=False), prep)
+    return plain
+
+
+def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[bytes], seconds: float) -> dict:
+    metadata = artifact.load_metadata(model_dir)
+    prep = metadata["preprocessing"]
+    plain = plain_exports(model_dir)
+    batch = np.stack([presets.eval_image(images[i % len(images)], prep) for i in range(8)])
+    test = np.stack([presets.eval_image(path, prep) for path, _ in data.list_samples(
+        WORK / "sample-data" / "test", [c for c in metadata["classes"] if "unused" not in c])])
+    result = {"explanation": metadata["explanation"], "without_explain": {}, "explain_alone_ms": {}, "server": []}
+    for name in (runtimes.ONNX, runtimes.ONNX_INT8):
+        pair = {"with the CAM output": runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], prep),
+                "logits only": runtimes.OnnxRuntime(name, plain / artifact.RUNTIME_FILES[name], prep)}
+        for runtime in pair.values():
+            runtime.start(os.cpu_count())
+            runtime.probabilities(batch)
+        speeds = {label: [] for label in pair}
+        for _ in range(4):  # interleaved, so both see the same noise
+            for label, runtime in pair.items():
+                done, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds / 4:
+                    runtime.probabilities(batch)
+                    done += len(batch)
+                speeds[label].append(done / (time.perf_counter() - start))
+        answers = {label: runtimes.probabilities_in_batches(runtime, test, 16) for label, runtime in pair.items()}
+        a, b = answers.values()
+        result["without_explain"][name] = {
+            **{f"{label} img/s": statistics.median(v) for label, v in speeds.items()},
+            "max probability difference": float(np.abs(a - b).max()),
+            "top-1 identical": float((a.argmax(1) == b.argmax(1)).mean())}
+        print(name, result["without_explain"][name], flush=True)
+    for name in runtimes.NAMES:
+        runtime = selection.build(model_dir, name, metadata, os.cpu_count())
+        runtime.start(os.cpu_count() or 1)
+        one = batch[:1]
+        for function in ("probabilities", "explain"):
+            getattr(runtime, function)(one)
+            times = []
+            for _ in range(10):
+                start = time.perf_counter()
+                out = getattr(runtime, function)(one)
+                if function == "explain":  # and what the server adds: the heatmap and both PNGs
+                    explain.record(out[1][0], one[0], prep, metadata["explanation"]["layer"], "x", 0)
+                times.append(time.perf_counter() - start)
+            result["explain_alone_ms"].setdefault(name, {})[function] = 1000 * statistics.median(times)
+        print(name, result["explain_alone_ms"][name], flush=True)
+    for label, ref, env in (("serve", image, {"SERVING_RUNTIME": "torch"}), ("serve-cpu, auto", cpu_image, {})):
+        server = OurContainer(ref, model_dir, env)
+        try:
+            load(server.url, server.path, server.headers, images, 1, 3)
+            for attributes in ("top_k=5", "top_k=5,explain=gradcam"):
+                headers = {**server.headers, "X-Amzn-SageMaker-Custom-Attributes": attributes}
+                row = {"server": label, "runtime": server.runtime, "attributes": attributes,
+                       **load(server.url, server.path, headers, images, 1, seconds)}
+                result["server"].append(row)
+                print(f"{label} ({server.runtime}) {attributes}: {row['throughput']:.1f} req/s, p50 {row['p50_ms']:.0f} ms,"
+                      f" failures {row['failures']}", flush=True)
+        finally:
+            server.close()
+    return result
+
+
+def explanation_tables(result: dict) -> str:
+    lines = ["| runtime | img/s, exports with the CAM output | img/s, logits only | ratio | "
+             "max probability difference | top-1 identical |", "|---|---|---|---|---|---|"]
+    for name, row in result["without_explain"].items():
+        with_cam, plain = row["with the CAM output img/s"], row["logits only img/s"]
+        lines.append(f"| {name} | {with_cam:.1f} | {plain:.1f} | {with_cam / plain:.2f} | "
+                     f"{row['max probability difference']:.2g} | {row['top-1 identical']:.3f} |")
+    lines += ["", "| runtime | forward pass, 1 image (ms) | explain pass + heatmap + PNGs, 1 image (ms) |", "|---|---|---|"]
+    lines += [f"| {name} | {row['probabilities']:.1f} | {row['explain']:.1f} |"
+              for name, row in result["explain_alone_ms"].items()]
+    lines += ["", "| server (runtime) | without explain: req/s (p50 ms) | explain=gradcam: req/s (p50 ms) |", "|---|---|---|"]
+    for plain, explained in zip(result["server"][::2], result["server"][1::2]):
+        lines.append(f"| {plain['server']} ({plain['runtime']}) | {plain['throughput']:.1f} ({plain['p50_ms']:.0f}) | "
+                     f"{explained['throughput']:.1f} ({explained['p50_ms']:.0f}) |")
+    return "\n".join(lines)
 
 
 # ---- load generator
@@ -475,6 +577,7 @@ def main() -> int:
     parser.add_argument("--against", metavar="REF", help="compare this checkout's server with commit REF's")
     parser.add_argument("--repeats", type=int, default=3, help="--against: runs of each server, interleaved")
     parser.add_argument("--attack", action="store_true", help="memory peak under the hardening attack")
+    parser.add_argument("--explain", action="store_true", help="what explanations cost, and what they do not")
     args = parser.parse_args()
     made = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True,
                           check=True).stdout.split()
@@ -494,6 +597,11 @@ def main() -> int:
         return 0
     if args.attack:
         (WORK / "attack.json").write_text(json.dumps(attack_memory(image, model_dir, images), indent=2) + "\n")
+        return 0
+    if args.explain:
+        result = explanation_costs(model_dir, image, cpu_image, images, args.seconds)
+        (WORK / "explain.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(explanation_tables(result))
         return 0
 
     metadata = artifact.load_metadata(model_dir)

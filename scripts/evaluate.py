@@ -85,8 +85,13 @@ def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
         sources.append(str(path.relative_to(data)))
     if not images:
         raise EvaluationError(f"--data {data}: none of its {len(samples)} files is a readable image")
-    probabilities = runtimes.probabilities_in_batches(runtime, np.stack(images), 32)
+    images = np.stack(images)
+    probabilities = runtimes.probabilities_in_batches(runtime, images, 32)
     result = evaluation.evaluate(probabilities, np.array(labels), metadata["classes"], sources, runtime_name)
+    # The gallery's Grad-CAM through torch, the reference (equal to the ONNX CAM where the export has one).
+    torch_runtime = runtime if runtime_name == runtimes.TORCH else selection.build(model_dir, runtimes.TORCH,
+                                                                                   metadata, None)
+    evaluation.explain_mistakes(result, torch_runtime, images)
     return {**result, "skipped": skipped}
 
 

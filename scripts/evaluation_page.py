@@ -88,6 +88,23 @@ def thumbnail(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
+    """The crop the model saw with the Grad-CAM of the class it answered drawn over it, as a data URI."""
+    import numpy as np
+
+    from classifier import explain
+    from overlays import overlay
+
+    if "gradcam" not in mistake or "crop_jpeg" not in mistake:
+        return None
+    heat = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), explanation["preprocessing"]["crop"])
+    picture = overlay(explain.decode_png(mistake["crop_jpeg"]), heat)
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def render(result: dict, title: str, image_root: Path | None = None) -> str:
     macro = result["macro"]
     summary = [("runtime (the endpoint's forward pass)", result["runtime"]), ("images", result["images"]),
@@ -100,7 +117,7 @@ def render(result: dict, title: str, image_root: Path | None = None) -> str:
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title><style>"
              "body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left} .n{text-align:right}"
-             ".gallery{display:flex;flex-wrap:wrap;gap:12px} .card{width:180px;font-size:12px}"
+             ".gallery{display:flex;flex-wrap:wrap;gap:12px} .card{width:370px;font-size:12px}"
              "</style></head><body>", f"<h1>{_e(title)}</h1>", "<table>"]
     parts += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary]
     parts.append("</table>")
@@ -117,11 +134,22 @@ def render(result: dict, title: str, image_root: Path | None = None) -> str:
     parts.append(f"<img alt='reliability diagram' src='{reliability_diagram(result)}'>")
     parts.append(f"<h2>Confusion matrix</h2><img alt='confusion matrix' src='{confusion_heatmap(result)}'>")
 
-    parts.append("<h2>Most confident mistakes</h2><div class=gallery>")
+    parts.append("<h2>Most confident mistakes</h2>")
+    explanation = result.get("explanation") or {}
+    if "layer" in explanation:
+        parts.append(f"<p>Beside each image, the Grad-CAM of the class it was taken for (at {_e(explanation['layer'])}, "
+                     f"{_e(explanation['runtime'])}): red is where the model found that class.</p>")
+    elif "unavailable" in explanation:
+        parts.append(f"<p>No Grad-CAM: {_e(explanation['unavailable'])}</p>")
+    parts.append("<div class=gallery>")
     for mistake in result["worst_mistakes"]:
         source = image_root / mistake["source"] if image_root else None
-        picture = thumbnail(source) if source and source.is_file() else None
-        image = f"<img alt='{_e(mistake['source'])}' src='{picture}'><br>" if picture else ""
+        picture = thumbnail(source) if source and source.is_file() else (
+            "data:image/jpeg;base64," + mistake["crop_jpeg"] if "crop_jpeg" in mistake else None)
+        image = f"<img width={THUMBNAIL} alt='{_e(mistake['source'])}' src='{picture}'>" if picture else ""
+        cam = gradcam_overlay(mistake, explanation)
+        image += f" <img width={THUMBNAIL} alt='Grad-CAM of {_e(mistake['source'])}' src='{cam}'>" if cam else ""
+        image += "<br>" if image else ""
         parts.append(f"<div class=card>{image}<b>{_e(mistake['source'])}</b><br>true: {_e(mistake['true'])} "
                      f"({mistake['true_probability']:.1%})<br>predicted: {_e(mistake['predicted'])} "
                      f"({mistake['probability']:.1%})</div>")

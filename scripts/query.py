@@ -3,12 +3,15 @@
     python scripts/query.py --url http://localhost:8080 IMAGE|DIR|URL ...      (a local container)
     python scripts/query.py --endpoint NAME [--region R] IMAGE|DIR|URL ...     (a SageMaker endpoint)
 
-Options: --top-k K (default 5), --json (machine-readable). Exits non-zero with a message naming the
-problem for a missing file, a non-image, an unreachable endpoint or an error answer.
+Options: --top-k K (default 5), --json (machine-readable), --explain DIR (ask for Grad-CAM and save, per
+image, DIR/<name>.gradcam.png: the crop the model saw with the heat of its top class drawn over it).
+Exits non-zero with a message naming the problem for a missing file, a non-image, an unreachable
+endpoint or an error answer.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
@@ -79,12 +82,27 @@ def answer_error(text: str) -> str:
         return text.strip()[:500] or "(empty body)"
 
 
-def invoke_url(url: str, image: ImageInput, top_k: int) -> dict:
+def custom_attributes(top_k: int, explain: bool) -> str:
+    return f"top_k={top_k}" + (",explain=gradcam" if explain else "")
+
+
+def parse_answer(body: bytes | str, where: str) -> dict:
+    """A 200's JSON body; anything else (a proxy's HTML page, a truncated body) is an error, not a crash."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise QueryError(f"{where} answered 200 but not with JSON: {str(body)[:200]!r}") from None
+    if not isinstance(answer, dict) or "predictions" not in answer:
+        raise QueryError(f"{where} answered 200 without predictions: {str(answer)[:200]}")
+    return answer
+
+
+def invoke_url(url: str, image: ImageInput, top_k: int, explain: bool = False) -> dict:
     endpoint = url.rstrip("/") + "/invocations"
     try:
         response = requests.post(endpoint, data=image.data, timeout=TIMEOUT_S, headers={
             "Content-Type": image.content_type, "Accept": "application/json",
-            "X-Amzn-SageMaker-Custom-Attributes": f"top_k={top_k}"})
+            "X-Amzn-SageMaker-Custom-Attributes": custom_attributes(top_k, explain)})
     except requests.ConnectionError:
         raise QueryError(f"cannot reach {endpoint}: is the container running (make deploy)?") from None
     except requests.RequestException as err:
@@ -92,7 +110,7 @@ def invoke_url(url: str, image: ImageInput, top_k: int) -> dict:
     if response.status_code != 200:
         raise QueryError(f"{endpoint} answered {response.status_code} for {image.source}: "
                          f"{answer_error(response.text)}")
-    return response.json()
+    return parse_answer(response.content, endpoint)
 
 
 def runtime_client(region: str | None):
@@ -106,12 +124,13 @@ def runtime_client(region: str | None):
         raise QueryError(f"cannot create the sagemaker-runtime client: {err} (set AWS_REGION or --region)") from None
 
 
-def invoke_endpoint(client, endpoint: str, image: ImageInput, top_k: int) -> dict:
+def invoke_endpoint(client, endpoint: str, image: ImageInput, top_k: int, explain: bool = False) -> dict:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         response = client.invoke_endpoint(EndpointName=endpoint, Body=image.data, ContentType=image.content_type,
-                                          Accept="application/json", CustomAttributes=f"top_k={top_k}")
+                                          Accept="application/json",
+                                          CustomAttributes=custom_attributes(top_k, explain))
     except ClientError as err:
         error = err.response.get("Error", {})
         # ModelError: the container answered 4xx/5xx; its message carries the container's own.
@@ -121,7 +140,29 @@ def invoke_endpoint(client, endpoint: str, image: ImageInput, top_k: int) -> dic
                          f"{error.get('Message')}") from None
     except BotoCoreError as err:  # no credentials, no region, no network
         raise QueryError(f"cannot reach endpoint {endpoint}: {err}") from None
-    return json.loads(response["Body"].read())
+    return parse_answer(response["Body"].read(), f"endpoint {endpoint}")
+
+
+def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) -> Path:
+    """The answer's heatmap over its crop as folder/<name>.gradcam.png (names made unique in this run)."""
+    import numpy as np
+
+    from overlays import overlay
+
+    try:
+        heat, crop = (np.asarray(Image.open(io.BytesIO(base64.b64decode(explanation[key]))))
+                      for key in ("heatmap_png", "crop_png"))
+    except (KeyError, ValueError, OSError) as err:
+        raise QueryError(f"the explanation for {source} is not two base64 PNGs ({err})") from None
+    stem = Path(source.split("?")[0].rstrip("/")).stem or "image"
+    name, n = stem, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name)
+    path = folder / f"{name}.gradcam.png"
+    overlay(crop, heat).save(path)
+    return path
 
 
 def format_table(source: str, predictions: list[dict]) -> str:
@@ -139,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=os.environ.get("AWS_REGION"), help="AWS region (default $AWS_REGION)")
     parser.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--explain", type=Path, metavar="DIR",
+                        help="ask for Grad-CAM explanations and save each as DIR/<name>.gradcam.png")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|URL")
     args = parser.parse_args(argv)
     if args.top_k < 1:
@@ -146,16 +189,30 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         images = [image for source in args.inputs for image in read_source(source)]
+        if args.explain:
+            try:
+                args.explain.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise QueryError(f"--explain {args.explain}: cannot create it ({err})", 2) from None
         client = runtime_client(args.region) if args.endpoint else None
-        results = []
+        results, taken = [], set()
         for image in images:
+            explain = args.explain is not None
             if client is not None:
-                answer = invoke_endpoint(client, args.endpoint, image, args.top_k)
+                answer = invoke_endpoint(client, args.endpoint, image, args.top_k, explain)
             else:
-                answer = invoke_url(args.url, image, args.top_k)
-            results.append({"source": image.source, "predictions": answer["predictions"]})
+                answer = invoke_url(args.url, image, args.top_k, explain)
+            result = {"source": image.source, "predictions": answer["predictions"]}
+            if explain:
+                if "explanations" not in answer:
+                    raise QueryError(f"the answer for {image.source} has no explanation: the server predates "
+                                     "explain=gradcam (rebuild and redeploy the serving image)")
+                result["explanation"] = str(save_overlay(args.explain, image.source, answer["explanations"], taken))
+            results.append(result)
             if not args.json:
                 print(format_table(image.source, answer["predictions"]), flush=True)
+                if explain:
+                    print(f"  Grad-CAM: {result['explanation']}", flush=True)
     except QueryError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

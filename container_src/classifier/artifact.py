@@ -8,6 +8,8 @@
     model.onnx, model.int8.onnx                     (v2, when exported) ONNX fp32 and int8, dynamic batch
     check_images.npy, check_probabilities.npy       (v2) a few preprocessed uint8 test images (N,3,H,W) and
                     torch fp32's probabilities for them: a server re-checks its runtime on its own CPU
+    explanation     (v2) where Grad-CAM looks (gradcam.locate): {"method", "layer", "map", "head_weights"} or
+                    {"unsupported": why}; head_weights: the ONNX exports carry its CAM as a second output
     evaluation.json (v2) the test split's evaluation (classifier/evaluation.py) through the runtime
                     a CPU endpoint serves: per-class scores, confusions, calibration, worst mistakes
 
@@ -40,7 +42,8 @@ class ArtifactError(ValueError):
 
 
 def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: str, image_size: int,
-         preprocessing: dict, hyperparameters: dict, metrics: dict, export: dict | None = None) -> None:
+         preprocessing: dict, hyperparameters: dict, metrics: dict, export: dict | None = None,
+         explanation: dict | None = None) -> None:
     """A complete torch-only artifact; `record_runtimes` adds the exports once they exist."""
     import torch
 
@@ -57,6 +60,8 @@ def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: s
         "runtimes": runtimes({"metrics": metrics}),
         "export": export or {"enabled": False},
     }
+    if explanation:
+        metadata["explanation"] = explanation
     _write_metadata(model_dir, metadata)
 
 

@@ -107,6 +107,31 @@ def worst_mistakes(probabilities: np.ndarray, labels: np.ndarray, classes: list[
              "true_probability": float(probabilities[i, labels[i]])} for i in order]
 
 
+def explain_mistakes(result: dict, runtime, images: np.ndarray, batch_size: int = 8) -> None:
+    """Add each worst mistake's crop (JPEG) and raw Grad-CAM map (of the class it was taken for), for the
+    page's overlays, with no need of the images; a model that cannot be explained gets the reason instead.
+
+    runtime: anything with `explain` (runtimes.py); images: the evaluated uint8 crops, by result index.
+    """
+    from . import explain
+
+    mistakes = result["worst_mistakes"]
+    if not mistakes:
+        return
+    chosen = images[[m["index"] for m in mistakes]]
+    try:
+        maps = np.concatenate([runtime.explain(chosen[i:i + batch_size])[1]
+                               for i in range(0, len(chosen), batch_size)])
+    except explain.ExplainUnavailable as err:
+        result["explanation"] = {"unavailable": str(err)}
+        return
+    result["explanation"] = {"method": explain.METHOD, "layer": runtime.explanation["layer"],
+                             "runtime": runtime.name, "preprocessing": runtime.preprocessing}
+    for mistake, raw, crop in zip(mistakes, maps, chosen):
+        mistake["gradcam"] = np.round(raw.astype(np.float64), 6).tolist()
+        mistake["crop_jpeg"] = explain.jpeg(explain.crop_image(crop, runtime.preprocessing))
+
+
 def summary(result: dict) -> str:
     """One log line."""
     pair = result["most_confused"][0] if result["most_confused"] else None

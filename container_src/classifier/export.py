@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import artifact, presets, runtimes
+from . import artifact, explain, gradcam, presets, runtimes
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,18 @@ class Outcome:
     seconds: float = 0.0
 
 
-def export_fp32(network: nn.Module, image_size: int, path: Path) -> None:
-    """`network` (CPU, eval) -> one ONNX file taking normalised (N,3,S,S) float32, giving logits."""
+def export_fp32(network: nn.Module, image_size: int, path: Path, cam_layer: str | None = None) -> None:
+    """`network` (CPU, eval) -> one ONNX file taking normalised (N,3,S,S) float32, giving logits and, with
+    `cam_layer`, the CAM of each image's top class at that layer (gradcam.WithCam)."""
+    outputs = [OUTPUT]
+    if cam_layer:
+        network, outputs = gradcam.WithCam(network, cam_layer).eval(), [OUTPUT, explain.CAM_OUTPUT]
     example = torch.zeros(2, 3, image_size, image_size)  # 2, not 1: a batch of 1 gets specialised
     # The exporter's optimiser logs every pass at INFO (dozens of lines in the job log, none actionable).
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.WARNING)
     torch.onnx.export(network, (example,), str(path), dynamo=True, external_data=False, input_names=[INPUT],
-                      output_names=[OUTPUT], dynamic_shapes=({0: torch.export.Dim.DYNAMIC},), verbose=False)
+                      output_names=outputs, dynamic_shapes=({0: torch.export.Dim.DYNAMIC},), verbose=False)
 
 
 def quantize_int8(fp32_path: Path, path: Path, calibration: np.ndarray, preprocessing: dict) -> None:
@@ -104,12 +108,14 @@ def score(probabilities: np.ndarray, labels: np.ndarray, reference_top1: np.ndar
 
 
 def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path, test_images: torch.Tensor,
-                        test_labels: torch.Tensor, calibration: np.ndarray) -> Outcome:
+                        test_labels: torch.Tensor, calibration: np.ndarray, explanation: dict | None = None) -> Outcome:
     """Write the check set and the ONNX files into `model_dir`; score every runtime on the test split.
 
     network: the fp32 model as the artifact holds it (CPU, eval). Nothing here raises for a model that
-    does not export: the runtime is skipped with its reason.
+    does not export: the runtime is skipped with its reason. explanation: metadata.json's (gradcam.locate);
+    when its Grad-CAM equals CAM from the head's weights, the exports carry that CAM as a second output.
     """
+    cam_layer = explanation["layer"] if explanation and explanation.get("head_weights") else None
     start = time.perf_counter()
     outcome = Outcome()
     images, labels = test_images.numpy(), test_labels.numpy()
@@ -120,8 +126,17 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
     check = check_indices(reference, CHECK_IMAGES)
     artifact.save_check_set(model_dir, images[check], reference[check])
 
+    def export_onnx(path: Path) -> None:
+        if cam_layer:
+            try:
+                return export_fp32(network, preprocessing["crop"], path, cam_layer)
+            except Exception as err:  # explanations are a bonus: the runtime itself must not be lost to them
+                log.warning("the ONNX export with the CAM output failed (%s); exporting without it: the ONNX "
+                            "runtimes will not explain", f"{type(err).__name__}: {err}"[:REASON_CHARS])
+        export_fp32(network, preprocessing["crop"], path)
+
     steps = {
-        runtimes.ONNX: lambda path: export_fp32(network, preprocessing["crop"], path),
+        runtimes.ONNX: export_onnx,
         runtimes.ONNX_INT8: lambda path: quantize_int8(model_dir / artifact.RUNTIME_FILES[runtimes.ONNX], path,
                                                        calibration, preprocessing),
     }

@@ -29,9 +29,13 @@ class TorchRuntime:
 
     name = TORCH
 
-    def __init__(self, network, preprocessing: dict):
-        self.network = network.eval()
+    def __init__(self, network, preprocessing: dict, explanation: dict | None = None):
+        # Serving and scoring never train: with no parameter asking for gradients, Grad-CAM's pass records
+        # only the layers after its map (gradcam.GradCam asks for the map's gradient itself).
+        self.network = network.eval().requires_grad_(False)
         self.preprocessing = preprocessing
+        self.explanation = explanation  # metadata.json's "explanation"; located on first use when absent
+        self._gradcam = None
 
     def start(self, threads: int) -> None:
         """In a server worker, after the fork: CUDA must not be initialised before it."""
@@ -54,6 +58,23 @@ class TorchRuntime:
 
         return inference.probabilities(self.network, torch.as_tensor(batch), self.preprocessing).numpy()
 
+    def explain(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, raw Grad-CAM maps (N, h, w) of each image's top class): a pass with gradients."""
+        import torch
+
+        from . import explain, gradcam
+
+        if self._gradcam is None:
+            target = self.explanation or gradcam.locate(self.network, self.preprocessing["crop"])
+            if "unsupported" in target:
+                raise explain.ExplainUnavailable(f"explain={explain.METHOD} is not available for this model: "
+                                                 f"{target['unsupported']}")
+            self.explanation = target
+            self._gradcam = gradcam.GradCam(self.network, target["layer"])
+        logits, maps = self._gradcam(torch.as_tensor(batch), self.preprocessing)
+        # torch's softmax, as `probabilities` computes it: explaining changes no answer.
+        return torch.softmax(logits, dim=1).cpu().numpy(), maps.cpu().numpy()
+
 
 class OnnxRuntime:
     """An ONNX file (fp32 or int8 QDQ) on ONNX Runtime's CPU provider; the graph maps normalised images
@@ -64,11 +85,13 @@ class OnnxRuntime:
     aborts at exit, "terminate called ... No such process"), and its workers open their own sessions.
     """
 
-    def __init__(self, name: str, path: Path, preprocessing: dict, threads: int | None = None):
+    def __init__(self, name: str, path: Path, preprocessing: dict, threads: int | None = None,
+                 explanation: dict | None = None):
         self.name = name
         self.path = Path(path)
         self.preprocessing = preprocessing
         self.threads = threads
+        self.explanation = explanation
         # The bytes, not the path: the workers run as an unprivileged user who may not read /opt/ml/model's
         # files (SageMaker local mode unpacks them for root only).
         self.model = self.path.read_bytes()
@@ -84,6 +107,9 @@ class OnnxRuntime:
         self.threads = threads
         self._session = onnxruntime.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
         self.input_name = self._session.get_inputs()[0].name
+        # Ask for the logits by name: an export with explanations has a second output (the CAM), which
+        # `probabilities` does not need.
+        self.output_names = [output.name for output in self._session.get_outputs()]
 
     @property
     def started(self) -> bool:
@@ -99,12 +125,28 @@ class OnnxRuntime:
         return f"ONNX Runtime CPU, {self.path.name} ({self.threads or 'default'} threads)"
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return softmax(self._run(batch)[0])
+
+    def explain(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, CAM maps (N, h, w) of each image's top class): the export's second output."""
+        from . import explain
+
+        self.session  # noqa: B018 (opens it on first use, which sets output_names)
+        if explain.CAM_OUTPUT not in self.output_names:
+            raise explain.ExplainUnavailable(explain.problem(self.name, {"explanation": self.explanation}) or (
+                f"explain={explain.METHOD}: {self.path.name} has no {explain.CAM_OUTPUT} output (its export with it "
+                "failed, see the training log): serve the model on the serve image with SERVING_RUNTIME=torch"))
+        logits, maps = self._run(batch, [self.output_names[0], explain.CAM_OUTPUT])
+        return softmax(logits), maps
+
+    def _run(self, batch: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+        """The named outputs (default: the logits) for a uint8 or normalised float batch."""
         batch = np.asarray(batch)
         if batch.dtype == np.uint8:
             batch = normalize(batch, self.preprocessing)
-        session = self.session  # opens it on first use, which sets input_name
-        (logits,) = session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
-        return softmax(logits)
+        session = self.session  # opens it on first use, which sets input_name and output_names
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        return session.run(outputs or self.output_names[:1], feed)
 
 
 def normalize(batch: np.ndarray, preprocessing: dict) -> np.ndarray:

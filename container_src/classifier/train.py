@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import artifact, data, debugger, engine, hyperparams, metrics, model as model_lib, presets, profiling
+from . import artifact, data, debugger, engine, gradcam, hyperparams, metrics, model as model_lib, presets, profiling
 from . import checkpoint, distributed, evaluation, export, resources, runtimes, signals
 from .paths import SageMakerPaths
 from .serving import selection
@@ -190,7 +190,8 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
         # model.pt and metadata.json first: whatever happens to the export, the trained model is written.
         artifact.save(paths.model, loop.best_state, classes=dataset.classes, model_name=hp.model_name,
                       image_size=hp.image_size, preprocessing=prep, hyperparameters=hyperparams.to_dict(hp),
-                      metrics={**final, "history": loop.history}, export={"enabled": hp.export})
+                      metrics={**final, "history": loop.history}, export={"enabled": hp.export},
+                      explanation=explanation_target(network, prep["crop"]))
         log.info("model written to %s (test_acc %.4f)", paths.model, test.acc)
         outcome = export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"]) if hp.export else None
         write_evaluation(paths, sets["test"], outcome)
@@ -205,7 +206,7 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
         prep = metadata["preprocessing"]
         calibration = export.calibration_images(train_samples, prep, hp.seed)
         outcome = export.export_and_evaluate(network, prep, paths.model, test_set.images, test_set.labels,
-                                             calibration)
+                                             calibration, metadata.get("explanation"))
     except Exception as err:  # e.g. out of memory or disk: the torch model stays, complete and servable
         log.exception("export skipped, the model serves with torch only (%s is complete)", artifact.WEIGHTS_FILE)
         reason = f"{type(err).__name__}: {err}"[:export.REASON_CHARS]
@@ -228,21 +229,39 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
     return outcome
 
 
+def explanation_target(network: nn.Module, crop: int) -> dict:
+    """metadata.json's "explanation" (gradcam.locate); a model it cannot place is served unexplained, never lost."""
+    try:
+        target = gradcam.locate(network, crop)
+    except Exception as err:
+        log.exception("locating the Grad-CAM layer failed: explain=gradcam will answer 400 for this model")
+        return {"unsupported": f"locating its Grad-CAM layer failed ({type(err).__name__}: {err})"}
+    if "unsupported" in target:
+        log.info("explain=gradcam will answer 400 for this model: %s", target["unsupported"])
+    else:
+        log.info("explain=gradcam: Grad-CAM at %s (%s at crop %d); %s", target["layer"], "x".join(map(str, target["map"])),
+                 crop, "it equals CAM from the head's weights, which the ONNX exports carry (every image explains)"
+                 if target["head_weights"] else "it needs gradients: only the torch runtime (serve image) explains")
+    return target
+
+
 def write_evaluation(paths: SageMakerPaths, test_set: data.TensorImages, outcome: export.Outcome | None) -> None:
     """evaluation.json in the artifact: the test split through the runtime a CPU endpoint's `auto` serves
-    (torch when there are no exports), so its numbers are the endpoint's. Never fails the job."""
+    (torch when there are no exports), so its numbers are the endpoint's, and the Grad-CAM of its worst
+    mistakes (torch: the reference, equal to the ONNX CAM where that exists). Never fails the job."""
     try:
         metadata = artifact.load_metadata(paths.model)
+        network, _ = artifact.load(paths.model)
+        torch_runtime = runtimes.TorchRuntime(network, metadata["preprocessing"], metadata.get("explanation"))
         runtime = selection.plan(paths.model, metadata, selection.Gate())[0][0]
         if outcome is None or runtime not in outcome.probabilities:
-            network, _ = artifact.load(paths.model)
             runtime = runtimes.TORCH
-            probabilities = runtimes.probabilities_in_batches(
-                runtimes.TorchRuntime(network, metadata["preprocessing"]), test_set.images, export.BATCH)
+            probabilities = runtimes.probabilities_in_batches(torch_runtime, test_set.images.numpy(), export.BATCH)
         else:
             probabilities = outcome.probabilities[runtime]
         sources = [f"{p.parent.name}/{p.name}" for p in test_set.sources] or None
         result = evaluation.evaluate(probabilities, test_set.labels.numpy(), metadata["classes"], sources, runtime)
+        evaluation.explain_mistakes(result, torch_runtime, test_set.images.numpy())
         artifact.save_evaluation(paths.model, result)
         log.info(evaluation.summary(result))
     except Exception:  # the model is written and scored; a broken evaluation costs only its page

@@ -47,7 +47,13 @@ def test_report_holds_every_section(built):
     # The test split's evaluation, from the artifact's evaluation.json, on a page of its own beside the report.
     evaluation = (path.parent / "evaluation.html").read_text()
     assert "href='evaluation.html'" in page and "the runtime a CPU endpoint serves" in page
-    assert "<h2>Confusion matrix</h2>" in evaluation and evaluation.count("data:image/png;base64,") == 2
+    assert "<h2>Confusion matrix</h2>" in evaluation
+    # The heatmap and the reliability diagram, then per mistake its crop (JPEG) and its Grad-CAM overlay (PNG):
+    # the training job's page needs no data set to show them.
+    cams = evaluation.count("alt='Grad-CAM of ")
+    mistakes = evaluation.count("<div class=card>")
+    assert cams == mistakes and evaluation.count("data:image/png;base64,") == 2 + cams
+    assert evaluation.count("data:image/jpeg;base64,") == cams
 
 
 def test_every_rule_was_evaluated(built):

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 import sagemaker_api
-from classifier import artifact, presets, runtimes
+from classifier import artifact, explain, presets, runtimes
 from classifier.serving import selection
 from tests import image_cases
 from tests.serving_probes import cgroup_memory, urllib_post
@@ -182,6 +182,42 @@ def test_server_agrees_with_the_trainers_evaluation(container, model_dir, sample
     recorded = metadata["runtimes"][container.runtime]
     assert (got.argmax(1) == labels).mean() == pytest.approx(recorded["test_acc"], abs=1e-9)
     assert (got.argmax(1) == reference.argmax(1)).mean() == pytest.approx(recorded["agreement"], abs=1e-9)
+
+
+def test_explanations_equal_the_offline_ones(container, model_dir, sample_data, tmp_path):
+    """explain=gradcam. serve on torch: each image's heatmap is the host's Grad-CAM of the same crop (layer2,
+    the last map of at least 7x7 at 64 px), its crop the one the trainer's preprocessing makes, its answer
+    the one without the attribute; query.py --explain saves the overlays. serve-cpu: this model's Grad-CAM
+    needs gradients, which ONNX Runtime cannot compute: a 400 that says so, and the server stays up."""
+    files = sorted((sample_data / "test").rglob("*.jpg"))[::12][:4]
+    body = {"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}
+    ask = lambda attributes: requests.post(container.url + "/invocations", json=body, timeout=120,  # noqa: E731
+                                           headers={"X-Amzn-SageMaker-Custom-Attributes": attributes})
+    metadata = artifact.load_metadata(model_dir)
+    explained = ask("top_k=3,explain=gradcam")
+    problem = explain.problem(container.runtime, metadata)
+    if problem:
+        assert container.runtime != runtimes.TORCH and "needs gradients at layer2" in problem
+        assert explained.status_code == 400 and explained.json()["error"] == problem
+        assert requests.get(container.url + "/ping", timeout=5).status_code == 200
+        return
+    assert explained.status_code == 200, explained.text
+    answer = explained.json()
+    assert answer["predictions"] == ask("top_k=3").json()["predictions"]
+    prep = metadata["preprocessing"]
+    crops = np.stack([presets.eval_image(f, prep) for f in files])
+    network, _ = artifact.load(model_dir)
+    _, maps = runtimes.TorchRuntime(network, prep, metadata["explanation"]).explain(crops)
+    for record, raw, crop in zip(answer["explanations"], maps, crops):
+        assert record["layer"] == metadata["explanation"]["layer"] == "layer2"
+        assert np.array_equal(explain.decode_png(record["crop_png"]), crop.transpose(1, 2, 0))
+        offline = explain.heatmap(raw, prep["crop"]).astype(int)
+        assert np.abs(explain.decode_png(record["heatmap_png"]).astype(int) - offline).max() <= 2
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "query.py"), "--url", container.url,
+                           "--explain", str(tmp_path / "cams"), *map(str, files[:2])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == sorted(f"{f.stem}.gradcam.png" for f in files[:2])
 
 
 def npy(array) -> bytes:

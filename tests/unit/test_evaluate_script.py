@@ -64,8 +64,19 @@ def test_writes_the_evaluation_of_the_runtime_an_endpoint_serves(model_tar, labe
     for heading in ("Most confused classes", "Confusion matrix", "Most confident mistakes",
                     "Per class (worst F1 first)"):
         assert f"<h2>{heading}</h2>" in page
-    assert page.count("data:image/png;base64,") == 2  # heatmap and reliability diagram
-    assert page.count("data:image/jpeg;base64,") == len(result["worst_mistakes"]) > 0  # the mistakes' photos
+    mistakes = result["worst_mistakes"]
+    # heatmap, reliability diagram, and each mistake's Grad-CAM overlay beside its photo
+    assert page.count("data:image/png;base64,") == 2 + len(mistakes)
+    assert page.count("alt='Grad-CAM of ") == page.count("data:image/jpeg;base64,") == len(mistakes) > 0
+    # The gallery's Grad-CAM is torch's, at the last map of at least 7x7 (layer1 is 8x8 at crop 32), of the
+    # class each image was taken for.
+    assert result["explanation"]["layer"] == "layer1" and result["explanation"]["runtime"] == "torch"
+    network, metadata = artifact.load(tmp_path / "model")
+    worst = mistakes[0]
+    image = presets.eval_image(labelled / worst["source"], PREP)[None]
+    probabilities, maps = runtimes.TorchRuntime(network, PREP).explain(image)
+    assert metadata["classes"][probabilities.argmax()] == worst["predicted"]
+    assert np.allclose(worst["gradcam"], maps[0], atol=1e-5)
     assert "skipped 1 unreadable file(s)" in capsys.readouterr().out
 
 

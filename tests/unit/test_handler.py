@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from classifier import artifact, inference, model as model_lib, presets, runtimes
-from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_top_k
+from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_attributes
 from classifier.serving.limits import Limits
 from tests.image_cases import bomb_png, stored_as, with_orientation
 
@@ -121,7 +121,7 @@ def test_top_k_from_custom_attributes(loaded, attributes, k):
 @pytest.mark.parametrize("attributes", ["top_k=0", "top_k=abc", "top_k=", "top_k", "top_k=-2", "top_k=2.5"])
 def test_bad_top_k_is_400(attributes):
     with pytest.raises(RequestError) as err:
-        parse_top_k(attributes, 10)
+        parse_attributes(attributes, 10)
     assert err.value.status_code == 400 and "top_k" in err.value.message
 
 

@@ -8,15 +8,19 @@ import io
 import json
 import threading
 import time
+from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import boto3
+import numpy as np
 import pytest
 import torch
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from PIL import Image
 
 import query
+from classifier import explain
 from classifier.serving.app import ServingApp
 from classifier.serving.handler import ImageClassifierHandler
 
@@ -137,3 +141,42 @@ def test_url_error_answer_and_unreachable_server(app_url, images, capsys, monkey
     assert "answered 415" in capsys.readouterr().err
     assert query.main(["--url", "http://127.0.0.1:9", str(images / "dogs" / "a.jpg")]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_url_explain_saves_an_overlay_per_image(app_url, images, tmp_path, capsys):
+    out = tmp_path / "explained"
+    assert query.main(["--url", app_url, "--explain", str(out), "--json", str(images / "dogs")]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [Path(r["explanation"]).name for r in results] == ["a.gradcam.png", "b.gradcam.png"]
+    for result in results:
+        with Image.open(result["explanation"]) as picture:
+            assert picture.mode == "RGB" and picture.size == (32, 32)  # the model's crop
+
+
+def test_endpoint_explain_asks_for_it_and_names_files_uniquely(stubbed, images, tmp_path, capsys):
+    heat = np.zeros((4, 4), np.uint8)
+    heat[1:3, 1:3] = 255
+    explanation = explain.record(heat.astype(np.float32), np.zeros((3, 4, 4), np.uint8),
+                                 {"crop": 4, "mean": [0, 0, 0], "std": [1, 1, 1]}, "layer4", "corgi", 1)
+    for _ in range(2):
+        stubbed.add_response(
+            "invoke_endpoint",
+            {"Body": body({"predictions": PREDICTIONS, "explanations": explanation}), "ContentType": "application/json"},
+            {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(), "ContentType": "image/jpeg",
+             "Accept": "application/json", "CustomAttributes": "top_k=2,explain=gradcam"})
+    a = str(images / "dogs" / "a.jpg")
+    assert query.main(["--endpoint", "dogs-prod", "--top-k", "2", "--explain", str(tmp_path / "x"), a, a]) == 0
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a-2.gradcam.png", "a.gradcam.png"]
+    with Image.open(tmp_path / "x" / "a.gradcam.png") as picture:
+        pixels = np.asarray(picture).astype(int)
+    assert pixels[1, 1, 0] > pixels[0, 0, 0]  # hot (red in jet) where the heatmap is 255, blue where 0
+    assert "Grad-CAM: " in capsys.readouterr().out
+
+
+def test_a_200_that_is_not_json_is_an_error(stubbed, images, capsys):
+    html = b"<html>gateway</html>"
+    stubbed.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(html), len(html))},
+                         {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(),
+                          "ContentType": "image/jpeg", "Accept": "application/json", "CustomAttributes": "top_k=5"})
+    assert query.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
+    assert "answered 200 but not with JSON" in capsys.readouterr().err

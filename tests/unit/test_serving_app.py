@@ -93,6 +93,34 @@ def test_uint8_and_float_requests_run_in_separate_passes():
     assert a.shape == b.shape == (1, 3) and set(calls) == {np.dtype(np.uint8), np.dtype(np.float32)}
 
 
+def test_explanations_run_in_passes_of_their_own_and_are_batched_together():
+    """Queued while the model is busy: 3 predictions share one pass, 3 explanations another (each
+    caller gets its own rows of both outputs), never mixed."""
+    passes = []
+    gate = Gate(lambda b: (passes.append(("predict", len(b))), b * 2)[1])
+
+    def explain(batch):
+        passes.append(("explain", len(batch)))
+        return batch * 3, batch[:, :1] * 10
+
+    batcher = Batcher(gate, max_batch_size=8, max_delay=0, explain=explain)
+    gate.open.clear()
+    with ThreadPoolExecutor(7) as pool:
+        first = pool.submit(batcher.predict, np.zeros((1, 2), np.float32))
+        assert gate.entered.wait(10)
+        predicted = [pool.submit(batcher.predict, np.full((1, 2), i, np.float32)) for i in range(1, 4)]
+        explained = [pool.submit(batcher.explain, np.full((1, 2), i, np.float32)) for i in range(1, 4)]
+        wait_until(lambda: batcher._queue.qsize() == 6)
+        gate.open.set()
+        assert np.array_equal(first.result(10), np.zeros((1, 2)))
+        for i, future in enumerate(predicted, 1):
+            assert np.array_equal(future.result(10), np.full((1, 2), 2.0 * i))
+        for i, future in enumerate(explained, 1):
+            probabilities, maps = future.result(10)
+            assert np.array_equal(probabilities, np.full((1, 2), 3.0 * i)) and np.array_equal(maps, [[10.0 * i]])
+    assert sorted(passes) == [("explain", 3), ("predict", 1), ("predict", 3)]
+
+
 def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
     def predict(batch):
         if (batch < 0).any():

@@ -55,7 +55,8 @@ class ServingApp:
             return
         # Always one inference thread, even with batching off (batch size 1): forward passes never
         # overlap (each already uses every torch thread), and it is the thread the warm-up warmed.
-        self.served = BatchedModel(self.model, Batcher(self.model.predict, self.max_batch_size, self.max_delay))
+        self.served = BatchedModel(self.model, Batcher(self.model.predict, self.max_batch_size, self.max_delay,
+                                                       explain=self.model.explain))
         # In the background, so /ping answers 503 (not a hung connection) while it runs.
         threading.Thread(target=self.warm_up, name="warm-up", daemon=True).start()
 

@@ -7,6 +7,9 @@ batches fill by themselves and the delay is rarely waited out. A request larger 
 `max_batch_size` is split into several passes, so no request builds one giant tensor. A failing
 forward pass fails only the requests of that batch; a caller whose deadline passes stops waiting,
 and its images still queued are dropped.
+
+Explanations (explain=gradcam) go through the same thread, in passes of their own (their forward
+pass keeps what the gradients or the CAM output need): forward passes never overlap.
 """
 from __future__ import annotations
 
@@ -24,18 +27,34 @@ from .limits import Deadline, DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
-Item = tuple[np.ndarray, Future]
+PREDICT, EXPLAIN = "predict", "explain"
+Item = tuple[np.ndarray, Future, str]  # a chunk of a request, its answer, and which pass it needs
+
+
+def _rows(result, start: int, stop: int):
+    """Rows start:stop of a pass's result: probabilities, or (probabilities, maps) for explanations."""
+    return tuple(part[start:stop] for part in result) if isinstance(result, tuple) else result[start:stop]
+
+
+def _joined(parts: list):
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts))
+    return np.concatenate(parts)
 
 
 class Batcher:
-    """The `predict(batch) -> probabilities` interface of ServedModel, shared across threads."""
+    """ServedModel's `predict(batch) -> probabilities` and `explain(batch) -> (probabilities, maps)`,
+    shared across threads."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch_size: int, max_delay: float):
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch_size: int, max_delay: float,
+                 explain: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_delay < 0:
             raise ValueError(f"max_delay must be >= 0, got {max_delay}")
-        self._predict = predict
+        self._passes = {PREDICT: predict, EXPLAIN: explain}
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
@@ -58,11 +77,19 @@ class Batcher:
 
     # ---- callers
     def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
+        return self._submit(batch, deadline, PREDICT)
+
+    def explain(self, batch: np.ndarray, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if self._passes[EXPLAIN] is None:
+            raise ValueError("this Batcher was built without an explain function")
+        return self._submit(batch, deadline, EXPLAIN)
+
+    def _submit(self, batch: np.ndarray, deadline: Deadline | None, task: str):
         futures = []
         for start in range(0, len(batch), self.max_batch_size):
             chunk = batch[start:start + self.max_batch_size]
             future: Future = Future()
-            self._queue.put((chunk, future))
+            self._queue.put((chunk, future, task))
             futures.append(future)
         try:
             rows = [future.result(timeout=None if deadline is None else deadline.remaining()) for future in futures]
@@ -71,7 +98,7 @@ class Batcher:
                 future.cancel()  # chunks not yet taken are skipped by the batching thread
             raise DeadlineExceeded(f"the model did not answer within the request deadline of "
                                    f"{deadline.seconds:g} s (SERVING_REQUEST_TIMEOUT_S)") from None
-        return rows[0] if len(rows) == 1 else np.concatenate(rows)
+        return _joined(rows)
 
     # ---- the batching thread
     def _next(self, timeout: float | None) -> Item | None:
@@ -112,18 +139,19 @@ class Batcher:
         try:
             while True:
                 items = self._collect()
-                # uint8 images and float tensors cannot share one array: one forward pass per kind.
-                for dtype in {batch.dtype for batch, _ in items}:
-                    self._forward([(b, f) for b, f in items if b.dtype == dtype])
+                # uint8 images and float tensors cannot share one array, nor predictions and explanations
+                # one pass: one forward pass per kind.
+                for task, dtype in {(task, batch.dtype): None for batch, _, task in items}:
+                    self._forward([(b, f) for b, f, t in items if b.dtype == dtype and t == task], self._passes[task])
         except BaseException:  # /ping reports the dead thread; the log says why
             log.critical("the inference thread died", exc_info=True)
             raise
 
-    def _forward(self, group: list[Item]) -> None:
+    def _forward(self, group: list[tuple[np.ndarray, Future]], function) -> None:
         self.busy_since = time.monotonic()
         try:
             batch = np.concatenate([b for b, _ in group]) if len(group) > 1 else group[0][0]
-            probabilities = self._predict(batch)
+            result = function(batch)
         except Exception as err:  # the callers answer 500; this thread keeps serving
             log.exception("forward pass of %d request(s) failed", len(group))
             for _, future in group:
@@ -134,7 +162,7 @@ class Batcher:
         self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
         start = 0
         for b, future in group:
-            future.set_result(probabilities[start:start + len(b)])
+            future.set_result(_rows(result, start, start + len(b)))
             start += len(b)
 
 
@@ -150,3 +178,6 @@ class BatchedModel:
 
     def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
         return self.batcher.predict(batch, deadline)
+
+    def explain(self, batch: np.ndarray, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.batcher.explain(batch, deadline)

@@ -2,7 +2,8 @@
 
     model_fn(model_dir)                  -> ServedModel (the trainer's artifact on the runtime selection.py picks)
     input_fn(body, content_type, ctx)    -> Inputs (a batch: uint8 images or float tensors)
-    predict_fn(inputs, model)            -> {"predictions": ...} (top-k labels with probabilities)
+    predict_fn(inputs, model)            -> {"predictions": ...} (top-k labels with probabilities) and, with
+                                            explain=gradcam, {"explanations": ...} (explain.record)
     output_fn(prediction, accept)        -> (JSON bytes, content type)
 
 The HTTP server (app.py) only moves bytes in and out; everything about the model lives here. Every
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import artifact, presets
+from .. import artifact, explain, presets
 from . import selection
 from .limits import Deadline, Limits, PixelBudget
 
@@ -61,6 +62,7 @@ class Inputs:
     single: bool          # one image (answer a flat list) or `instances` / an (N,3,H,W) array
     top_k: int
     deadline: Deadline | None = None
+    explain: bool = False  # explain=gradcam: a heatmap of each image's top class
 
 
 class ServedModel:
@@ -91,21 +93,34 @@ class ServedModel:
         The deadline is the batcher's to enforce (a forward pass cannot be interrupted)."""
         return self.runtime.probabilities(batch)
 
+    def explain(self, batch: np.ndarray, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, raw Grad-CAM maps of each image's top class), in a pass of its own."""
+        return self.runtime.explain(batch)
 
-def parse_top_k(custom_attributes: str | None, num_classes: int) -> int:
-    """`top_k=K` from the custom-attributes header (other attributes are ignored); at most the class count."""
-    if not custom_attributes:
-        return min(DEFAULT_TOP_K, num_classes)
-    for item in re.split(r"[,;]", custom_attributes):
+
+@dataclass(frozen=True)
+class Attributes:
+    top_k: int
+    explain: bool = False
+
+
+def parse_attributes(custom_attributes: str | None, num_classes: int) -> Attributes:
+    """`top_k=K` (at most the class count) and `explain=gradcam` from the custom-attributes header;
+    other attributes are ignored."""
+    top_k, wants_explanation = min(DEFAULT_TOP_K, num_classes), False
+    for item in re.split(r"[,;]", custom_attributes or ""):
         key, sep, value = item.partition("=")
-        if key.strip().lower() != "top_k":
-            continue
-        value = value.strip()
-        if not sep or not value.isdigit() or int(value) < 1:
-            raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: top_k must be a whole number >= 1, "
-                                    f"got {value!r}")
-        return min(int(value), num_classes)
-    return min(DEFAULT_TOP_K, num_classes)
+        key, value = key.strip().lower(), value.strip()
+        if key == "top_k":
+            if not sep or not value.isdigit() or int(value) < 1:
+                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: top_k must be a whole number >= 1, "
+                                        f"got {value!r}")
+            top_k = min(int(value), num_classes)
+        elif key == "explain":
+            if value.lower() != explain.METHOD:
+                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: explain must be {explain.METHOD}, got {value!r}")
+            wants_explanation = True
+    return Attributes(top_k, wants_explanation)
 
 
 def media_type(content_type: str | None) -> str:
@@ -126,6 +141,7 @@ class ImageClassifierHandler:
         self.budget = PixelBudget(limits.decode_budget_pixels)
         self.preprocessing: dict | None = None
         self.num_classes = 0
+        self.explain_problem: str | None = None  # why explain=gradcam cannot be served, when it cannot
 
     # ---- model_fn
     def model_fn(self, model_dir, context=None) -> ServedModel:
@@ -136,6 +152,7 @@ class ImageClassifierHandler:
         choice = selection.choose(Path(model_dir), metadata, self.runtime)
         self.preprocessing = metadata["preprocessing"]
         self.num_classes = len(metadata["classes"])
+        self.explain_problem = explain.problem(choice.runtime.name, metadata)
         return ServedModel(choice.runtime, metadata, choice.reason)
 
     # ---- input_fn
@@ -152,13 +169,27 @@ class ImageClassifierHandler:
         if len(input_data) > self.limits.max_payload_bytes:
             raise RequestError(413, f"request body is {len(input_data):,} bytes; the limit is "
                                     f"{self.limits.max_payload_bytes:,} (SERVING_MAX_PAYLOAD_MB)")
-        top_k = parse_top_k(context.custom_attributes if context else None, self.num_classes)
+        attributes = parse_attributes(context.custom_attributes if context else None, self.num_classes)
+        if attributes.explain and self.explain_problem:
+            raise RequestError(400, self.explain_problem)
         deadline = (context.deadline if context else None) or Deadline(self.limits.timeout_s)
         if kind in IMAGE_TYPES:
-            return Inputs(self._decode([("image", input_data)], deadline), True, top_k, deadline)
-        if kind == JSON:
-            return Inputs(self._decode(self._instances(input_data), deadline), False, top_k, deadline)
-        return self._npy(input_data, top_k, deadline)
+            sources, single = [("image", input_data)], True
+        elif kind == JSON:
+            sources, single = self._instances(input_data), False
+        else:
+            batch, single = self._npy(input_data)
+            self._check_explanations(len(batch), attributes)
+            return Inputs(batch, single, attributes.top_k, deadline, attributes.explain)
+        self._check_explanations(len(sources), attributes)
+        return Inputs(self._decode(sources, deadline), single, attributes.top_k, deadline, attributes.explain)
+
+    def _check_explanations(self, count: int, attributes: Attributes) -> None:
+        """Each explanation costs a pass with gradients (torch) and two PNGs: capped per request."""
+        if attributes.explain and count > self.limits.max_explanations:
+            raise RequestError(413, f"explain={explain.METHOD} is limited to {self.limits.max_explanations} images "
+                                    f"per request (SERVING_MAX_EXPLANATIONS); this one has {count}: send them in "
+                                    "several requests")
 
     def _too_many_images(self, count: int) -> RequestError:
         return RequestError(413, f"request has {count:,} images; the limit is {self.limits.max_images} per "
@@ -222,7 +253,7 @@ class ImageClassifierHandler:
         except presets.BadImage as err:
             raise RequestError(400, f"{what}: {err}") from None
 
-    def _npy(self, body: bytes, top_k: int, deadline: Deadline) -> Inputs:
+    def _npy(self, body: bytes) -> tuple[np.ndarray, bool]:
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except ValueError as err:  # also raised for pickled object arrays
@@ -244,11 +275,29 @@ class ImageClassifierHandler:
             raise self._too_many_images(len(batch))
         if not np.isfinite(batch).all():
             raise RequestError(400, "array contains NaN or infinite values")
-        return Inputs(np.ascontiguousarray(batch), single, top_k, deadline)
+        return np.ascontiguousarray(batch), single
 
     # ---- predict_fn
     def predict_fn(self, data: Inputs, model: ServedModel, context=None) -> dict:
+        if data.explain:
+            return self._explained(data, model)
         probabilities = model.predict(data.batch, data.deadline)
+        return self._ranked(probabilities, data, model)
+
+    def _explained(self, data: Inputs, model: ServedModel) -> dict:
+        try:
+            probabilities, maps = model.explain(data.batch, data.deadline)
+        except explain.ExplainUnavailable as err:  # found out only now (an artifact without a recorded layer)
+            raise RequestError(400, str(err)) from None
+        answer = self._ranked(probabilities, data, model)
+        layer = model.runtime.explanation["layer"]
+        top = probabilities.argmax(1)
+        records = [explain.record(raw, row, model.preprocessing, layer, model.classes[i], int(i))
+                   for raw, row, i in zip(maps, data.batch, top)]
+        return {**answer, "explanations": records[0] if data.single else records}
+
+    @staticmethod
+    def _ranked(probabilities: np.ndarray, data: Inputs, model: ServedModel) -> dict:
         # Stable sort: equal probabilities keep class order, the same answer on every runtime's run.
         indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :data.top_k]
         ranked = [[{"label": model.classes[i], "index": i, "probability": float(row[i])} for i in top.tolist()]

@@ -23,6 +23,8 @@ class Limits:
     # SageMaker's real-time payload limit; batch transform and async endpoints allow more.
     max_payload_bytes: int = 6 * MIB
     max_images: int = 64
+    # explain=gradcam: a pass with gradients (torch) and two PNGs per image.
+    max_explanations: int = 8
     # Two of the largest photos accepted (presets.MAX_PIXELS each), or ten 12 MP phone photos.
     max_request_pixels: int = 120_000_000
     decode_budget_pixels: int = 100_000_000

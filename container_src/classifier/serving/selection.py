@@ -119,8 +119,9 @@ def build(model_dir: Path, name: str, metadata: dict, threads: int | None):
         # region first (a worker inheriting a used thread pool can hang). Workers set their own count.
         torch.set_num_threads(1)
         network, _ = artifact.load(model_dir)
-        return runtimes.TorchRuntime(network, metadata["preprocessing"])
-    return runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], metadata["preprocessing"], threads)
+        return runtimes.TorchRuntime(network, metadata["preprocessing"], metadata.get("explanation"))
+    return runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], metadata["preprocessing"], threads,
+                                metadata.get("explanation"))
 
 
 def _absent(name: str, metadata: dict, exported: dict) -> str | None:

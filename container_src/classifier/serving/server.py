@@ -28,6 +28,7 @@ Runtime (selection.py):
 Limits (limits.py; each refusal names its setting):
   SERVING_MAX_PAYLOAD_MB          request body, MiB (default 6, SageMaker's real-time limit): 413
   SERVING_MAX_IMAGES              images per request (default 64): 413
+  SERVING_MAX_EXPLANATIONS        images per request with explain=gradcam (default 8): 413
   SERVING_MAX_REQUEST_MEGAPIXELS  decoded pixels per request, all images together (default 120): 413
   SERVING_DECODE_BUDGET_MEGAPIXELS  pixels being decoded at once in one worker (default 100); a
                                   request waits SERVING_DECODE_WAIT_MS (default 2000) for its share,
@@ -137,6 +138,7 @@ def limits_from_env(env) -> Limits:
     return Limits(
         max_payload_bytes=_int(env, "SERVING_MAX_PAYLOAD_MB", default.max_payload_bytes // MIB, 1) * MIB,
         max_images=_int(env, "SERVING_MAX_IMAGES", default.max_images, 1),
+        max_explanations=_int(env, "SERVING_MAX_EXPLANATIONS", default.max_explanations, 1),
         max_request_pixels=megapixels("SERVING_MAX_REQUEST_MEGAPIXELS", default.max_request_pixels),
         decode_budget_pixels=megapixels("SERVING_DECODE_BUDGET_MEGAPIXELS", default.decode_budget_pixels),
         decode_wait_s=_int(env, "SERVING_DECODE_WAIT_MS", int(default.decode_wait_s * 1000), 0) / 1000,
