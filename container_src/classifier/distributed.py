@@ -24,7 +24,10 @@ from torch.utils.data import DistributedSampler, Subset
 
 log = logging.getLogger(__name__)
 
-MASTER_PORT = 29500
+# The rendezvous port on the first host. Every host of a job gets the same environment, so
+# MASTER_PORT (torch's own name for it) set on the job moves it everywhere at once; tests and parallel
+# runs on one machine pass a free port in Cluster instead.
+DEFAULT_MASTER_PORT = 29500
 # Generous: every host decodes its data set before the first collective call.
 TIMEOUT = timedelta(minutes=30)
 # The exit code of a rank that finished its work but whose peer ended first (the peer's own code
@@ -44,14 +47,17 @@ class Cluster:
     hosts: tuple[str, ...]
     current_host: str
     interface: str | None = None
+    port: int = DEFAULT_MASTER_PORT
 
     @classmethod
     def from_sagemaker(cls, resource_config) -> "Cluster":
-        """From resourceconfig.json, else SM_HOSTS/SM_CURRENT_HOST, else one host (a local run)."""
+        """From resourceconfig.json, else SM_HOSTS/SM_CURRENT_HOST, else one host (a local run); the
+        rendezvous port from MASTER_PORT (default 29500)."""
+        port = master_port()
         if resource_config.is_file():
             try:
                 config = json.loads(resource_config.read_text())
-                return cls(tuple(config["hosts"]), config["current_host"], config.get("network_interface_name"))
+                return cls(tuple(config["hosts"]), config["current_host"], config.get("network_interface_name"), port)
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise ClusterError(f"{resource_config} is not SageMaker's resource config: {err!r}") from None
         if "SM_HOSTS" in os.environ:
@@ -59,12 +65,20 @@ class Cluster:
                 hosts = tuple(json.loads(os.environ["SM_HOSTS"]))
             except json.JSONDecodeError as err:
                 raise ClusterError(f"SM_HOSTS is not a JSON list: {err}") from None
-            return cls(hosts, os.environ.get("SM_CURRENT_HOST", hosts[0]), os.environ.get("SM_NETWORK_INTERFACE_NAME"))
-        return cls(("localhost",), "localhost")
+            return cls(hosts, os.environ.get("SM_CURRENT_HOST", hosts[0]), os.environ.get("SM_NETWORK_INTERFACE_NAME"),
+                       port)
+        return cls(("localhost",), "localhost", port=port)
 
     def __post_init__(self):
         if not self.hosts or self.current_host not in self.hosts:
             raise ClusterError(f"current host {self.current_host!r} is not among the hosts {list(self.hosts)}")
+
+
+def master_port() -> int:
+    value = os.environ.get("MASTER_PORT", str(DEFAULT_MASTER_PORT))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ClusterError(f"MASTER_PORT must be a TCP port (1-65535), got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,8 @@ def _run(local_rank: int, worker, cluster: Cluster, per_host: int) -> int:
         os.environ.setdefault("NCCL_SOCKET_IFNAME", cluster.interface)
     backend = "nccl" if device.type == "cuda" else "gloo"
     log.info("rank %d of %d on %s (%s, %s), rendezvous at %s:%d", rank, world_size, cluster.current_host,
-             device, backend, cluster.hosts[0], MASTER_PORT)
-    dist.init_process_group(backend, init_method=f"tcp://{cluster.hosts[0]}:{MASTER_PORT}", rank=rank,
+             device, backend, cluster.hosts[0], cluster.port)
+    dist.init_process_group(backend, init_method=f"tcp://{cluster.hosts[0]}:{cluster.port}", rank=rank,
                             world_size=world_size, timeout=TIMEOUT)
     try:
         code = worker(context)

@@ -80,9 +80,13 @@ def registered() -> list[int]:
 
 def init(command: list[str]) -> int:
     """PID 1 of the training image: run `command`, forward stop signals to the trainer, reap orphans."""
-    child = subprocess.Popen(command)
+    child = None
+    early: list[int] = []  # stop signals that came before `command` started
 
     def forward(signum, frame):
+        if child is None:
+            early.append(signum)
+            return
         # Before the trainer registered there is nothing to save: stop `train` itself.
         targets = registered() or [child.pid]
         print(f"[init] {signal.Signals(signum).name} forwarded to {targets}", file=sys.stderr, flush=True)
@@ -90,8 +94,12 @@ def init(command: list[str]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
+    # Handlers first: a stop signal at any moment after this reaches `command`, none is lost in between.
     for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
+    child = subprocess.Popen(command)
+    for signum in early:
+        forward(signum, None)
     while True:
         try:
             pid, status = os.waitpid(-1, 0)  # any child: orphans are re-parented to PID 1

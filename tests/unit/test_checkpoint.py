@@ -245,9 +245,9 @@ def test_init_forwards_sigterm_to_the_registered_trainer(tmp_path):
 
 def test_init_stops_train_itself_before_a_trainer_registered(tmp_path):
     import signal
-    import time
-    init = start_init(tmp_path, ["sleep", "60"])
-    time.sleep(1)
+    # The child's first line means the init is running it, and the init installs its handlers before that.
+    init = start_init(tmp_path, ["sh", "-c", "echo started; exec sleep 60"])
+    assert init.stdout.readline().strip() == "started"
     init.send_signal(signal.SIGTERM)
     init.communicate(timeout=60)
     assert init.returncode == 128 + signal.SIGTERM

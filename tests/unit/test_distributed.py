@@ -7,6 +7,7 @@ with gloo). Both run the same worker, which checks ranks, reductions, sharding a
 import functools
 import json
 import multiprocessing
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from classifier.distributed import Cluster, Context
 
 
 def test_cluster_from_resourceconfig(tmp_path, monkeypatch):
+    monkeypatch.delenv("MASTER_PORT", raising=False)
     config = tmp_path / "resourceconfig.json"
     config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"],
                                   "network_interface_name": "eth0"}))
@@ -33,6 +35,18 @@ def test_cluster_from_resourceconfig(tmp_path, monkeypatch):
         Cluster.from_sagemaker(missing)
     monkeypatch.delenv("SM_HOSTS")
     assert Cluster.from_sagemaker(missing) == Cluster(("localhost",), "localhost")
+    monkeypatch.setenv("MASTER_PORT", "23456")  # the job's environment moves the rendezvous on every host
+    assert Cluster.from_sagemaker(missing).port == 23456
+    monkeypatch.setenv("MASTER_PORT", "http")
+    with pytest.raises(distributed.ClusterError, match="MASTER_PORT"):
+        Cluster.from_sagemaker(missing)
+
+
+def free_port() -> int:
+    """A port nothing listens on now: parallel runs and leftover processes never share the rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_sampler_resumes_mid_epoch_and_shards_cover_the_data():
@@ -100,15 +114,16 @@ def check(out: Path) -> None:
         assert r["weight"] == pytest.approx(single_process_weight(), abs=1e-6)
 
 
-def host(host_worker, current: str) -> None:
-    cluster = Cluster(("localhost", "127.0.0.1"), current, "lo")
+def host(host_worker, current: str, port: int) -> None:
+    cluster = Cluster(("localhost", "127.0.0.1"), current, "lo", port)
     raise SystemExit(distributed.launch(host_worker, cluster, per_host=1))
 
 
 def two_hosts(host_worker) -> list[int]:
     """Each 'instance' is a process that finds its rank from its host name; their exit codes."""
     spawn = multiprocessing.get_context("spawn")
-    hosts = [spawn.Process(target=host, args=(host_worker, name)) for name in ("localhost", "127.0.0.1")]
+    port = free_port()
+    hosts = [spawn.Process(target=host, args=(host_worker, name, port)) for name in ("localhost", "127.0.0.1")]
     for process in hosts:
         process.start()
     for process in hosts:
@@ -124,7 +139,7 @@ def test_two_hosts_one_process_each(tmp_path):
 
 def test_one_host_two_spawned_processes(tmp_path):
     """The GPU-instance path (one process per GPU), on CPU with gloo: spawn, local ranks, exit codes."""
-    cluster = Cluster(("localhost",), "localhost")
+    cluster = Cluster(("localhost",), "localhost", port=free_port())
     assert distributed.launch(functools.partial(worker, tmp_path), cluster, per_host=2) == 0
     check(tmp_path)
 
@@ -137,7 +152,7 @@ def test_a_failing_spawned_rank_gives_its_exit_code():
     """Rank 0 finishes, rank 1 fails: the host reports rank 1's code, whichever process ends first
     (rank 0's barrier fails once rank 1 is gone, and that can come first: 1 run in 18 before)."""
     for _ in range(3):
-        assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost"), per_host=2) == 3
+        assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost", port=free_port()), per_host=2) == 3
 
 
 def test_a_host_whose_peer_failed_says_so_and_the_failed_host_keeps_its_code():
