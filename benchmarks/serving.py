@@ -58,7 +58,7 @@ import make_sample_data  # noqa: E402
 from classifier import artifact, data, explain, export, gradcam, inference, model as model_lib, presets, runtimes  # noqa: E402,E501
 from classifier.serving import selection  # noqa: E402
 from tests import image_cases  # noqa: E402
-from tests.serving_probes import cgroup_memory  # noqa: E402
+from tests.serving_probes import ServingContainer, cgroup_memory  # noqa: E402
 
 WORK = ROOT / "build" / "bench-serving"
 TS_VENV = ROOT / "build" / "torchserve-venv"
@@ -227,7 +227,7 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
             result["explain_alone_ms"].setdefault(name, {})[function] = 1000 * statistics.median(times)
         print(name, result["explain_alone_ms"][name], flush=True)
     for label, ref, env in (("serve", image, {"SERVING_RUNTIME": "torch"}), ("serve-cpu, auto", cpu_image, {})):
-        server = OurContainer(ref, model_dir, env)
+        server = ServingContainer(ref, model_dir, env, ping_deadline_s=120)
         try:
             load(server.url, server.path, server.headers, images, 1, 3)
             for attributes in ("top_k=5", "top_k=5,explain=gradcam"):
@@ -323,27 +323,6 @@ def wait_http(url: str, timeout: float) -> float:
 
 
 # ---- servers
-class OurContainer:
-    def __init__(self, image: str, model_dir: Path, env: dict[str, str]):
-        args = ["docker", "run", "-d", "-p", "127.0.0.1::8080", "-v", f"{model_dir}:/opt/ml/model:ro"]
-        for name, value in env.items():
-            args += ["-e", f"{name}={value}"]
-        started = time.monotonic()
-        self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
-        port = subprocess.run(["docker", "port", self.id, "8080"], capture_output=True, text=True,
-                              check=True).stdout.split()[0]
-        self.url = f"http://{port}"
-        wait_http(self.url + "/ping", 120)
-        self.cold_start_s = time.monotonic() - started
-        self.path, self.headers = "/invocations", {"Content-Type": "image/jpeg"}
-        import requests
-
-        self.runtime = requests.get(self.url + "/ping", timeout=5).json().get("runtime", runtimes.TORCH)
-
-    def close(self) -> None:
-        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
-
-
 def torchserve_venv() -> Path:
     """build/torchserve-venv with TorchServe's pins; torch/torchvision come from the project venv (.pth)."""
     python = TS_VENV / "bin" / "python"
@@ -467,7 +446,7 @@ def cold_starts(image: str, model_dir: Path, env: dict[str, str], repeats: int) 
     """`docker run` to the first 200 on /ping, `repeats` times (the image is already on the machine)."""
     times = []
     for _ in range(repeats):
-        server = OurContainer(image, model_dir, env)
+        server = ServingContainer(image, model_dir, env, ping_deadline_s=120)
         times.append(server.cold_start_s)
         server.close()
     return times
@@ -501,7 +480,7 @@ def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurre
             repeats: int) -> dict:
     """This checkout's server and REF's, same model, loaded in turn `repeats` times each."""
     variants = {"this checkout": image, ref: image_of(ref, image)}
-    servers = {name: OurContainer(tag, model_dir, {}) for name, tag in variants.items()}
+    servers = {name: ServingContainer(tag, model_dir, ping_deadline_s=120) for name, tag in variants.items()}
     runs: dict[str, list[dict]] = {name: [] for name in servers}
     try:
         for server in servers.values():
@@ -534,7 +513,7 @@ def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
 
     import requests
 
-    server = OurContainer(image, model_dir, {})
+    server = ServingContainer(image, model_dir, ping_deadline_s=120)
     try:
         load(server.url, server.path, server.headers, images, 16, 5)  # steady state: batches of 8 ran
         before, warm_peak = cgroup_memory(server.id)
@@ -616,7 +595,8 @@ def main() -> int:
                ("serve", image, {"SERVING_RUNTIME": "onnx"}),
                ("serve", image, {"SERVING_RUNTIME": "onnx-int8"}),
                ("serve-cpu (auto)", cpu_image, {})]
-    starters = [(name, lambda ref=ref, env=env: OurContainer(ref, model_dir, env)) for name, ref, env in servers]
+    starters = [(name, lambda ref=ref, env=env: ServingContainer(ref, model_dir, env, ping_deadline_s=120))
+                for name, ref, env in servers]
     if not args.no_torchserve:
         starters.append(("TorchServe 0.12 (defaults)", lambda: TorchServe(model_dir)))
     rows = []

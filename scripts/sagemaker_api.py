@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 # Local mode still builds boto3 clients; a region is all it needs (no credentials, no AWS calls).
@@ -119,13 +119,9 @@ def read_failure(job_dir: Path) -> str | None:
         return None
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
-            if member.name.lstrip("./") == "failure":
+            if PurePosixPath(member.name) == PurePosixPath("failure"):  # "failure" or "./failure"
                 return tar.extractfile(member).read().decode(errors="replace")
     return None
-
-
-def sdk_version() -> str:
-    return sagemaker.__version__
 
 
 # --- Hyperparameter tuning on SageMaker (issue 4) -------------------------------------------------
@@ -417,12 +413,6 @@ def deploy_local(image_uri: str, model_data: str, gpu: bool = False, env: dict[s
         raise
     predictor.staging_dir = staging
     return predictor
-
-
-def predict(predictor, data: bytes, content_type: str = "image/jpeg", top_k: int | None = None):
-    """InvokeEndpoint through the SDK's Predictor: the answer, JSON-decoded."""
-    return predictor.predict(data, initial_args={"ContentType": content_type, "Accept": "application/json"},
-                             custom_attributes=f"top_k={top_k}" if top_k else None)
 
 
 def delete_local(predictor) -> None:

@@ -1,11 +1,64 @@
-"""How tests and benchmarks probe a running server: requests sent as most clients send them, and the
-memory its container used."""
+"""How tests and benchmarks run and probe a serving container: `docker run IMAGE serve`, requests sent
+as most clients send them, and the memory the container used."""
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+
+class ServingContainer:
+    """`docker run -d IMAGE serve` with `model_dir` mounted read-only at /opt/ml/model, published on an
+    ephemeral loopback port; ready (and its cold start measured) once /ping answers 200. close() removes it."""
+
+    path = "/invocations"
+    headers = {"Content-Type": "image/jpeg"}
+
+    def __init__(self, image: str, model_dir: Path, env: dict[str, str] | None = None, port: int = 8080,
+                 ping_deadline_s: float = 60):
+        args = ["docker", "run", "-d", "-p", f"127.0.0.1::{port}", "-v", f"{model_dir}:/opt/ml/model:ro"]
+        for name, value in (env or {}).items():
+            args += ["-e", f"{name}={value}"]
+        self.model_dir = model_dir
+        self.started = time.monotonic()
+        self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
+        try:
+            mapping = subprocess.run(["docker", "port", self.id, str(port)], capture_output=True, text=True,
+                                     check=True).stdout.split()[0]
+            self.url = "http://" + mapping
+            self.cold_start_s = self.wait_ready(ping_deadline_s)
+            self.runtime = self.ping()[1]["runtime"]
+        except BaseException:
+            self.close()  # a container that never became ready is not left behind
+            raise
+
+    def ping(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url + "/ping", timeout=2) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            return err.code, {}
+
+    def wait_ready(self, deadline_s: float) -> float:
+        """Seconds from `docker run` to the first 200 on /ping."""
+        while time.monotonic() - self.started < deadline_s:
+            try:
+                if self.ping()[0] == 200:
+                    return time.monotonic() - self.started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet
+            time.sleep(0.1)
+        raise AssertionError(f"/ping never answered 200 within {deadline_s:g}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        done = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    def close(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
 
 
 def urllib_post(url: str, body: bytes, content_type: str, attributes: str = "") -> tuple[int, dict]:

@@ -214,10 +214,6 @@ def wrap(model: torch.nn.Module, context: Context) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 # --- Sharding ----------------------------------------------------------------------------------
 
 class EpochSampler(DistributedSampler):

@@ -29,11 +29,9 @@ import sagemaker_api
 from classifier import artifact, explain, presets, runtimes
 from classifier.serving import selection
 from tests import image_cases
-from tests.serving_probes import cgroup_memory, urllib_post
+from tests.serving_probes import ServingContainer, cgroup_memory, urllib_post
 
 from .jobs import ROOT
-
-PING_DEADLINE_S = 60  # cold start is measured and printed; this only bounds a broken start
 
 
 def unpack(model_tar: Path, into: Path) -> Path:
@@ -42,44 +40,6 @@ def unpack(model_tar: Path, into: Path) -> Path:
         tar.extractall(into, filter="data")
     into.chmod(0o755)
     return into
-
-
-class Container:
-    """`docker run -d IMAGE serve` with /opt/ml/model mounted; removed by stop()."""
-
-    def __init__(self, image: str, model_dir: Path, env: dict[str, str] | None = None, port: int = 8080):
-        args = ["docker", "run", "-d", "-p", f"127.0.0.1::{port}", "-v", f"{model_dir}:/opt/ml/model:ro"]
-        for name, value in (env or {}).items():
-            args += ["-e", f"{name}={value}"]
-        self.model_dir = model_dir
-        self.started = time.monotonic()
-        self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
-        mapping = subprocess.run(["docker", "port", self.id, str(port)], capture_output=True, text=True,
-                                 check=True).stdout.split()[0]
-        self.url = "http://" + mapping
-        self.cold_start_s = self.wait_ready()
-        self.runtime = requests.get(self.url + "/ping", timeout=5).json()["runtime"]
-
-    def wait_ready(self) -> float:
-        while time.monotonic() - self.started < PING_DEADLINE_S:
-            try:
-                if requests.get(self.url + "/ping", timeout=2).status_code == 200:
-                    return time.monotonic() - self.started
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"/ping never answered 200 within {PING_DEADLINE_S}s:\n{self.logs()}")
-
-    def logs(self) -> str:
-        done = subprocess.run(["docker", "logs", self.id], capture_output=True, text=True)
-        return done.stdout + done.stderr
-
-    def stop(self, timeout: int = 30) -> subprocess.CompletedProcess:
-        done = subprocess.run(["docker", "stop", "-t", str(timeout), self.id], capture_output=True, text=True)
-        return done
-
-    def remove(self) -> None:
-        subprocess.run(["docker", "rm", "-f", self.id], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +54,11 @@ VARIANTS = {"serve-torch": ("serve_image", {"SERVING_RUNTIME": "torch"}), "serve
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def container(request, model_dir):
     image_fixture, env = VARIANTS[request.param]
-    served = Container(request.getfixturevalue(image_fixture), model_dir, env)
+    served = ServingContainer(request.getfixturevalue(image_fixture), model_dir, env)
     print(f"{request.param}: cold start (docker run -> first 200 on /ping) {served.cold_start_s:.1f}s, "
           f"runtime {served.runtime}")
     yield served
-    served.remove()
+    served.close()
 
 
 @pytest.fixture(params=["serve_image", "serve_cpu_image"])
@@ -257,7 +217,7 @@ def test_bind_to_port_and_graceful_sigterm(any_serve_image, model_dir, sample_da
     `Expect: 100-continue` tells the test when a worker thread holds the request (gunicorn answers
     "100 Continue" from the thread that handles it): SIGTERM comes exactly then, no sleeps.
     """
-    served = Container(any_serve_image, model_dir, env={"SAGEMAKER_BIND_TO_PORT": "9123"}, port=9123)
+    served = ServingContainer(any_serve_image, model_dir, env={"SAGEMAKER_BIND_TO_PORT": "9123"}, port=9123)
     try:
         image = next((sample_data / "test").rglob("*.jpg")).read_bytes()
         host, port = served.url.removeprefix("http://").rsplit(":", 1)
@@ -278,7 +238,7 @@ def test_bind_to_port_and_graceful_sigterm(any_serve_image, model_dir, sample_da
         exit_code = subprocess.run(["docker", "wait", served.id], capture_output=True, text=True).stdout.strip()
         assert exit_code == "0" and time.monotonic() - start < 25, served.logs()
     finally:
-        served.remove()
+        served.close()
 
 
 # ---- hardening: what no request may break (the same limits as tests/unit/test_server_wire.py, in the image)
@@ -344,7 +304,8 @@ def test_local_mode_deploy_and_predictor(serve_image, trained_model, sample_data
     image = next((sample_data / "test").rglob("*.jpg")).read_bytes()
     predictor = sagemaker_api.deploy_local(serve_image, f"file://{trained_model[0]}")
     try:
-        answer = sagemaker_api.predict(predictor, image, "image/jpeg", top_k=3)
+        answer = predictor.predict(image, initial_args={"ContentType": "image/jpeg", "Accept": "application/json"},
+                                   custom_attributes="top_k=3")
         assert len(answer["predictions"]) == 3
         assert answer["predictions"][0]["probability"] >= answer["predictions"][1]["probability"]
     finally:

@@ -277,3 +277,19 @@ def test_a_refused_job_names_the_quota(monkeypatch):
                         "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances")
     with pytest.raises(RuntimeError, match="was not started: .*ml.g5.xlarge for training job usage.*GPU quotas"):
         start(boto, "off")
+
+
+@pytest.mark.parametrize("name,found", [("failure", True), ("./failure", True), ("../failure", False),
+                                        ("data/failure", False)])
+def test_read_failure_finds_only_the_jobs_own_failure_file(tmp_path, name, found):
+    import io
+    import tarfile
+
+    import sagemaker_api
+
+    with tarfile.open(tmp_path / "output.tar.gz", "w:gz") as tar:
+        data = b"AlgorithmError: lr must be > 0"
+        member = tarfile.TarInfo(name)
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    assert sagemaker_api.read_failure(tmp_path) == ("AlgorithmError: lr must be > 0" if found else None)
