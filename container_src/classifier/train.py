@@ -146,6 +146,7 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     modules = dict(network=network, optimizer=optimizer, scheduler=scheduler, scaler=scaler, generator=generator)
     loop = resume(folder, context, hp, dataset.classes, **modules)
     model = distributed.wrap(network, context)  # averages gradients across ranks; `network` stays the plain module
+    optimisation = engine.Optimisation(model, trainable, train_criterion, optimizer, scheduler, scaler, prep)
 
     with signals.stop_requests() as stop_request:
         def stop() -> bool:  # every rank stops at the same step
@@ -154,9 +155,8 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
         for epoch in range(loop.epochs_done + 1, hp.epochs + 1):
             sampler.start(epoch, skip=loop.progress.step * hp.batch_size)
             debug.train()
-            stats = engine.train_one_epoch(model, trainable, train_loader, optimizer, scheduler, train_criterion,
-                                           prep, scaler, epoch, hp.epochs, hp.log_interval, on_step=prof.step,
-                                           progress=loop.progress, stop=stop)
+            stats = engine.train_one_epoch(optimisation, train_loader, epoch, hp.epochs, hp.log_interval,
+                                           on_step=prof.step, progress=loop.progress, stop=stop)
             if stats.interrupted:
                 path = save_checkpoint(folder, context, loop, hp, dataset.classes, **modules)
                 raise Interrupted(stop_request, f"epoch {epoch} step {loop.progress.step}/{steps_per_epoch}", folder,
