@@ -159,10 +159,15 @@ def runtime_alone(model_dir: Path, name: str, images: list[bytes], batch: int, s
     runtime.start(os.cpu_count() or 1)
     x = np.stack([presets.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
     runtime.probabilities(x)  # warm-up
+    return images_per_second(runtime, x, seconds)
+
+
+def images_per_second(runtime, batch: np.ndarray, seconds: float) -> float:
+    """`runtime.probabilities(batch)` again and again for `seconds`: images per second."""
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        runtime.probabilities(x)
-        done += batch
+        runtime.probabilities(batch)
+        done += len(batch)
     return done / (time.perf_counter() - start)
 
 
@@ -199,11 +204,7 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
         speeds = {label: [] for label in pair}
         for _ in range(4):  # interleaved, so both see the same noise
             for label, runtime in pair.items():
-                done, start = 0, time.perf_counter()
-                while time.perf_counter() - start < seconds / 4:
-                    runtime.probabilities(batch)
-                    done += len(batch)
-                speeds[label].append(done / (time.perf_counter() - start))
+                speeds[label].append(images_per_second(runtime, batch, seconds / 4))
         answers = {label: runtimes.probabilities_in_batches(runtime, test, 16) for label, runtime in pair.items()}
         a, b = answers.values()
         result["without_explain"][name] = {

@@ -19,13 +19,19 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
+def _data_uri(save, media: str) -> str:
+    """An image embedded in the page: `save(buffer)` writes it, `media` is its type (image/png...)."""
+    buffer = io.BytesIO()
+    save(buffer)
+    return f"data:{media};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    uri = _data_uri(lambda out: fig.savefig(out, format="png", dpi=110, bbox_inches="tight"), "image/png")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return uri
 
 
 def _pyplot():
@@ -83,9 +89,7 @@ def thumbnail(path: Path) -> str | None:
     except (presets.BadImage, OSError):
         return None
     image.thumbnail((THUMBNAIL, THUMBNAIL))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return _data_uri(lambda out: image.save(out, "JPEG", quality=85), "image/jpeg")
 
 
 def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
@@ -98,11 +102,9 @@ def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
     if "gradcam" not in mistake or "crop_jpeg" not in mistake:
         return None
     heat = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), explanation["preprocessing"]["crop"])
-    picture = overlay(explain.decode_png(mistake["crop_jpeg"]), heat)
+    picture = overlay(explain.decode_image(mistake["crop_jpeg"]), heat)
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return _data_uri(lambda out: picture.save(out, "PNG"), "image/png")
 
 
 def render(result: dict, title: str, image_root: Path | None = None) -> str:

@@ -11,7 +11,6 @@ endpoint or an error answer.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import os
@@ -145,13 +144,11 @@ def invoke_endpoint(client, endpoint: str, image: ImageInput, top_k: int, explai
 
 def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) -> Path:
     """The answer's heatmap over its crop as folder/<name>.gradcam.png (names made unique in this run)."""
-    import numpy as np
-
+    from classifier import explain
     from overlays import overlay
 
     try:
-        heat, crop = (np.asarray(Image.open(io.BytesIO(base64.b64decode(explanation[key]))))
-                      for key in ("heatmap_png", "crop_png"))
+        heat, crop = (explain.decode_image(explanation[key]) for key in ("heatmap_png", "crop_png"))
     except (KeyError, ValueError, OSError) as err:
         raise QueryError(f"the explanation for {source} is not two base64 PNGs ({err})") from None
     stem = Path(source.split("?")[0].rstrip("/")).stem or "image"
@@ -196,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise QueryError(f"--explain {args.explain}: cannot create it ({err})", 2) from None
         client = runtime_client(args.region) if args.endpoint else None
         results, taken = [], set()
+        explain = args.explain is not None
         for image in images:
-            explain = args.explain is not None
             if client is not None:
                 answer = invoke_endpoint(client, args.endpoint, image, args.top_k, explain)
             else:

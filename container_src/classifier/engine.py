@@ -54,10 +54,14 @@ class Optimisation:
     scaler: torch.amp.GradScaler       # fp16 loss scaling (a no-op for bf16 and fp32)
     preprocessing: dict
 
+    def __post_init__(self):
+        # Where the model sits and its autocast dtype are fixed once it is built: not looked up every step.
+        self.device = next(self.model.parameters()).device
+        self.autocast_dtype = inference.device_settings(self.device)[0]
+
     def step(self, images: torch.Tensor, labels: torch.Tensor, where: str) -> tuple[float, int]:
         """One optimiser step on a batch: (its mean loss, how many it got right)."""
-        device = next(self.model.parameters()).device
-        dtype, _ = inference.device_settings(device)
+        device, dtype = self.device, self.autocast_dtype
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = inference.logits(self.model, images, self.preprocessing)

@@ -83,8 +83,8 @@ def jpeg(pixels: np.ndarray, quality: int = 90) -> str:
     return base64.b64encode(out.getvalue()).decode()
 
 
-def decode_png(encoded: str) -> np.ndarray:
-    """A base64 PNG (or JPEG) of an answer -> its uint8 pixels."""
+def decode_image(encoded: str) -> np.ndarray:
+    """A base64 PNG of an answer (or the evaluation's JPEG crop) -> its uint8 pixels."""
     with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
         return np.asarray(image)
 

@@ -250,8 +250,7 @@ def write_evaluation(paths: SageMakerPaths, test_set: data.TensorImages, outcome
     (torch when there are no exports), so its numbers are the endpoint's, and the Grad-CAM of its worst
     mistakes (torch: the reference, equal to the ONNX CAM where that exists). Never fails the job."""
     try:
-        metadata = artifact.load_metadata(paths.model)
-        network, _ = artifact.load(paths.model)
+        network, metadata = artifact.load(paths.model)
         torch_runtime = runtimes.TorchRuntime(network, metadata["preprocessing"], metadata.get("explanation"))
         runtime = selection.plan(paths.model, metadata, selection.Gate())[0][0]
         if outcome is None or runtime not in outcome.probabilities:

@@ -68,4 +68,4 @@ def test_the_trainers_gallery_has_the_grad_cam_of_each_mistake(model, sample_dat
         assert metadata["classes"][probabilities.argmax()] == mistake["predicted"]
         ours = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), prep["crop"]).astype(int)
         assert np.abs(ours - explain.heatmap(maps[0], prep["crop"]).astype(int)).max() <= 2
-        assert explain.decode_png(mistake["crop_jpeg"]).shape == (64, 64, 3)  # JPEG: near the crop, not equal
+        assert explain.decode_image(mistake["crop_jpeg"]).shape == (64, 64, 3)  # JPEG: near the crop, not equal

@@ -170,9 +170,9 @@ def test_explanations_equal_the_offline_ones(container, model_dir, sample_data, 
     _, maps = runtimes.TorchRuntime(network, prep, metadata["explanation"]).explain(crops)
     for record, raw, crop in zip(answer["explanations"], maps, crops):
         assert record["layer"] == metadata["explanation"]["layer"] == "layer2"
-        assert np.array_equal(explain.decode_png(record["crop_png"]), crop.transpose(1, 2, 0))
+        assert np.array_equal(explain.decode_image(record["crop_png"]), crop.transpose(1, 2, 0))
         offline = explain.heatmap(raw, prep["crop"]).astype(int)
-        assert np.abs(explain.decode_png(record["heatmap_png"]).astype(int) - offline).max() <= 2
+        assert np.abs(explain.decode_image(record["heatmap_png"]).astype(int) - offline).max() <= 2
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "query.py"), "--url", container.url,
                            "--explain", str(tmp_path / "cams"), *map(str, files[:2])],
                           capture_output=True, text=True, timeout=120)

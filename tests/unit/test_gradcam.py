@@ -109,11 +109,6 @@ def test_the_onnx_cam_output_is_grad_cam(cam_model):
             assert difference.max() <= tolerance, name
 
 
-def png_pixels(encoded: str) -> np.ndarray:
-    with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
-        return np.asarray(image)
-
-
 def jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (240, 300, 3), dtype=np.uint8)).save(buffer, "JPEG")
@@ -131,7 +126,7 @@ def test_the_handler_answers_explanations(cam_model, runtime):
     assert answer["predictions"] == plain["predictions"]  # explaining changes no answer
     record = answer["explanations"]
     assert (record["method"], record["layer"], record["label"]) == ("gradcam", "layer4", plain["predictions"][0]["label"])
-    heat, crop = png_pixels(record["heatmap_png"]), png_pixels(record["crop_png"])
+    heat, crop = explain.decode_image(record["heatmap_png"]), explain.decode_image(record["crop_png"])
     prep = served.preprocessing
     assert heat.shape == (224, 224) and heat.max() > 200  # the peak of a 7x7 map, bilinearly upsampled
     assert np.array_equal(crop, presets.eval_image(body, prep).transpose(1, 2, 0))  # the crop the model saw
