@@ -76,6 +76,12 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
     )
     try:
         estimator.fit(inputs, job_name=job_name, logs=True)
+        # Local mode trusts `docker-compose up --abort-on-container-exit`'s exit status, which compose 1.x
+        # does not guarantee to be the container's (docker/compose#5966): a job whose trainer exited 1 came
+        # back as a success once in CI. The job's own `failure` file is the verdict.
+        failure = read_failure(job_dir)
+        if failure is not None:
+            raise RuntimeError(failure)
     except Exception as err:  # local mode raises a bare RuntimeError
         raise RuntimeError(f"training job {job_name} failed: {read_failure(job_dir) or err}") from err
     finally:

@@ -3,6 +3,7 @@ botocore's Stubber), the S3 upload that skips what is there (moto), and train.py
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -293,3 +294,29 @@ def test_read_failure_finds_only_the_jobs_own_failure_file(tmp_path, name, found
         member.size = len(data)
         tar.addfile(member, io.BytesIO(data))
     assert sagemaker_api.read_failure(tmp_path) == ("AlgorithmError: lr must be > 0" if found else None)
+
+
+def test_a_local_job_with_a_failure_file_fails_even_when_compose_says_it_succeeded(tmp_path, monkeypatch):
+    """docker-compose 1.x may exit 0 although the training container exited 1; the job's failure file decides."""
+    import io
+    import tarfile
+
+    import sagemaker_api
+
+    class ComposeSaidSuccess:  # what local mode's Estimator does then: archives written, fit() returns
+        def __init__(self, output_path, **_):
+            self.job_dir = Path(output_path.removeprefix("file://"))
+
+        def fit(self, inputs, job_name, logs):
+            with tarfile.open(self.job_dir / "output.tar.gz", "w:gz") as tar:
+                reason = b"HyperparameterError: hyperparameter 'batch-size': 'many' is not a valid int"
+                member = tarfile.TarInfo("failure")
+                member.size = len(reason)
+                tar.addfile(member, io.BytesIO(reason))
+            (self.job_dir / "model.tar.gz").write_bytes(b"")
+
+    monkeypatch.setattr(sagemaker_api, "Estimator", ComposeSaidSuccess)
+    monkeypatch.setattr(sagemaker_api, "remove_job_containers", lambda image, job: None)
+    with pytest.raises(RuntimeError, match="training job bad-hp failed: HyperparameterError: .*'batch-size'"):
+        sagemaker_api.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="bad-hp")
+    assert not (tmp_path / "out" / "model.tar.gz").exists()  # nothing of a failed job passes for a model
