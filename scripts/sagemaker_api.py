@@ -64,17 +64,17 @@ def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameter
     # Local mode leaves its working folder behind (a copy of the model, ~100 MB a ResNet18 job): it gets one
     # of ours, removed after the job.
     scratch = Path(tempfile.mkdtemp(prefix=f"{LOCAL_SCRATCH_PREFIX}{job_name}-"))
-    estimator = Estimator(
-        image_uri=image_uri,
-        role=LOCAL_ROLE,
-        instance_count=instance_count,
-        instance_type="local_gpu" if gpu else "local",
-        output_path=f"file://{job_dir}",  # local mode writes the archives right here
-        hyperparameters=hyperparameters,
-        environment=local_thread_limits(instance_count),
-        sagemaker_session=local_session(scratch),
-    )
-    try:
+    try:  # from here on, whatever fails, the scratch folder goes
+        estimator = Estimator(
+            image_uri=image_uri,
+            role=LOCAL_ROLE,
+            instance_count=instance_count,
+            instance_type="local_gpu" if gpu else "local",
+            output_path=f"file://{job_dir}",  # local mode writes the archives right here
+            hyperparameters=hyperparameters,
+            environment=local_thread_limits(instance_count),
+            sagemaker_session=local_session(scratch),
+        )
         estimator.fit(inputs, job_name=job_name, logs=True)
         # Local mode trusts `docker-compose up --abort-on-container-exit`'s exit status, which compose 1.x
         # does not guarantee to be the container's (docker/compose#5966): a job whose trainer exited 1 came

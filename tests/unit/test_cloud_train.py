@@ -320,3 +320,19 @@ def test_a_local_job_with_a_failure_file_fails_even_when_compose_says_it_succeed
     with pytest.raises(RuntimeError, match="training job bad-hp failed: HyperparameterError: .*'batch-size'"):
         sagemaker_api.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="bad-hp")
     assert not (tmp_path / "out" / "model.tar.gz").exists()  # nothing of a failed job passes for a model
+
+
+def test_a_local_job_that_cannot_start_leaves_no_scratch_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    import sagemaker_api
+
+    def refuse(**_):
+        raise ValueError("bad estimator arguments")
+
+    monkeypatch.setattr(sagemaker_api, "Estimator", refuse)
+    monkeypatch.setattr(sagemaker_api, "remove_job_containers", lambda image, job: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # mkdtemp's folder: this test's own
+    with pytest.raises(RuntimeError, match="training job no-start failed: bad estimator arguments"):
+        sagemaker_api.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="no-start")
+    assert not list(tmp_path.glob(f"{sagemaker_api.LOCAL_SCRATCH_PREFIX}*"))
