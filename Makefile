@@ -48,7 +48,7 @@ DEMO_EPOCHS ?= 8
 DEMO_DEBUG_HP ?= --hp debugger-save-interval=4 --hp debugger-loss-interval=1
 JOB ?= $(OUTPUT)
 
-export SAGEMAKER_SUPPRESS_V2_WARNING=1
+
 
 .PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
         benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
@@ -107,7 +107,7 @@ print-images:
 	@echo $(SERVE_CPU_IMAGE)
 
 # ---- cloud (issue 6): push, MODE=cloud targets, teardown. AWS settings come from the environment
-# (scripts/settings.py: AWS_REGION, SAGEMAKER_ROLE_ARN, S3_BUCKET...); scripts fail fast naming a missing one.
+# (classifier_host/settings.py: AWS_REGION, SAGEMAKER_ROLE_ARN, S3_BUCKET...); scripts fail fast naming a missing one.
 # Pushes the three images (ECR, or REGISTRY=host:port) and records their digests in build/images.json,
 # which the cloud targets read so jobs and endpoints run an exact digest.
 IMAGES_FILE ?= build/images.json
@@ -130,7 +130,7 @@ deploy: setup
 
 query: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
-	$(if $(filter cloud,$(MODE)),endpoint=$$($(PY) scripts/settings.py recorded endpoint) &&) \
+	$(if $(filter cloud,$(MODE)),endpoint=$$($(PY) scripts/records.py recorded endpoint) &&) \
 	$(PY) scripts/query.py $(if $(filter local,$(MODE)),--url http://localhost:8080,--endpoint "$$endpoint") $(QUERY_IMAGES)
 
 teardown: setup

@@ -14,7 +14,6 @@ over a whole run of --epochs, and the ratios. One process, one torch thread: ima
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import make_sample_data  # noqa: E402
-from classifier import data, presets  # noqa: E402
+from classifier import data, presets
+from classifier_host.data import samples as sample_set
 
 
 def rate(loader) -> float:
@@ -47,7 +45,7 @@ def main() -> None:
     size = args.image_size
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_sample_data.make(Path(tmp), per_class=(args.images // 5, 0, 0), width=500, height=400)
+        root = sample_set.make(Path(tmp), per_class=(args.images // 5, 0, 0), width=500, height=400)
         train = root / "train"
         print(f"{args.images} JPEGs of ~500x400 (quality 90), crop {size}, 1 process, 1 torch thread")
 

@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from classifier import metrics
+from classifier_host.data import samples as sample_set
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import make_sample_data  # noqa: E402
-from classifier import metrics  # noqa: E402
 
 HPS = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64", "batch-size": "32",
        "lr": "0.003", "augment": "basic", "debugger": "false", "profiling": "false"}
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     image = args.image or train_image()
     with tempfile.TemporaryDirectory() as tmp:
-        data = make_sample_data.make(Path(tmp) / "data")
+        data = sample_set.make(Path(tmp) / "data")
         results = [run(image, data, Path(tmp) / f"out{n}", n, args.epochs) for n in args.counts]
     base = results[0]["images_per_sec"]
     print(f"{'instances':>9} {'images/s':>9} {'vs first':>9} {'job s':>6}   (machine: {os.cpu_count()} cores)")

@@ -52,11 +52,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT))
-import make_sample_data  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tests/ (its image cases and the serving probe)
 from classifier import artifact, data, explain, export, gradcam, inference, model as model_lib, presets, runtimes  # noqa: E402,E501
 from classifier.serving import selection  # noqa: E402
+from classifier_host.data import samples as sample_set  # noqa: E402
 from tests import image_cases  # noqa: E402
 from tests.serving_probes import ServingContainer, cgroup_memory  # noqa: E402
 
@@ -76,8 +75,8 @@ def make_model(model_dir: Path) -> None:
     shutil.rmtree(model_dir, ignore_errors=True)
     sample = WORK / "sample-data"
     if not (sample / "test").is_dir():
-        make_sample_data.make(sample, per_class=(40, 10, 20), width=500, height=400)
-    names = [name for name, _, _ in make_sample_data.CLASSES]
+        sample_set.make(sample, per_class=(40, 10, 20), width=500, height=400)
+    names = [name for name, _, _ in sample_set.CLASSES]
     classes = names + [f"{i:03d}.unused_{i}" for i in range(len(names) + 1, NUM_CLASSES + 1)]
     prep = presets.eval_preprocessing(IMAGE_SIZE)
     splits = {split: data.list_samples(sample / split, names) for split in ("train", "test")}
@@ -142,12 +141,12 @@ def make_images(count: int) -> list[bytes]:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    shapes = make_sample_data.CLASSES
+    shapes = sample_set.CLASSES
     images = []
     for i in range(count):
         _, shape, colour = shapes[i % len(shapes)]
         buffer = io.BytesIO()
-        make_sample_data.draw(shape, colour, 500, 400, rng).save(buffer, "JPEG", quality=90)
+        sample_set.draw(shape, colour, 500, 400, rng).save(buffer, "JPEG", quality=90)
         images.append(buffer.getvalue())
     return images
 

@@ -29,9 +29,11 @@ fi
 mkdir -p build/weights
 # Passed with --label, which both builders apply after the Dockerfile's last instruction: the labels
 # that change on every build (created) never invalidate a cached layer.
+# A command substitution, not `< <(...)`: under `set -e` a provenance failure stops the build here
+# (a process substitution's exit status is lost, and the image would be built without its labels).
+label_lines=$("$python" scripts/provenance.py labels --image "$image" --base "$base" --context "$context")
 labels=()
-while IFS= read -r label; do labels+=(--label "$label"); done \
-  < <("$python" scripts/provenance.py labels --image "$image" --base "$base" --context "$context")
+while IFS= read -r label; do labels+=(--label "$label"); done <<< "$label_lines"
 echo "building $image (target $target, base $base)..."
 start=$(date +%s)
 # TARGET: the Dockerfile's serving stage goes on the packages of the target being built.

@@ -1,49 +1,12 @@
-"""Download torchvision's ImageNet weights for the named models into build/weights (host side).
-
-The Dockerfile copies that folder into the training image's weight cache, so the image build and the
-training jobs need no network (jobs can run with network isolation). Where the download is not
-possible (no network), this warns and goes on: the image then lacks those weights, and a job asking
-for weights=imagenet fails with a clear reason.
+"""Download torchvision's ImageNet weights for the named models into build/weights (`make build` runs it).
 
     python scripts/fetch_weights.py resnet50 [efficientnet_b0 ...] [--dest build/weights]
+
+The command lives in classifier_host.cli.fetch_weights (`--help` for every option).
 """
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-from pathlib import Path
 
-import torch
-import torchvision
-
-
-def fetch(model_name: str, dest: Path) -> Path | None:
-    weights = torchvision.models.get_model_weights(model_name).DEFAULT
-    target = dest / os.path.basename(weights.url)
-    if target.is_file():
-        print(f"{model_name}: {target.name} already present")
-        return target
-    try:
-        torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=None, progress=False)
-    except Exception as err:  # offline: the build must still go on
-        print(f"warning: could not download {model_name} ImageNet weights ({weights.url}): {err}. "
-              "The image will not have them; jobs with weights=imagenet for this model will fail clearly.",
-              file=sys.stderr)
-        return None
-    print(f"{model_name}: downloaded {target.name} ({target.stat().st_size / 1e6:.0f} MB)")
-    return target
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help="torchvision model names, e.g. resnet50")
-    parser.add_argument("--dest", type=Path, default=Path("build/weights"))
-    args = parser.parse_args()
-    args.dest.mkdir(parents=True, exist_ok=True)
-    for name in args.models:
-        fetch(name, args.dest)
-
+from classifier_host.cli import fetch_weights
 
 if __name__ == "__main__":
-    main()
+    sys.exit(fetch_weights.main())

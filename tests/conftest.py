@@ -10,10 +10,10 @@ os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 import pytest
 
-import make_sample_data
+from classifier_host.data import samples as sample_set
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """5 classes x (12 train, 4 valid, 4 test) small JPEGs: enough to exercise every code path fast."""
-    return make_sample_data.make(tmp_path_factory.mktemp("tiny"), per_class=(12, 4, 4), width=96, height=80)
+    return sample_set.make(tmp_path_factory.mktemp("tiny"), per_class=(12, 4, 4), width=96, height=80)

@@ -161,8 +161,8 @@ BY_NAME = {p.name: p for p in SCHEMA}
 
 
 # --- The tuning search space (one definition for the SageMaker tuner and the local tuner) ---------
-# scripts/sagemaker_api.py turns it into the SDK's parameter ranges, scripts/local_tuner.py into
-# Optuna suggestions; tests check that every value it can produce passes the schema above.
+# scripts/sagemaker_api.py turns it into the SDK's parameter ranges, scripts/classifier_host/tuning/search.py
+# into Optuna suggestions; tests check that every value it can produce passes the schema above.
 
 @dataclass(frozen=True)
 class Continuous:

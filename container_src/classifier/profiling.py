@@ -6,8 +6,9 @@
     operators.json the window's operators by self time
     epochs.jsonl   per epoch: seconds waiting for the data loader vs computing, images/s
 
-scripts/report.py turns them into the job report. SageMaker's own system monitoring (ProfilerConfig)
-needs nothing in the container; this is what keeps working where that is not available.
+scripts/classifier_host/reports/training.py turns them into the job report. SageMaker's own system
+monitoring (ProfilerConfig) needs nothing in the container; this is what keeps working where that is not
+available.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import make_sample_data
+from classifier_host.data import samples as sample_set
 
 from .jobs import SMALL_HP, images, run_train
 
@@ -63,7 +63,7 @@ def remove_finished_job_containers():
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> Path:
-    return make_sample_data.make(tmp_path_factory.mktemp("sample"))
+    return sample_set.make(tmp_path_factory.mktemp("sample"))
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import make_sample_data
 from classifier import artifact, data, explain, presets, runtimes
+from classifier_host.data import samples as sample_set
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_the_heat_falls_on_the_shape(model, tmp_path):
     leave room to tell: at 60% of the crop a shape could hold at most 1.7x. On the images the model gets
     right, Grad-CAM puts on average at least twice the shape's area share of its heat on the shape."""
     folder, runtime, metadata = model
-    root = make_sample_data.make(tmp_path / "held-out", per_class=(0, 0, 16), seed=7, scale=(0.3, 0.45),
+    root = sample_set.make(tmp_path / "held-out", per_class=(0, 0, 16), seed=7, scale=(0.3, 0.45),
                                  masks=True)
     prep = metadata["preprocessing"]
     samples = data.list_samples(root / "test", metadata["classes"])
@@ -42,7 +42,7 @@ def test_the_heat_falls_on_the_shape(model, tmp_path):
     probabilities, maps = runtime.explain(crops)
     ratios, uniform = [], []
     for (path, label), raw, predicted in zip(samples, maps, probabilities.argmax(1)):
-        with Image.open(root / make_sample_data.MASKS / "test" / path.parent.name / f"{path.stem}.png") as mask:
+        with Image.open(root / sample_set.MASKS / "test" / path.parent.name / f"{path.stem}.png") as mask:
             on_shape = presets.resize_center_crop(mask.convert("RGB"), prep["resize"], prep["crop"])[0] > 127
         heat = explain.heatmap(raw, prep["crop"]).astype(np.float64)
         if predicted != label or on_shape.mean() < 0.02 or heat.sum() == 0:

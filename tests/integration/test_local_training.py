@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-import sagemaker_api
+from classifier_host.sagemaker import local
 
 from classifier import artifact, metrics, runtimes
 
@@ -40,7 +40,7 @@ def test_model_tar_holds_what_the_server_needs(trained_model):
     # (It holds the job's docker-compose.yaml; the SDK's default, a bare mkdtemp, was never removed.)
     job = (model_tar.parent / "last_training_job.txt").read_text().strip()
     compose_files = [*Path(tempfile.gettempdir()).glob("*/docker-compose.yaml"),
-                     *Path(tempfile.gettempdir()).glob(f"{sagemaker_api.LOCAL_SCRATCH_PREFIX}*/*/docker-compose.yaml")]
+                     *Path(tempfile.gettempdir()).glob(f"{local.LOCAL_SCRATCH_PREFIX}*/*/docker-compose.yaml")]
     assert not [f for f in compose_files if job in f.read_text(errors="replace")]
 
 
@@ -71,11 +71,11 @@ def test_the_image_exports_onnx_and_int8_and_scores_them(trained_model):
 
 
 def test_bad_hyperparameter_fails_the_job_with_the_reason(sample_data, train_image, tmp_path):
-    import sagemaker_api  # bypass the launcher's own check: the container must refuse it too
+    # local.train_local directly: past the launcher's own check, the container must refuse it too
     import pytest
     job = f"bad-hp-{uuid.uuid4().hex[:8]}"
     with pytest.raises(RuntimeError) as info:
-        sagemaker_api.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"},
+        local.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"},
                                   job_name=job)
     message = str(info.value)
     assert "HyperparameterError" in message and "'batch-size'" in message and "'many'" in message

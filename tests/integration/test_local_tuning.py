@@ -5,10 +5,9 @@ import json
 
 import pytest
 
-import local_tuner
-import train
-import tune
 from classifier import hyperparams
+from classifier_host.cli import tune
+from classifier_host.tuning import results, search
 
 # Short trials: one epoch of a small network on 32-pixel images (about half a minute each on 2 CPUs).
 FIXED = {"model-name": "resnet18", "weights": "none", "image-size": "32", "epochs": "1", "augment": "basic"}
@@ -20,9 +19,9 @@ REFUSED = {"lr": 50.0}
 def test_local_search_records_a_failed_trial_and_writes_the_best(sample_data, train_image, tmp_path):
     space = tune.search_space(FIXED)
     lines = []
-    trials = local_tuner.search(local_tuner.local_job_runner(train_image, sample_data), tmp_path, max_jobs=4,
-                                fixed=FIXED, space=space, seed=0, first_trials=[REFUSED], name="it-tune",
-                                say=lines.append)
+    trials = search.search(search.local_job_runner(train_image, sample_data), tmp_path, max_jobs=4,
+                           fixed=FIXED, space=space, seed=0, first_trials=[REFUSED], name="it-tune",
+                           say=lines.append)
     statuses = [t.status for t in trials]
     assert statuses == ["Failed", "Completed", "Completed", "Completed"], [t.failure_reason for t in trials]
     refused = trials[0]
@@ -34,7 +33,7 @@ def test_local_search_records_a_failed_trial_and_writes_the_best(sample_data, tr
         assert 0.0 <= t.objective <= 1.0 and "test_acc" in t.extra
         assert (tmp_path / "jobs" / t.job_name / "job.log").is_file()
 
-    best_path = local_tuner.write_results(tmp_path, trials, FIXED, space, "it-tune")
+    best_path = search.write_results(tmp_path, trials, FIXED, space, "it-tune")
     document = json.loads(best_path.read_text())
     best = max(trials[1:], key=lambda t: t.objective)
     assert document["best_training_job_name"] == best.job_name
@@ -44,5 +43,5 @@ def test_local_search_records_a_failed_trial_and_writes_the_best(sample_data, tr
     assert len(rows) == 4 and rows[0]["status"] == "Failed" and "'lr'" in rows[0]["failure_reason"]
     assert (tmp_path / "tuning.png").stat().st_size > 1000
     # The handoff: what the training launcher would send, and the trainer's schema accepts it.
-    hp = hyperparams.parse(train.hyperparameters_from_file(best_path))
+    hp = hyperparams.parse(results.load_best(best_path))
     assert hp.lr == best.tuned["lr"] and hp.batch_size == best.tuned["batch-size"]

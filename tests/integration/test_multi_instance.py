@@ -5,9 +5,9 @@ import tarfile
 import numpy as np
 import torch
 
-import make_sample_data
-import sagemaker_api
+from classifier_host.sagemaker import local
 from classifier import artifact, inference, metrics, presets
+from classifier_host.data import samples as sample_set
 
 from .jobs import SMALL_HP, run_train
 
@@ -38,7 +38,7 @@ def test_two_instances_train_a_model_as_good_as_one(trained_model, sample_data, 
     # Both containers joined one process group (gloo over the sagemaker-local network, eth0).
     assert "rank 0 of 2 on algo-1" in log and "rank 1 of 2 on algo-2" in log, log[-6000:]
     # The two containers share this machine's cores: each gets its share of torch threads.
-    threads = sagemaker_api.local_thread_limits(2)["OMP_NUM_THREADS"]
+    threads = local.local_thread_limits(2)["OMP_NUM_THREADS"]
     assert log.count(f"device cpu, {threads} torch threads,") == 2, log[-6000:]
     # Only rank 0 prints metric lines: each epoch once, then the final line once.
     found = metrics.parse_metrics(log)
@@ -47,7 +47,7 @@ def test_two_instances_train_a_model_as_good_as_one(trained_model, sample_data, 
     with tarfile.open(tmp_path / "model.tar.gz") as tar:
         meta = json.load(tar.extractfile("metadata.json"))
     assert round(meta["metrics"]["test_acc"], 6) == metrics.last_value(log, "test_acc")
-    held_out = make_sample_data.make(tmp_path / "held-out", per_class=(0, 0, 60), seed=123)
+    held_out = sample_set.make(tmp_path / "held-out", per_class=(0, 0, 60), seed=123)
     single = held_out_accuracy(single_tar, held_out)
     multi = held_out_accuracy(tmp_path / "model.tar.gz", held_out)
     assert abs(multi - single) <= 0.05, f"held-out accuracy (300 images): 2 instances {multi:.3f}, 1 instance {single:.3f}"

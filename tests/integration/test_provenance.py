@@ -10,9 +10,8 @@ import subprocess
 import tarfile
 import uuid
 
-import provenance
-import sbom
-from provenance import INPUTS_LABEL, OCI
+from classifier_host.images import provenance, sbom
+from classifier_host.images.provenance import INPUTS_LABEL, OCI
 
 from .jobs import ROOT
 from .registry import ROLES, labels, make_build, remove_images, small_context

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from provenance import INPUTS_LABEL
+from classifier_host.images.provenance import INPUTS_LABEL
 
 from .jobs import ROOT
 from .registry import ROLES, image_id, image_variables, labels, make_build, remove_images, small_context

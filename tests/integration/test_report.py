@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-import report
 from classifier import rules
+from classifier_host.reports.training import build_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # smdebug 1.0.34's old API calls
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # smdebug
 def built(trained_model, tmp_path_factory):
     model_tar, log = trained_model
     out = tmp_path_factory.mktemp("report") / "report.html"
-    # The launcher's --output-dir: report.py follows last_training_job.txt to the job's archives.
-    return report.build_report(model_tar.parent, out), log, model_tar.parent
+    # The launcher's --output-dir: the report follows last_training_job.txt to the job's archives.
+    return build_report(model_tar.parent, out), log, model_tar.parent
 
 
 def test_job_output_holds_tensors_and_profile(built):

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import requests
 
-import sagemaker_api
+from classifier_host.sagemaker import local
 from classifier import artifact, explain, presets, runtimes
 from classifier.serving import selection
 from tests import image_cases
@@ -300,18 +300,21 @@ def test_a_concurrent_attack_leaves_the_worker_up_and_memory_bounded(container, 
 
 
 # ---- SageMaker local mode (localhost:8080)
-def test_local_mode_deploy_and_predictor(serve_image, trained_model, sample_data):
+def test_local_mode_endpoint_answers_and_is_removed(serve_image, trained_model, sample_data):
     image = next((sample_data / "test").rglob("*.jpg")).read_bytes()
-    predictor = sagemaker_api.deploy_local(serve_image, f"file://{trained_model[0]}")
+    endpoint = local.deploy_local(serve_image, f"file://{trained_model[0]}")
     try:
-        answer = predictor.predict(image, initial_args={"ContentType": "image/jpeg", "Accept": "application/json"},
-                                   custom_attributes="top_k=3")
+        # through local mode's runtime client, the SDK's own path to a local endpoint
+        response = endpoint.session.sagemaker_runtime_client.invoke_endpoint(
+            EndpointName=endpoint.name, Body=image, ContentType="image/jpeg", Accept="application/json",
+            CustomAttributes="top_k=3")
+        answer = json.loads(response["Body"].read())
         assert len(answer["predictions"]) == 3
         assert answer["predictions"][0]["probability"] >= answer["predictions"][1]["probability"]
     finally:
-        sagemaker_api.delete_local(predictor)
+        local.delete_local(endpoint)
     with pytest.raises(requests.ConnectionError):
-        requests.get(sagemaker_api.LOCAL_ENDPOINT_URL + "/ping", timeout=2)
+        requests.get(local.LOCAL_ENDPOINT_URL + "/ping", timeout=2)
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={serve_image}", "--filter", "name=algo-"],
                           capture_output=True, text=True).stdout.split()
     assert left == [], "the local endpoint's container was left behind"
@@ -330,4 +333,4 @@ def test_deploy_script_queries_then_tears_down(serve_cpu_image, trained_model, s
     ranks = re.findall(r"^  ([1-5])\. \S+ +\d+\.\d\d%$", done.stdout, re.MULTILINE)
     assert ranks and ranks == [str(1 + i % 5) for i in range(len(ranks))], done.stdout
     with pytest.raises(requests.ConnectionError):
-        requests.get(sagemaker_api.LOCAL_ENDPOINT_URL + "/ping", timeout=2)
+        requests.get(local.LOCAL_ENDPOINT_URL + "/ping", timeout=2)

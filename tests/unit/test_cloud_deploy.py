@@ -11,9 +11,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
-import deploy
-import sagemaker_api
-import settings
+from classifier_host import records, settings
+from classifier_host.cli import deploy
+from classifier_host.sagemaker import endpoints
 
 from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
 
@@ -71,22 +71,28 @@ def artifact_stub(cloud, runtimes: dict):
 
 
 def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IMAGE, instance="ml.m5.xlarge"):
-    sm.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"},
-                    {"ModelName": EP, "ExecutionRoleArn": ROLE,
-                     "PrimaryContainer": {"Image": image, "Environment": {}, "ModelDataUrl": MODEL}})
+    """The requests of one deployment; sagemaker-core describes each resource right after creating it."""
+    model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"
+    container = {"Image": image, "ModelDataUrl": MODEL}
+    sm.add_response("create_model", {"ModelArn": model_arn},
+                    {"ModelName": EP, "ExecutionRoleArn": ROLE, "PrimaryContainer": container})
+    sm.add_response("describe_model", {"ModelName": EP, "ModelArn": model_arn, "CreationTime": 0,
+                                       "PrimaryContainer": container, "ExecutionRoleArn": ROLE}, {"ModelName": EP})
     config = {"EndpointConfigName": EP, "ProductionVariants": [
-        {"ModelName": EP, "VariantName": "AllTraffic", "InitialVariantWeight": 1, "InitialInstanceCount": count,
+        {"ModelName": EP, "VariantName": "AllTraffic", "InitialVariantWeight": 1.0, "InitialInstanceCount": count,
          "InstanceType": instance}]}
     if capture:
         config["DataCaptureConfig"] = {
             "EnableCapture": True, "InitialSamplingPercentage": 100,
             "DestinationS3Uri": f"s3://{BUCKET}/image-classifier/data-capture",
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": ANY}
-    sm.add_response("create_endpoint_config", {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"},
-                    config)
-    sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP, "Tags": []})
-    for status in ("Creating", "InService"):  # deploy waits until InService
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+    config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
+    sm.add_response("create_endpoint_config", {"EndpointConfigArn": config_arn}, config)
+    sm.add_response("describe_endpoint_config", {**config, "EndpointConfigArn": config_arn, "CreationTime": 0},
+                    {"EndpointConfigName": EP})
+    sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP})
+    # create's own Describe, then deploy waits until InService
+    for status in ("Creating", "Creating", "InService"):
         sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
                                               "EndpointStatus": status, "CreationTime": 0, "LastModifiedTime": 0,
                                               **(final or {} if status == "InService" else {})},
@@ -94,7 +100,7 @@ def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IM
 
 
 def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, capsys):
-    settings.record("training-job", JOB)
+    records.record("training-job", JOB)
     sm = cloud.stub("sagemaker")
     sm.add_response("describe_training_job", describe_job(), {"TrainingJobName": JOB})
     artifact_stub(cloud, TORCH_ONLY)  # no ONNX export: the torch serving image
@@ -114,7 +120,7 @@ def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, ca
     assert code == 0, out.err
     cloud.assert_no_pending()
     assert f"endpoint {EP} is InService" in out.out
-    assert settings.recorded("endpoint") == EP
+    assert records.recorded("endpoint") == EP
 
 
 def test_an_autoscaling_refusal_is_an_error_naming_the_running_endpoint(cloud, capsys):
@@ -127,7 +133,7 @@ def test_an_autoscaling_refusal_is_an_error_naming_the_running_endpoint(cloud, c
     err = capsys.readouterr().err
     assert f"endpoint {EP} is InService but its autoscaling could not be set: AccessDeniedException" in err
     assert f"deploy.py --delete {EP}" in err and "Traceback" not in err
-    assert settings.recorded("endpoint") == EP  # it runs: teardown must still find it
+    assert records.recorded("endpoint") == EP  # it runs: teardown must still find it
     cloud.assert_no_pending()
 
 
@@ -190,14 +196,24 @@ def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeyp
     assert message in capsys.readouterr().err
 
 
-def delete_stubs(sm, scaling, has_target=True):
-    sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
-                                          "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
-                    {"EndpointName": EP})
-    sm.add_response("describe_endpoint_config", {
-        "EndpointConfigName": EP, "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}",
-        "CreationTime": 0, "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}]},
-        {"EndpointConfigName": EP})
+def delete_stubs(sm, scaling, has_target=True, endpoint=True, config=True, model=True):
+    """What deletion asks: which parts exist (by exact name), then deletes those that do."""
+    sm.add_response("list_endpoints", {"Endpoints": [
+        {"EndpointName": EP, "EndpointArn": EP_ARN, "CreationTime": 0, "LastModifiedTime": 0,
+         "EndpointStatus": "InService"}] if endpoint else []}, {"NameContains": EP})
+    config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": [
+        {"EndpointConfigName": EP, "EndpointConfigArn": config_arn, "CreationTime": 0}] if config else []},
+        {"NameContains": EP})
+    if endpoint:
+        sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
+                                              "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
+                        {"EndpointName": EP})
+    if config:
+        sm.add_response("describe_endpoint_config", {
+            "EndpointConfigName": EP, "EndpointConfigArn": config_arn,
+            "CreationTime": 0, "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}]},
+            {"EndpointConfigName": EP})
     target = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
               "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
     scaling.add_response("describe_scalable_targets", {"ScalableTargets": [
@@ -206,40 +222,70 @@ def delete_stubs(sm, scaling, has_target=True):
          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
     if has_target:
         scaling.add_response("deregister_scalable_target", {}, target)
-    sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
-    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": EP})
-    sm.add_response("delete_model", {}, {"ModelName": EP})
+    if endpoint:
+        sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
+    if config:
+        sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": EP})
+    sm.add_response("list_models", {"Models": [
+        {"ModelName": EP, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}", "CreationTime": 0}]
+        if model else []}, {"NameContains": EP})
+    if model:
+        sm.add_response("delete_model", {}, {"ModelName": EP})
 
 
 def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
-    settings.record("endpoint", EP)
+    records.record("endpoint", EP)
     delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"))
     assert deploy.main(["--delete"]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
     for what in (f"endpoint {EP}", f"endpoint config {EP}", f"model {EP}", f"scaling target {RESOURCE}"):
         assert f"deleted {what}" in out
-    assert settings.recorded("endpoint") is None
+    assert records.recorded("endpoint") is None
 
 
 def test_delete_of_an_unknown_endpoint_says_so(cloud, capsys):
-    sm = cloud.stub("sagemaker")
-    sm.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{EP}".',
-                        expected_params={"EndpointName": EP})
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), has_target=False, endpoint=False,
+                 config=False, model=False)
     assert deploy.main(["--delete", EP]) == 1
-    assert f"there is no endpoint {EP} in {REGION}" in capsys.readouterr().err
+    cloud.assert_no_pending()
+    assert f"there is no endpoint {EP} (nor its config or model) in {REGION}" in capsys.readouterr().err
+
+
+def test_a_deletion_stopped_half_way_is_finished_by_the_next(cloud, capsys):
+    """The endpoint went, then the config's deletion failed: the record stays, and the next --delete
+    removes the config and the model it finds by name."""
+    records.record("endpoint", EP)
+    sm, scaling = cloud.stub("sagemaker"), cloud.stub("application-autoscaling")
+    sm.add_response("list_endpoints", {"Endpoints": [{"EndpointName": EP, "EndpointArn": EP_ARN, "CreationTime": 0,
+                                                      "LastModifiedTime": 0, "EndpointStatus": "InService"}]},
+                    {"NameContains": EP})
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": EP})
+    sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
+                                          "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
+                    {"EndpointName": EP})
+    sm.add_client_error("describe_endpoint_config", "ThrottlingException", "Rate exceeded")
+    assert deploy.main(["--delete"]) == 1
+    assert "run the same command again" in capsys.readouterr().err
+    assert records.recorded("endpoint") == EP
+    delete_stubs(sm, scaling, has_target=False, endpoint=False)
+    assert deploy.main(["--delete"]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    assert f"deleted endpoint config {EP}" in out and f"deleted model {EP}" in out
+    assert records.recorded("endpoint") is None
 
 
 def test_autoscaling_bounds_are_checked():
     with pytest.raises(ValueError, match="1 <= min"):
-        sagemaker_api.enable_autoscaling(None, EP, 0, 2, 10)
+        endpoints.enable_autoscaling(None, EP, 0, 2, 10)
 
 
 def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, capsys, tmp_path):
-    import teardown
+    from classifier_host.cli import teardown
 
-    settings.record("endpoint", EP)
-    settings.record("training-job", JOB)
+    records.record("endpoint", EP)
+    records.record("training-job", JOB)
     settings.IMAGES_FILE.write_text(json.dumps({"serve": {
         "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve:abc", "digest": "sha256:" + "b" * 64,
         "uri": IMAGE}}))
@@ -251,11 +297,11 @@ def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, ca
     assert f"aws s3 rm --recursive s3://{BUCKET}/image-classifier/" in out
     assert "--repository-name sagemaker-image-classifier-serve --image-ids imageDigest=sha256:bbbb" in out
     assert f"training job {JOB}" in out
-    assert settings.recorded("endpoint") is None
+    assert records.recorded("endpoint") is None
 
 
 def test_teardown_with_nothing_deployed_makes_no_call(cloud, capsys):
-    import teardown
+    from classifier_host.cli import teardown
 
     cloud.stub("sagemaker")  # nothing queued
     assert teardown.main([]) == 0
@@ -269,4 +315,4 @@ def test_an_endpoint_that_fails_is_reported_with_the_cleanup_command(cloud, caps
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP]) == 1
     err = capsys.readouterr().err
     assert "ping health check failed" in err and f"deploy.py --delete {EP}" in err
-    assert settings.recorded("endpoint") is None
+    assert records.recorded("endpoint") is None

@@ -3,6 +3,7 @@ botocore's Stubber), the S3 upload that skips what is there (moto), and train.py
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import boto3
@@ -10,12 +11,11 @@ import pytest
 from botocore.stub import ANY
 from moto import mock_aws
 
-import cloud_train
-import download_dataset
-import sagemaker_api
-import settings
-import train
 from classifier import metrics
+from classifier_host import records, settings
+from classifier_host.cli import train
+from classifier_host.data import s3 as download_dataset
+from classifier_host.sagemaker import local, training
 
 from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
 
@@ -54,7 +54,7 @@ SAGEMAKER_DEBUGGER_PARTS = {
         {"RuleConfigurationName": "LowGPUUtilization", "RuleEvaluatorImage": RULE_IMAGE, "RuleParameters": ANY},
         {"RuleConfigurationName": "ProfilerReport", "RuleEvaluatorImage": RULE_IMAGE,
          "RuleParameters": {"rule_to_invoke": "ProfilerReport"}}],
-    "ProfilerConfig": {"S3OutputPath": OUTPUT, "DisableProfiler": False, "ProfilingIntervalInMilliseconds": 500},
+    "ProfilerConfig": {"S3OutputPath": OUTPUT, "ProfilingIntervalInMilliseconds": 500},
 }
 
 
@@ -69,10 +69,8 @@ def described(status="Completed", **extra) -> dict:
 
 
 def start(boto, mode: str, **kwargs):
-    session = sagemaker_api.cloud_session(REGION, boto_session=boto)
-    estimator = sagemaker_api.cloud_estimator(session, IMAGE, ROLE, OUTPUT, {"epochs": "3"}, debugger=mode, **kwargs)
-    return sagemaker_api.train_cloud(estimator, f"s3://{BUCKET}/image-classifier/data/dogs", job_name=JOB,
-                                     wait=False)
+    spec = training.JobSpec(IMAGE, ROLE, OUTPUT, {"epochs": "3"}, **kwargs)
+    return training.start_training(boto, spec, f"s3://{BUCKET}/image-classifier/data/dogs", JOB, debugger=mode)
 
 
 def test_sagemaker_debugger_request_has_hook_rules_and_profiler(monkeypatch):
@@ -81,7 +79,7 @@ def test_sagemaker_debugger_request_has_hook_rules_and_profiler(monkeypatch):
     sm = boto.stub("sagemaker")
     sm.add_response("create_training_job", {"TrainingJobArn": JOB_ARN}, create_request(**SAGEMAKER_DEBUGGER_PARTS))
     sm.add_response("describe_training_job", described("InProgress"), {"TrainingJobName": JOB})
-    assert start(boto, "sagemaker")["TrainingJobStatus"] == "InProgress"
+    assert start(boto, "sagemaker").training_job_status == "InProgress"
     boto.assert_no_pending()
 
 
@@ -120,15 +118,19 @@ def test_spot_kms_vpc_isolation_and_instances_reach_the_request(monkeypatch):
     ({"spot": True}, "checkpoint_s3_uri"),
     ({"spot": True, "checkpoint_s3_uri": "s3://b/c", "max_wait": 60}, "max_wait"),
     ({"max_wait": 7200}, "only to managed spot"),
-    ({"debugger": "smdebug"}, "not one of sagemaker, project, off"),
+    ({"instance_count": 0}, "instance_count must be >= 1"),
 ])
 def test_bad_training_settings_are_refused_before_any_call(monkeypatch, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        training.JobSpec(IMAGE, ROLE, OUTPUT, {}, **kwargs)
+
+
+def test_an_unknown_debugger_mode_is_refused_before_any_call(monkeypatch):
     aws_env(monkeypatch)
     boto = StubbedBotoSession()
     boto.stub("sagemaker")  # no responses queued: any AWS call would fail the test
-    session = sagemaker_api.cloud_session(REGION, boto_session=boto)
-    with pytest.raises(ValueError, match=message):
-        sagemaker_api.cloud_estimator(session, IMAGE, ROLE, OUTPUT, {}, **kwargs)
+    with pytest.raises(ValueError, match="not one of sagemaker, project, off"):
+        start(boto, "smdebug")
 
 
 # ---- the S3 upload: same size + same stored checksum = skipped ----
@@ -178,7 +180,7 @@ def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_da
     images.write_text(json.dumps({"train": {"uri": IMAGE}}))
     monkeypatch.setattr(settings, "IMAGES_FILE", images)
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(cloud_train, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
     data = tiny_data.parent / "dogs"
     if not data.exists():
         data.symlink_to(tiny_data, target_is_directory=True)
@@ -208,7 +210,7 @@ def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_da
     assert f"model: {OUTPUT}/{JOB}/output/model.tar.gz" in out
     assert "rule Overfit: NoIssuesFound" in out and "rule ProfilerReport: IssuesFound (see report)" in out
     assert (tmp_path / "reports" / f"{JOB}-profiler-report.html").read_bytes() == b"<html>report</html>"
-    assert settings.recorded("training-job", tmp_path / "state") == JOB
+    assert records.recorded("training-job", tmp_path / "state") == JOB
 
 
 @pytest.mark.parametrize("unset", ["AWS_REGION", "SAGEMAKER_ROLE_ARN", "S3_BUCKET"])
@@ -237,11 +239,11 @@ def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(t
     images.write_text(json.dumps({"train": {"uri": IMAGE}}))
     monkeypatch.setattr(settings, "IMAGES_FILE", images)
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(cloud_train, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
     stand_in = tmp_path / "report.py"
     stand_in.write_text("import json, sys, pathlib\n"
                         f"pathlib.Path({str(tmp_path / 'report-args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n")
-    monkeypatch.setattr(cloud_train, "REPORT_SCRIPT", stand_in)
+    monkeypatch.setattr(train, "REPORT_COMMAND", [sys.executable, str(stand_in)])
     hp = {"epochs": "3", "debugger": "true", "tensors-dir": "/opt/ml/output/data/tensors"}
     with mock_aws():
         boto = StubbedBotoSession()
@@ -286,14 +288,24 @@ def test_read_failure_finds_only_the_jobs_own_failure_file(tmp_path, name, found
     import io
     import tarfile
 
-    import sagemaker_api
-
     with tarfile.open(tmp_path / "output.tar.gz", "w:gz") as tar:
         data = b"AlgorithmError: lr must be > 0"
         member = tarfile.TarInfo(name)
         member.size = len(data)
         tar.addfile(member, io.BytesIO(data))
-    assert sagemaker_api.read_failure(tmp_path) == ("AlgorithmError: lr must be > 0" if found else None)
+    assert local.read_failure(tmp_path) == ("AlgorithmError: lr must be > 0" if found else None)
+
+
+class FakeLocalMode:
+    """Local mode's client where it meets Docker: `create_training_job` runs `create` (what compose would
+    have done) instead of containers. What train_local does with the outcome is under test."""
+
+    def __init__(self, create):
+        self.sagemaker_client = self
+        self.create = create
+
+    def create_training_job(self, **request):
+        self.create(request)
 
 
 def test_a_local_job_with_a_failure_file_fails_even_when_compose_says_it_succeeded(tmp_path, monkeypatch):
@@ -301,38 +313,51 @@ def test_a_local_job_with_a_failure_file_fails_even_when_compose_says_it_succeed
     import io
     import tarfile
 
-    import sagemaker_api
+    def compose_said_success(request):  # archives written, create_training_job returns
+        job_dir = Path(request["OutputDataConfig"]["S3OutputPath"].removeprefix("file://"))
+        with tarfile.open(job_dir / "output.tar.gz", "w:gz") as tar:
+            reason = b"HyperparameterError: hyperparameter 'batch-size': 'many' is not a valid int"
+            member = tarfile.TarInfo("failure")
+            member.size = len(reason)
+            tar.addfile(member, io.BytesIO(reason))
+        (job_dir / "model.tar.gz").write_bytes(b"")
 
-    class ComposeSaidSuccess:  # what local mode's Estimator does then: archives written, fit() returns
-        def __init__(self, output_path, **_):
-            self.job_dir = Path(output_path.removeprefix("file://"))
-
-        def fit(self, inputs, job_name, logs):
-            with tarfile.open(self.job_dir / "output.tar.gz", "w:gz") as tar:
-                reason = b"HyperparameterError: hyperparameter 'batch-size': 'many' is not a valid int"
-                member = tarfile.TarInfo("failure")
-                member.size = len(reason)
-                tar.addfile(member, io.BytesIO(reason))
-            (self.job_dir / "model.tar.gz").write_bytes(b"")
-
-    monkeypatch.setattr(sagemaker_api, "Estimator", ComposeSaidSuccess)
-    monkeypatch.setattr(sagemaker_api, "remove_job_containers", lambda image, job: None)
+    monkeypatch.setattr(local, "local_session", lambda root: FakeLocalMode(compose_said_success))
+    monkeypatch.setattr(local, "remove_job_containers", lambda image, job: None)
     with pytest.raises(RuntimeError, match="training job bad-hp failed: HyperparameterError: .*'batch-size'"):
-        sagemaker_api.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="bad-hp")
+        local.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="bad-hp")
     assert not (tmp_path / "out" / "model.tar.gz").exists()  # nothing of a failed job passes for a model
+
+
+def test_a_local_job_request_carries_channels_hyperparameters_and_thread_limits(tmp_path, monkeypatch):
+    sent = []
+
+    def succeed(request):
+        sent.append(request)
+        (Path(request["OutputDataConfig"]["S3OutputPath"].removeprefix("file://")) / "model.tar.gz").write_bytes(b"m")
+
+    monkeypatch.setattr(local, "local_session", lambda root: FakeLocalMode(succeed))
+    monkeypatch.setattr(local, "remove_job_containers", lambda image, job: None)
+    model = local.train_local("image:tag", tmp_path / "data", tmp_path / "out", {"epochs": 2}, instance_count=2,
+                              job_name="two", checkpoint_dir=tmp_path / "ckpt")
+    assert model.read_bytes() == b"m"
+    (request,) = sent
+    assert request["ResourceConfig"] == {"InstanceType": "local", "InstanceCount": 2}
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["training", "checkpoints"]
+    assert request["InputDataConfig"][1]["DataSource"]["FileDataSource"]["FileUri"] == f"file://{tmp_path / 'ckpt'}"
+    assert request["HyperParameters"] == {"epochs": "2", "checkpoint-dir": local.CHECKPOINT_CHANNEL_PATH}
+    assert "OMP_NUM_THREADS" in request["Environment"]
 
 
 def test_a_local_job_that_cannot_start_leaves_no_scratch_folder(tmp_path, monkeypatch):
     import tempfile
 
-    import sagemaker_api
+    def refuse(root):
+        raise ValueError("bad local session arguments")
 
-    def refuse(**_):
-        raise ValueError("bad estimator arguments")
-
-    monkeypatch.setattr(sagemaker_api, "Estimator", refuse)
-    monkeypatch.setattr(sagemaker_api, "remove_job_containers", lambda image, job: None)
+    monkeypatch.setattr(local, "local_session", refuse)
+    monkeypatch.setattr(local, "remove_job_containers", lambda image, job: None)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # mkdtemp's folder: this test's own
-    with pytest.raises(RuntimeError, match="training job no-start failed: bad estimator arguments"):
-        sagemaker_api.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="no-start")
-    assert not list(tmp_path.glob(f"{sagemaker_api.LOCAL_SCRATCH_PREFIX}*"))
+    with pytest.raises(RuntimeError, match="training job no-start failed: bad local session arguments"):
+        local.train_local("image:tag", tmp_path, tmp_path / "out", {}, job_name="no-start")
+    assert not list(tmp_path.glob(f"{local.LOCAL_SCRATCH_PREFIX}*"))

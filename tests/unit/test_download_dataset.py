@@ -1,9 +1,9 @@
-"""The S3 half of scripts/download_dataset.py, against moto (AWS mocked at the network boundary)."""
+"""The S3 half of the dataset download (data/s3.py), against moto (AWS mocked at the network boundary)."""
 import boto3
 import pytest
 from moto import mock_aws
 
-import download_dataset
+from classifier_host.data.s3 import parse_s3_uri, upload_folder
 
 
 def test_upload_keeps_the_layout(tiny_data, monkeypatch):
@@ -11,7 +11,7 @@ def test_upload_keeps_the_layout(tiny_data, monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="data")
-        count = download_dataset.upload_folder(s3, tiny_data, "data", "dog-breeds")
+        count = upload_folder(s3, tiny_data, "data", "dog-breeds")
         keys = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="data")
                       for o in page["Contents"])
     assert count == 100 == len(keys)
@@ -24,9 +24,9 @@ def test_upload_keeps_the_layout(tiny_data, monkeypatch):
     ("s3://bucket", ("bucket", "")),
 ])
 def test_parse_s3_uri(uri, expected):
-    assert download_dataset.parse_s3_uri(uri) == expected
+    assert parse_s3_uri(uri) == expected
 
 
 def test_parse_s3_uri_refuses_other_schemes():
     with pytest.raises(ValueError, match="not an S3 URI"):
-        download_dataset.parse_s3_uri("/local/path")
+        parse_s3_uri("/local/path")

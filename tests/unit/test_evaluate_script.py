@@ -1,4 +1,5 @@
-"""scripts/evaluate.py on a real exported artifact and a labelled folder with a bad file in it."""
+"""The evaluate command (scripts/evaluate.py) on a real exported artifact and a labelled folder with a bad
+file in it."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import evaluate
 from classifier import artifact, data, export, model as model_lib, presets, runtimes
+from classifier_host.cli import evaluate
 
 PREP = presets.eval_preprocessing(32)
 

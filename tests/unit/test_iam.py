@@ -27,7 +27,9 @@ STAR_ONLY = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "ec2:Creat
              "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
              "ec2:DescribeSecurityGroups", "application-autoscaling:RegisterScalableTarget",
              "application-autoscaling:PutScalingPolicy", "application-autoscaling:DescribeScalableTargets",
-             "application-autoscaling:DeregisterScalableTarget"}
+             "application-autoscaling:DeregisterScalableTarget",
+             # SageMaker's List* calls take no resource ARN (Service Authorization Reference)
+             "sagemaker:ListEndpoints", "sagemaker:ListEndpointConfigs", "sagemaker:ListModels"}
 DOCUMENTS = sorted(IAM.glob("*.json"))
 PERMISSION_DOCS = [p for p in DOCUMENTS if not p.name.endswith("-trust.json")]
 
@@ -114,7 +116,7 @@ def calls_in(source: Path, client_attr: str, service: str) -> set[str]:
 
 
 def test_push_calls_are_granted_to_codebuild_and_the_operator():
-    needed = calls_in(ROOT / "scripts" / "push_images.py", "self.ecr", "ecr")
+    needed = calls_in(ROOT / "scripts" / "classifier_host" / "images" / "push.py", "self.ecr", "ecr")
     assert {"ecr:CreateRepository", "ecr:BatchGetImage", "ecr:GetAuthorizationToken"} <= needed
     # docker push's own calls
     needed |= {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
@@ -124,13 +126,17 @@ def test_push_calls_are_granted_to_codebuild_and_the_operator():
 
 
 def test_cloud_calls_are_granted_to_the_operator():
-    api = ROOT / "scripts" / "sagemaker_api.py"
-    needed = calls_in(api, "client", "sagemaker") | calls_in(api, "autoscaling", "application-autoscaling")
-    assert {"sagemaker:DeleteEndpoint", "application-autoscaling:PutScalingPolicy"} <= needed
-    # what the SDK calls for train / tune / deploy / query
+    needed = set()
+    for api in (ROOT / "scripts" / "classifier_host" / "sagemaker").glob("*.py"):
+        needed |= calls_in(api, "client", "sagemaker") | calls_in(api, "autoscaling", "application-autoscaling")
+    assert {"sagemaker:DeleteEndpoint", "sagemaker:ListEndpoints", "application-autoscaling:PutScalingPolicy"} <= needed
+    # what sagemaker-core's resources call for train / tune / deploy / query (each create is followed by a
+    # Describe), and the log tailer
     needed |= {"sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:CreateModel",
                "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint",
                "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
+               "sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig",
+               "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
                "logs:DescribeLogStreams", "logs:GetLogEvents", "iam:PassRole"}
     missing = needed - granted(IAM / "operator-policy.json")
     assert not missing, f"operator-policy.json lacks {sorted(missing)}"

@@ -5,11 +5,10 @@ import json
 
 import pytest
 
-import local_tuner
-import train
-import tuning_report
 from classifier import hyperparams, metrics
 from classifier.hyperparams import Categorical, Continuous
+from classifier_host.cli import train
+from classifier_host.tuning import results, search
 
 SPACE = {"lr": Continuous(1e-4, 1e-1, log=True), "batch-size": Categorical((16, 32))}
 FIXED = {"epochs": "2", "model-name": "resnet18"}
@@ -31,8 +30,8 @@ def fake_job(calls):
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     calls = []
-    trials = local_tuner.search(fake_job(calls), tmp_path, max_jobs=6, fixed=FIXED, space=SPACE, seed=1,
-                                first_trials=[{"lr": 0.09, "batch-size": 16}], name="t", say=lambda _: None)
+    trials = search.search(fake_job(calls), tmp_path, max_jobs=6, fixed=FIXED, space=SPACE, seed=1,
+                           first_trials=[{"lr": 0.09, "batch-size": 16}], name="t", say=lambda _: None)
     assert len(trials) == len(calls) == 6
     assert [c[0] for c in calls] == [f"t-{i:03d}" for i in range(1, 7)]
     assert all(c[1]["epochs"] == "2" and c[1]["model-name"] == "resnet18" for c in calls)
@@ -42,8 +41,8 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     assert done and all(t.objective == pytest.approx(1 - abs(t.tuned["lr"] - 1e-2)) for t in done)
     assert all(t.extra["test_acc"] == pytest.approx(t.objective - 0.1, abs=1e-5) for t in done)
 
-    best_path = local_tuner.write_results(tmp_path, trials, FIXED, SPACE, "t")
-    best = tuning_report.best_of(trials)
+    best_path = search.write_results(tmp_path, trials, FIXED, SPACE, "t")
+    best = results.best_of(trials)
     document = json.loads(best_path.read_text())
     assert document["source"] == "local" and document["tuning_job_name"] == "t"
     assert document["best_training_job_name"] == best.job_name
@@ -59,27 +58,27 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
 
 
 def test_a_job_without_the_objective_in_its_log_is_a_failed_trial(tmp_path):
-    trials = local_tuner.search(lambda hp, name, d: "no metric lines here", tmp_path, max_jobs=2, space=SPACE,
-                                say=lambda _: None)
+    trials = search.search(lambda hp, name, d: "no metric lines here", tmp_path, max_jobs=2, space=SPACE,
+                           say=lambda _: None)
     assert [t.status for t in trials] == ["Failed", "Failed"]
     assert "no best_val_acc" in trials[0].failure_reason
-    assert local_tuner.write_results(tmp_path, trials, {}, SPACE, "x") is None  # no best file without a result
+    assert search.write_results(tmp_path, trials, {}, SPACE, "x") is None  # no best file without a result
     assert not (tmp_path / "best_hyperparameters.json").exists()
 
 
 def test_a_name_fixed_and_tuned_at_once_is_refused(tmp_path):
     with pytest.raises(ValueError, match="batch-size"):
-        local_tuner.search(fake_job([]), tmp_path, 1, fixed={"batch-size": "32"}, space=SPACE)
+        search.search(fake_job([]), tmp_path, 1, fixed={"batch-size": "32"}, space=SPACE)
 
 
 def test_best_file_feeds_the_training_launcher(tmp_path):
-    path = tuning_report.write_best(
+    path = results.write_best(
         tmp_path / "best.json", source="sagemaker", tuning_job_name="tj", best_training_job_name="tj-001-abc",
         objective_value=0.9, tuned=["lr"],
         hyperparameters={"lr": "0.00042", "batch-size": '"64"', "cache-images": "false",
                          "_tuning_objective_metric": "best_val_acc", "sagemaker_region": '"us-east-1"'})
     assert json.loads(path.read_text())["hyperparameters"] == {"lr": 0.00042, "batch-size": 64, "cache-images": False}
-    merged = {**train.hyperparameters_from_file(path), **train.parse_hp(["batch-size=32"])}
+    merged = {**results.load_best(path), **train.parse_hp(["batch-size=32"])}
     assert merged == {"lr": "0.00042", "batch-size": "32", "cache-images": "false"}
     parsed = hyperparams.parse(merged)
     assert (parsed.lr, parsed.batch_size, parsed.cache_images) == (0.00042, 32, False)
@@ -97,7 +96,7 @@ def test_bad_hyperparameters_file_is_named(tmp_path, content, words):
     if content is not None:
         path.write_text(content)
     with pytest.raises(hyperparams.HyperparameterError) as info:
-        train.hyperparameters_from_file(path)
+        results.load_best(path)
     assert all(w in str(info.value) for w in words), str(info.value)
 
 
@@ -116,7 +115,7 @@ def test_launcher_reports_a_bad_hyperparameters_file(tmp_path, capsys):
                              for name, rng in hyperparams.SEARCH_SPACE.items()], ["nothing left to search"]),
 ])
 def test_local_cli_refuses_bad_input_before_any_job(tmp_path, capsys, extra, words):
-    import tune
+    from classifier_host.cli import tune
 
     args = ["--local", "--max-jobs", "2", "--output-dir", str(tmp_path / "out"),
             *(a.replace("{tmp}", str(tmp_path)) for a in extra)]
@@ -128,9 +127,9 @@ def test_local_cli_refuses_bad_input_before_any_job(tmp_path, capsys, extra, wor
 
 def test_a_value_only_the_image_can_check_is_kept_from_a_cloud_job(tmp_path):
     # weights=<file> is checked for existence; that file lives inside the training image, not here.
-    path = tuning_report.write_best(tmp_path / "best.json", source="sagemaker", tuning_job_name="tj",
-                                    best_training_job_name="tj-1", objective_value=0.5, tuned=["lr"],
-                                    hyperparameters={"weights": '"/opt/weights/mine.pt"', "lr": "0.001"})
+    path = results.write_best(tmp_path / "best.json", source="sagemaker", tuning_job_name="tj",
+                              best_training_job_name="tj-1", objective_value=0.5, tuned=["lr"],
+                              hyperparameters={"weights": '"/opt/weights/mine.pt"', "lr": "0.001"})
     assert json.loads(path.read_text())["hyperparameters"] == {"weights": "/opt/weights/mine.pt", "lr": 0.001}
     with pytest.raises(hyperparams.HyperparameterError, match="'fine-tune'"):  # other checks still apply
-        tuning_report.normalize({"fine-tune": "some"}, "x")
+        results.normalize({"fine-tune": "some"}, "x")

@@ -1,4 +1,4 @@
-"""scripts/provenance.py without a docker daemon: what the inputs digest reads and ignores, the base
+"""images/provenance.py without a docker daemon: what the inputs digest reads and ignores, the base
 image's identity, the labels; and that every committed lock line carries a hash (docker/lock.py's format).
 The comparison with what docker really sends is tests/integration/test_provenance.py."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-import provenance
-from provenance import INPUTS_LABEL, OCI, RECIPE_LABEL
+from classifier_host.images import provenance
+from classifier_host.images.provenance import INPUTS_LABEL, OCI, RECIPE_LABEL
+from classifier_host.settings import ROOT
 
 from .test_push import RecordingDocker
 
-ROOT = provenance.ROOT
 BASE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm@sha256:" + "b" * 64
 
 

@@ -1,5 +1,6 @@
-"""scripts/push_images.py against ECR and STS (botocore's Stubber: requests checked against the service
-models) with the docker CLI replaced by a recorder. The real docker push is tests/integration/test_registry.py."""
+"""The push (images/push.py, the command scripts/push_images.py runs) against ECR and STS (botocore's
+Stubber: requests checked against the service models) with the docker CLI replaced by a recorder. The
+real docker push is tests/integration/test_registry.py."""
 from __future__ import annotations
 
 import base64
@@ -7,10 +8,10 @@ import json
 
 import pytest
 
-import push_images
-import sbom
-from provenance import INPUTS_LABEL, OCI, ProvenanceError
-from push_images import ImageRef, PushError
+from classifier_host.cli import push_images as push_command
+from classifier_host.images import push, sbom
+from classifier_host.images.provenance import INPUTS_LABEL, OCI, ProvenanceError
+from classifier_host.images.push import ImageRef, PushError
 
 from .aws_stubs import ACCOUNT, REGION, StubbedBotoSession, aws_env
 
@@ -24,7 +25,7 @@ INPUTS = "sha256:" + "a" * 64
 LABELS = {f"{OCI}.revision": COMMIT, f"{OCI}.version": TAG, f"{OCI}.created": "2026-12-02T03:00:00+00:00",
           f"{OCI}.base.name": "base@sha256:" + "b" * 64, f"{OCI}.base.digest": "sha256:" + "b" * 64,
           INPUTS_LABEL: INPUTS}
-# What cyclonedx-py and dpkg print inside an image (scripts/sbom.py runs both there).
+# What cyclonedx-py and dpkg print inside an image (images/sbom.py runs both there).
 PYTHON_BOM = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [
     {"type": "library", "bom-ref": "torch==2.14.1", "name": "torch", "version": "2.14.1", "purl": "pkg:pypi/torch@2.14.1"}],
     "dependencies": [{"ref": "torch==2.14.1"}], "metadata": {}}
@@ -32,7 +33,7 @@ DPKG = 'ID=debian\nVERSION_ID="12"\n---\nlibc6\t2.36-9+deb12u13\tamd64\nperl-bas
        'tzdata\t2025b-0+deb12u2\tall\nlibgcc-s1\t1:12.2.0-14+deb12u1\tamd64\n'
 
 
-class RecordingDocker(push_images.Docker):
+class RecordingDocker(push.Docker):
     """Answers like the docker CLI would; records every command."""
 
     def __init__(self, image_id=LOCAL_ID, labels=LABELS):
@@ -55,7 +56,7 @@ class RecordingDocker(push_images.Docker):
 
 
 def manifest(config_digest):
-    return json.dumps({"schemaVersion": 2, "mediaType": push_images.MANIFEST_TYPES[0],
+    return json.dumps({"schemaVersion": 2, "mediaType": push.MANIFEST_TYPES[0],
                        "config": {"digest": config_digest, "mediaType": "application/vnd.docker.container.image.v1+json",
                                   "size": 1}, "layers": []})
 
@@ -68,7 +69,7 @@ def sbom_tool(monkeypatch, tmp_path):
 
 def registry_config(monkeypatch, labels):
     """The image config ECR's pre-signed URL serves (the labels of the image under the tag)."""
-    monkeypatch.setattr(push_images, "http_json", lambda url: {"config": {"Labels": labels}})
+    monkeypatch.setattr(push, "http_json", lambda url: {"config": {"Labels": labels}})
 
 
 def ecr_session(repo_exists: bool, existing_config: str | None):
@@ -93,7 +94,7 @@ def ecr_session(repo_exists: bool, existing_config: str | None):
         "imageManifest": manifest(existing_config)}]
     ecr.add_response("batch_get_image", {"images": images, "failures": []},
                      {"repositoryName": repo, "imageIds": [{"imageTag": TAG}],
-                      "acceptedMediaTypes": list(push_images.MANIFEST_TYPES)})
+                      "acceptedMediaTypes": list(push.MANIFEST_TYPES)})
     if existing_config:
         ecr.add_response("get_download_url_for_layer", {"downloadUrl": "https://s3.example/config", "layerDigest": existing_config},
                          {"repositoryName": repo, "layerDigest": existing_config})
@@ -104,7 +105,7 @@ def test_new_repository_is_created_immutable_and_the_image_pushed(monkeypatch, t
     aws_env(monkeypatch)
     boto, docker = ecr_session(repo_exists=False, existing_config=None), RecordingDocker()
     out = tmp_path / "images.json"
-    assert push_images.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
+    assert push_command.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
                             docker=docker, boto_session=boto) == 0
     boto.assert_no_pending()
     # docker logged in to ECR's endpoint with the token's password, then tagged and pushed the commit tag.
@@ -127,7 +128,7 @@ def test_a_rebuild_with_the_same_inputs_is_not_pushed_again(monkeypatch, tmp_pat
     registry_config(monkeypatch, theirs)
     boto, docker = ecr_session(repo_exists=True, existing_config=CONFIG), RecordingDocker(image_id="sha256:" + "2" * 64)
     out = tmp_path / "images.json"
-    assert push_images.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
+    assert push_command.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
                             docker=docker, boto_session=boto) == 0
     boto.assert_no_pending()
     assert "push" not in docker.commands()
@@ -149,7 +150,7 @@ def test_a_tag_holding_other_inputs_is_never_overwritten(monkeypatch, tmp_path, 
     registry_config(monkeypatch, theirs)
     boto, docker = ecr_session(repo_exists=True, existing_config=CONFIG), RecordingDocker()
     out = tmp_path / "images.json"
-    assert push_images.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
+    assert push_command.main(["--output", str(out), f"train=sagemaker-image-classifier-train:{TAG}"],
                             docker=docker, boto_session=boto) == 1
     assert "push" not in docker.commands() and not out.exists()
     err = capsys.readouterr().err
@@ -158,13 +159,13 @@ def test_a_tag_holding_other_inputs_is_never_overwritten(monkeypatch, tmp_path, 
 
 def test_uncommitted_changes_are_told_to_commit():
     ours = {**LABELS, INPUTS_LABEL: "sha256:" + "e" * 64}
-    message = push_images.why_different(f"{ECR}/x:{TAG}-dirty", LABELS, ours)
+    message = push.why_different(f"{ECR}/x:{TAG}-dirty", LABELS, ours)
     assert "uncommitted changes" in message and "commit your changes and rebuild" in message
 
 
 def test_an_image_without_an_inputs_digest_is_not_pushed(tmp_path, capsys):
     docker = RecordingDocker(labels={"maintainer": "someone"})
-    code = push_images.main(["--registry", "127.0.0.1:1", "--output", str(tmp_path / "i.json"), "train=x:abc"],
+    code = push_command.main(["--registry", "127.0.0.1:1", "--output", str(tmp_path / "i.json"), "train=x:abc"],
                             docker=docker)
     assert code == 1 and "push" not in docker.commands()
     assert f"image x:abc has no {INPUTS_LABEL} label" in capsys.readouterr().err
@@ -188,7 +189,7 @@ def test_missing_region_fails_before_any_aws_call(monkeypatch, tmp_path, capsys)
     boto = StubbedBotoSession()
     boto.stub("sts")
     boto.stub("ecr")  # nothing queued: a call would raise
-    assert push_images.main(["--output", str(tmp_path / "i.json"), f"train=x:{TAG}"],
+    assert push_command.main(["--output", str(tmp_path / "i.json"), f"train=x:{TAG}"],
                             docker=RecordingDocker(), boto_session=boto) == 1
     assert "missing AWS setting(s) AWS_REGION" in capsys.readouterr().err
 
@@ -198,7 +199,7 @@ def test_an_image_not_built_is_named(tmp_path, capsys):
         def run(self, *args, input=None, echo=False):
             raise PushError("docker image failed: No such image")
 
-    code = push_images.main(["--registry", "127.0.0.1:1", "--output", str(tmp_path / "i.json"), "train=gone:abc"],
+    code = push_command.main(["--registry", "127.0.0.1:1", "--output", str(tmp_path / "i.json"), "train=gone:abc"],
                             docker=NoImages())
     assert code == 1 and "image gone:abc is not on this machine: run `make build`" in capsys.readouterr().err
 
@@ -221,6 +222,6 @@ def test_image_without_tag_is_refused(ref):
 
 def test_record_keeps_other_roles(tmp_path):
     path = tmp_path / "images.json"
-    push_images.write_record({"train": {"uri": "a"}}, path)
-    push_images.write_record({"serve": {"uri": "b"}}, path)
+    push.write_record({"train": {"uri": "a"}}, path)
+    push.write_record({"serve": {"uri": "b"}}, path)
     assert json.loads(path.read_text()) == {"train": {"uri": "a"}, "serve": {"uri": "b"}}

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 import torch
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
 from PIL import Image
 
-import query
+from classifier_host import client as query
+from classifier_host.cli import query as query_cli
 from classifier import explain
 from classifier.serving.app import ServingApp
 from classifier.serving.handler import ImageClassifierHandler
 
+from .aws_stubs import REGION, StubbedBotoSession
 from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
 
 PREDICTIONS = [{"label": "corgi", "index": 1, "probability": 0.75}, {"label": "pug", "index": 4, "probability": 0.25}]
@@ -41,13 +42,13 @@ def images(tmp_path):
 
 @pytest.fixture
 def stubbed(monkeypatch):
-    client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
-    stubber = Stubber(client)
-    monkeypatch.setattr(query, "runtime_client", lambda region: client)
-    with stubber:
-        yield stubber
-    stubber.assert_no_pending_responses()
+    """InvokeEndpoint answered by a Stubber at the network boundary: sagemaker-core's Endpoint.invoke
+    makes its client from the boto3 session query.py opens, which hands out this one."""
+    boto = StubbedBotoSession()
+    monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    yield boto.stub("sagemaker-runtime")
+    boto.assert_no_pending()
 
 
 def body(payload: dict) -> StreamingBody:
@@ -62,7 +63,7 @@ def test_endpoint_path_sends_each_image_with_its_type_and_top_k(stubbed, images,
             {"Body": body({"predictions": PREDICTIONS}), "ContentType": "application/json"},
             {"EndpointName": "dogs-prod", "Body": (images / "dogs" / name).read_bytes(), "ContentType": content_type,
              "Accept": "application/json", "CustomAttributes": "top_k=2"})
-    assert query.main(["--endpoint", "dogs-prod", "--top-k", "2", "--json", str(images / "dogs")]) == 0
+    assert query_cli.main(["--endpoint", "dogs-prod", "--top-k", "2", "--json", str(images / "dogs")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["source"] for r in out] == [str(images / "dogs" / "a.jpg"), str(images / "dogs" / "b.png")]
     assert out[0]["predictions"] == PREDICTIONS
@@ -72,7 +73,7 @@ def test_endpoint_model_error_exits_non_zero_with_the_containers_message(stubbed
     stubbed.add_client_error("invoke_endpoint", service_error_code="ModelError", http_status_code=424,
                              service_message='Received client error (400) from primary: {"error": "image: bad"}',
                              response_meta={"OriginalStatusCode": 400})
-    assert query.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
+    assert query_cli.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
     err = capsys.readouterr().err
     assert "ModelError" in err and "image: bad" in err
 
@@ -80,13 +81,13 @@ def test_endpoint_model_error_exits_non_zero_with_the_containers_message(stubbed
 def test_missing_endpoint_is_reported(stubbed, images, capsys):
     stubbed.add_client_error("invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
                              service_message="Endpoint nope of account 111 not found.")
-    assert query.main(["--endpoint", "nope", str(images / "dogs" / "a.jpg")]) == 1
+    assert query_cli.main(["--endpoint", "nope", str(images / "dogs" / "a.jpg")]) == 1
     assert "not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("source,words", [("missing.jpg", "no such file"), ("fake.jpg", "is not an image")])
 def test_bad_inputs_exit_2_before_any_request(stubbed, images, capsys, source, words):
-    assert query.main(["--endpoint", "dogs-prod", str(images / source)]) == 2
+    assert query_cli.main(["--endpoint", "dogs-prod", str(images / source)]) == 2
     assert words in capsys.readouterr().err
 
 
@@ -115,7 +116,7 @@ def app_url(model_dir):  # noqa: F811
 
 
 def test_url_path_prints_a_table(app_url, images, capsys):
-    assert query.main(["--url", app_url, "--top-k", "3", str(images / "dogs")]) == 0
+    assert query_cli.main(["--url", app_url, "--top-k", "3", str(images / "dogs")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("a.jpg") and out[4].endswith("b.png")
     assert all(line.split()[1] in CLASSES and line.strip().endswith("%") for line in out[1:4])
@@ -127,9 +128,9 @@ def test_url_path_downloads_http_images(app_url, images, capsys):
         directory=str(images / "dogs")))
     base = serve_in_thread(files)
     try:
-        assert query.main(["--url", app_url, "--json", f"{base}/a.jpg"]) == 0
+        assert query_cli.main(["--url", app_url, "--json", f"{base}/a.jpg"]) == 0
         assert len(json.loads(capsys.readouterr().out)[0]["predictions"]) == 5
-        assert query.main(["--url", app_url, f"{base}/missing.jpg"]) == 2
+        assert query_cli.main(["--url", app_url, f"{base}/missing.jpg"]) == 2
         assert "HTTP 404" in capsys.readouterr().err
     finally:
         files.shutdown()
@@ -137,15 +138,15 @@ def test_url_path_downloads_http_images(app_url, images, capsys):
 
 def test_url_error_answer_and_unreachable_server(app_url, images, capsys, monkeypatch):
     monkeypatch.setattr(query, "content_type_of", lambda source, data: "text/plain")
-    assert query.main(["--url", app_url, str(images / "dogs" / "a.jpg")]) == 1
+    assert query_cli.main(["--url", app_url, str(images / "dogs" / "a.jpg")]) == 1
     assert "answered 415" in capsys.readouterr().err
-    assert query.main(["--url", "http://127.0.0.1:9", str(images / "dogs" / "a.jpg")]) == 1
+    assert query_cli.main(["--url", "http://127.0.0.1:9", str(images / "dogs" / "a.jpg")]) == 1
     assert "cannot reach" in capsys.readouterr().err
 
 
 def test_url_explain_saves_an_overlay_per_image(app_url, images, tmp_path, capsys):
     out = tmp_path / "explained"
-    assert query.main(["--url", app_url, "--explain", str(out), "--json", str(images / "dogs")]) == 0
+    assert query_cli.main(["--url", app_url, "--explain", str(out), "--json", str(images / "dogs")]) == 0
     results = json.loads(capsys.readouterr().out)
     assert [Path(r["explanation"]).name for r in results] == ["a.gradcam.png", "b.gradcam.png"]
     for result in results:
@@ -165,7 +166,7 @@ def test_endpoint_explain_asks_for_it_and_names_files_uniquely(stubbed, images, 
             {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(), "ContentType": "image/jpeg",
              "Accept": "application/json", "CustomAttributes": "top_k=2,explain=gradcam"})
     a = str(images / "dogs" / "a.jpg")
-    assert query.main(["--endpoint", "dogs-prod", "--top-k", "2", "--explain", str(tmp_path / "x"), a, a]) == 0
+    assert query_cli.main(["--endpoint", "dogs-prod", "--top-k", "2", "--explain", str(tmp_path / "x"), a, a]) == 0
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a-2.gradcam.png", "a.gradcam.png"]
     with Image.open(tmp_path / "x" / "a.gradcam.png") as picture:
         pixels = np.asarray(picture).astype(int)
@@ -178,5 +179,5 @@ def test_a_200_that_is_not_json_is_an_error(stubbed, images, capsys):
     stubbed.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(html), len(html))},
                          {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(),
                           "ContentType": "image/jpeg", "Accept": "application/json", "CustomAttributes": "top_k=5"})
-    assert query.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
+    assert query_cli.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
     assert "answered 200 but not with JSON" in capsys.readouterr().err

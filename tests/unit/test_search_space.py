@@ -6,11 +6,10 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-import local_tuner
-import tune
-import tuning_report
 from classifier import hyperparams
 from classifier.hyperparams import SEARCH_SPACE, Categorical, Continuous, Integer
+from classifier_host.cli import tune
+from classifier_host.tuning import cloud, results, search
 
 
 def test_space_tunes_what_the_issue_asks_for():
@@ -35,22 +34,22 @@ def test_every_bound_and_choice_passes_the_schema(name):
     param = hyperparams.BY_NAME[name]
     for value in _edge_values(SEARCH_SPACE[name]):
         # As a job receives it: a string in hyperparameters.json.
-        assert param.parse(tuning_report.as_hp_string(value)) == value
+        assert param.parse(results.as_hp_string(value)) == value
 
 
 def test_values_the_local_sampler_draws_pass_the_schema():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=5))
-    dists = local_tuner.distributions(SEARCH_SPACE)
+    dists = search.distributions(SEARCH_SPACE)
     for step in range(30):
         trial = study.ask(fixed_distributions=dists)
-        parsed = hyperparams.parse({k: tuning_report.as_hp_string(v) for k, v in trial.params.items()})
+        parsed = hyperparams.parse({k: results.as_hp_string(v) for k, v in trial.params.items()})
         assert parsed.lr == trial.params["lr"] and parsed.batch_size in (32, 64, 128)
         study.tell(trial, step % 7 / 7)  # some objective, so TPE (not only random) gets to sample too
 
 
 def test_conversion_to_optuna_distributions():
-    dists = local_tuner.distributions(SEARCH_SPACE)
+    dists = search.distributions(SEARCH_SPACE)
     assert dists["lr"] == FloatDistribution(1e-5, 1e-2, log=True)
     assert dists["batch-size"] == CategoricalDistribution((32, 64, 128))
     assert dists["warmup-epochs"] == IntDistribution(0, 2)
@@ -58,20 +57,17 @@ def test_conversion_to_optuna_distributions():
 
 
 def test_conversion_to_sagemaker_parameter_ranges():
-    import sagemaker_api
+    from sagemaker.core.utils.utils import serialize  # what resources send
 
-    ranges = sagemaker_api.tuning_ranges(SEARCH_SPACE)
-    assert ranges["lr"].as_tuning_range("lr") == {
-        "Name": "lr", "MinValue": "1e-05", "MaxValue": "0.01", "ScalingType": "Logarithmic"}
-    assert ranges["batch-size"].as_tuning_range("batch-size") == {"Name": "batch-size", "Values": ["32", "64", "128"]}
-    assert ranges["warmup-epochs"].as_tuning_range("warmup-epochs") == {
-        "Name": "warmup-epochs", "MinValue": "0", "MaxValue": "2", "ScalingType": "Linear"}
+    from classifier_host.sagemaker import tuning
+
+    described = serialize(tuning.parameter_ranges(SEARCH_SPACE))  # as the request carries them
+    ranges = {r["Name"]: r for kind in described.values() for r in kind}
+    assert ranges["lr"] == {"Name": "lr", "MinValue": "1e-05", "MaxValue": "0.01", "ScalingType": "Logarithmic"}
+    assert ranges["batch-size"] == {"Name": "batch-size", "Values": ["32", "64", "128"]}
+    assert ranges["warmup-epochs"] == {"Name": "warmup-epochs", "MinValue": "0", "MaxValue": "2", "ScalingType": "Linear"}
     # ...and back: what DescribeHyperParameterTuningJob returns becomes the same space again.
-    described = {}
-    for name, rng in ranges.items():
-        described.setdefault(type(rng).__name__.replace("Parameter", "ParameterRanges"), []).append(
-            rng.as_tuning_range(name))
-    back = tune.space_from_ranges(described)
+    back = cloud.space_from_ranges(described)
     assert back["lr"] == SEARCH_SPACE["lr"] and back["warmup-epochs"] == SEARCH_SPACE["warmup-epochs"]
     assert back["batch-size"] == Categorical(("32", "64", "128"))  # AWS keeps categorical values as strings
 
@@ -83,4 +79,4 @@ def test_fixed_values_leave_the_search():
 
 def test_unknown_range_kind_is_refused():
     with pytest.raises(TypeError, match="'lr'"):
-        local_tuner.distributions({"lr": (1e-5, 1e-2)})
+        search.distributions({"lr": (1e-5, 1e-2)})

@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-import serving_image
-from serving_image import SERVE, SERVE_CPU
+from classifier_host.images import serving
+from classifier_host.images.serving import SERVE, SERVE_CPU
 
 EXPORTED = {"torch": {"file": "model.pt"}, "onnx": {"file": "model.onnx"}, "onnx-int8": {"file": "model.int8.onnx"}}
 
@@ -24,7 +24,7 @@ EXPORTED = {"torch": {"file": "model.pt"}, "onnx": {"file": "model.onnx"}, "onnx
     ({"format_version": 1, "metrics": {}}, "ml.m5.xlarge", SERVE, "before exports existed"),  # version 1 artifact
 ])
 def test_image_role(metadata, instance, role, why):
-    got, reason = serving_image.image_role(metadata, instance)
+    got, reason = serving.image_role(metadata, instance)
     assert got == role and why in reason
 
 
@@ -39,9 +39,9 @@ def write_tar(path, members: dict[str, bytes]):
 def test_metadata_is_read_from_the_tarball(tmp_path):
     tar = tmp_path / "model.tar.gz"
     write_tar(tar, {"model.pt": b"x" * 1000, "metadata.json": json.dumps({"runtimes": EXPORTED}).encode()})
-    assert serving_image.local_metadata(tar) == {"runtimes": EXPORTED}
+    assert serving.local_metadata(tar) == {"runtimes": EXPORTED}
     write_tar(tar, {"code/metadata.json": b"[]", "./metadata.json": b"{}"})  # only the top level's counts
-    assert serving_image.local_metadata(tar) == {}
+    assert serving.local_metadata(tar) == {}
 
 
 @pytest.mark.parametrize("members,message", [
@@ -53,7 +53,7 @@ def test_a_tarball_without_readable_metadata_is_named(tmp_path, members, message
     tar = tmp_path / "model.tar.gz"
     write_tar(tar, members)
     with pytest.raises(ValueError, match=message):
-        serving_image.local_metadata(tar)
+        serving.local_metadata(tar)
     tar.write_bytes(b"plain bytes")
     with pytest.raises(ValueError, match="is not a readable model.tar.gz"):
-        serving_image.local_metadata(tar)
+        serving.local_metadata(tar)

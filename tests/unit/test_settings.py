@@ -1,8 +1,8 @@
-"""scripts/settings.py: every missing or malformed AWS setting is named before anything reaches AWS."""
+"""classifier_host.settings and .records: every missing or malformed AWS setting is named before anything reaches AWS."""
 import pytest
 
-import settings
-from settings import SettingsError
+from classifier_host import records, settings
+from classifier_host.settings import SettingsError
 
 ROLE = "arn:aws:iam::123456789012:role/image-classifier-sagemaker"
 FULL = {"AWS_REGION": "eu-west-1", "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}
@@ -50,8 +50,8 @@ def test_optional_settings():
 
 
 def test_records_round_trip(tmp_path):
-    assert settings.recorded("endpoint", tmp_path) is None
-    settings.record("endpoint", "ep-1", tmp_path)
-    assert settings.recorded("endpoint", tmp_path) == "ep-1"
-    settings.forget("endpoint", tmp_path)
-    assert settings.recorded("endpoint", tmp_path) is None
+    assert records.recorded("endpoint", tmp_path) is None
+    records.record("endpoint", "ep-1", tmp_path)
+    assert records.recorded("endpoint", tmp_path) == "ep-1"
+    records.forget("endpoint", tmp_path)
+    assert records.recorded("endpoint", tmp_path) is None

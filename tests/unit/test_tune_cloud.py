@@ -7,11 +7,13 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
-import sagemaker_api
-import tune
 from classifier import hyperparams, metrics
+from classifier_host import settings
+from classifier_host.cli import tune
+from classifier_host.sagemaker import training, tuning
+
+from .aws_stubs import StubbedBotoSession
 
 REGION = "us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-image-classifier-train:abc123"
@@ -24,31 +26,43 @@ T0 = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.timezone.utc)
 
 @pytest.fixture
 def aws(monkeypatch):
-    """A SageMaker client whose every call is answered by a Stubber; requests are recorded."""
+    """A boto3 session whose SageMaker calls a Stubber answers (every session the code opens is this one);
+    the requests are recorded."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = boto3.client("sagemaker", region_name=REGION)
+    boto = StubbedBotoSession()
+    stubber = boto.stub("sagemaker")
     sent = []
-    client.meta.events.register("before-parameter-build.sagemaker.*",
-                                lambda params, model, **_: sent.append((model.name, dict(params))))
-    stubber = Stubber(client)
-    with stubber:
-        yield stubber, sagemaker_api.cloud_session(REGION, sagemaker_client=client), sent
-        stubber.assert_no_pending_responses()
+    boto.client("sagemaker").meta.events.register(
+        "before-parameter-build.sagemaker.*", lambda params, model, **_: sent.append((model.name, dict(params))))
+    monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
+    yield stubber, boto, sent
+    stubber.assert_no_pending_responses()
 
 
-def start(aws, spot=True) -> dict:
-    stubber, session, sent = aws
-    stubber.add_response("create_hyper_parameter_tuning_job",
-                         {"HyperParameterTuningJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:"
-                                                        f"hyper-parameter-tuning-job/{TUNING_JOB}"})
-    estimator = sagemaker_api.cloud_estimator(session, IMAGE, ROLE, "s3://my-bucket/tuning", FIXED, spot=spot,
-                                              checkpoint_s3_uri="s3://my-bucket/checkpoints/t" if spot else None)
-    tuner = sagemaker_api.create_tuner(estimator, tune.search_space(FIXED), max_jobs=12, max_parallel_jobs=3)
-    assert sagemaker_api.start_tuning(tuner, DATA, job_name=TUNING_JOB) == TUNING_JOB
-    (name, request), = sent
-    assert name == "CreateHyperParameterTuningJob"
+def created(stubber, name=TUNING_JOB):
+    """CreateHyperParameterTuningJob's answer, and the Describe sagemaker-core sends right after."""
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012:hyper-parameter-tuning-job/{name}"
+    stubber.add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": arn})
+    stubber.add_response("describe_hyper_parameter_tuning_job", {
+        "HyperParameterTuningJobName": name, "HyperParameterTuningJobArn": arn, "CreationTime": T0,
+        "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 1}},
+        "HyperParameterTuningJobStatus": "InProgress", "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {}})
+
+
+def creation(sent) -> dict:
+    (request,) = [request for name, request in sent if name == "CreateHyperParameterTuningJob"]
     return request
+
+
+def start(aws, spot=True, **spec) -> dict:
+    stubber, boto, sent = aws
+    created(stubber)
+    job = training.JobSpec(IMAGE, ROLE, "s3://my-bucket/tuning", FIXED, spot=spot,
+                           checkpoint_s3_uri="s3://my-bucket/checkpoints/t" if spot else None, **spec)
+    assert tuning.start_tuning(boto, job, tune.search_space(FIXED), DATA, TUNING_JOB, 12, 3) == TUNING_JOB
+    return creation(sent)
 
 
 def test_tuning_job_request(aws):
@@ -79,15 +93,25 @@ def test_tuning_job_request(aws):
     assert stop["MaxWaitTimeInSeconds"] >= stop["MaxRuntimeInSeconds"]
 
 
+def test_the_trials_carry_what_a_training_job_carries(aws):
+    """v3's HyperparameterTuner drops these from its request; the project's tuning job keeps them."""
+    definition = start(aws, spot=False, network_isolation=True, kms_key_id="key-1", instance_count=2,
+                       vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})["TrainingJobDefinition"]
+    assert definition["EnableNetworkIsolation"] is True
+    assert definition["EnableInterContainerTrafficEncryption"] is True
+    assert definition["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50,
+                                            "VolumeKmsKeyId": "key-1"}
+    assert definition["OutputDataConfig"] == {"S3OutputPath": "s3://my-bucket/tuning", "KmsKeyId": "key-1"}
+    assert definition["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+
+
 def test_a_fixed_value_takes_its_name_out_of_the_ranges(aws):
-    stubber, session, sent = aws
-    stubber.add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": "arn:aws:sagemaker:"
-                         f"{REGION}:123456789012:hyper-parameter-tuning-job/{TUNING_JOB}"})
+    stubber, boto, sent = aws
+    created(stubber)
     fixed = {**FIXED, "batch-size": "32"}
-    estimator = sagemaker_api.cloud_estimator(session, IMAGE, ROLE, "s3://b/t", fixed)
-    tuner = sagemaker_api.create_tuner(estimator, tune.search_space(fixed), 4, 2)
-    sagemaker_api.start_tuning(tuner, DATA, job_name=TUNING_JOB)
-    request = sent[0][1]
+    tuning.start_tuning(boto, training.JobSpec(IMAGE, ROLE, "s3://b/t", fixed), tune.search_space(fixed), DATA,
+                        TUNING_JOB, 4, 2)
+    request = creation(sent)
     names = {r["Name"] for kind in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in kind}
     assert "batch-size" not in names
     assert request["TrainingJobDefinition"]["StaticHyperParameters"]["batch-size"] == "32"
@@ -142,7 +166,7 @@ def test_wait_reports_progress_until_the_job_ends(aws):
     stubber.add_response("describe_hyper_parameter_tuning_job",
                          describe(request, "Completed", {"Completed": 2, "NonRetryableError": 1}))
     lines = []
-    final = sagemaker_api.wait_for_tuning(session, TUNING_JOB, poll_seconds=0, say=lines.append)
+    final = tuning.wait_for_tuning(session, TUNING_JOB, poll_seconds=0, say=lines.append)
     assert final["HyperParameterTuningJobStatus"] == "Completed"
     assert len(lines) == 3 and "running 3" in lines[0] and "best best_val_acc=0.875" in lines[1]
     assert "completed 2" in lines[2] and "failed 1" in lines[2]
@@ -152,14 +176,15 @@ def test_attach_writes_the_best_hyperparameters_and_every_job(aws, monkeypatch, 
     stubber, session, sent = aws
     request = start(aws)
     done = describe(request, "Completed", {"Completed": 2, "NonRetryableError": 1})
-    for _ in range(3):  # attach, wait (already done), analytics
+    for _ in range(2):  # attach, wait (already done)
         stubber.add_response("describe_hyper_parameter_tuning_job", done, {"HyperParameterTuningJobName": TUNING_JOB})
     stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job",
-                         {"TrainingJobSummaries": [BROKEN, WORSE, GOOD]},
-                         {"HyperParameterTuningJobName": TUNING_JOB, "MaxResults": 100})
+                         {"TrainingJobSummaries": [BROKEN, WORSE], "NextToken": "page-2"},
+                         {"HyperParameterTuningJobName": TUNING_JOB})
+    stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [GOOD]},
+                         {"HyperParameterTuningJobName": TUNING_JOB, "NextToken": "page-2"})
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sagemaker_api, "cloud_session", lambda region: session)
 
     assert tune.main(["--attach", TUNING_JOB, "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -181,15 +206,13 @@ def test_attach_writes_the_best_hyperparameters_and_every_job(aws, monkeypatch, 
 
 def test_cli_starts_a_spot_search_with_its_own_checkpoint_folder(aws, monkeypatch, capsys):
     stubber, session, sent = aws
-    stubber.add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": "arn:aws:sagemaker:"
-                         f"{REGION}:123456789012:hyper-parameter-tuning-job/x"})
+    created(stubber, name="ic-tune-generated")
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("S3_PREFIX", raising=False)
-    monkeypatch.setattr(sagemaker_api, "cloud_session", lambda region: session)
     assert tune.main(["--data", DATA, "--image", IMAGE, "--max-jobs", "6", "--max-parallel-jobs", "2", "--spot",
                       "--no-wait", "--hp", "epochs=5"]) == 0
-    request = sent[0][1]
+    request = creation(sent)
     name = request["HyperParameterTuningJobName"]
     assert len(name) <= 32 and f"--attach {name}" in capsys.readouterr().out
     definition = request["TrainingJobDefinition"]
@@ -216,8 +239,6 @@ def test_cloud_settings_missing_are_named(monkeypatch, capsys):
     (["--data", DATA, "--image", IMAGE, "--hp", "batch-size=many"], ["'batch-size'", "'many'"]),
 ])
 def test_bad_cloud_arguments_are_named(monkeypatch, capsys, tmp_path, args, words):
-    import settings
-
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(settings, "IMAGES_FILE", tmp_path / "images.json")
@@ -231,6 +252,5 @@ def test_attach_to_a_missing_job_is_named(aws, monkeypatch, capsys):
     stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound",
                              "Amazon SageMaker can't find a tuning job with name nope")
     monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setattr(sagemaker_api, "cloud_session", lambda region: session)
     assert tune.main(["--attach", "nope"]) == 1
     assert "cannot attach to tuning job 'nope'" in capsys.readouterr().err

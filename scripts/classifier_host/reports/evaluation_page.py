@@ -3,14 +3,15 @@
 Summary numbers, per-class precision/recall/F1 (worst first), the most confused pairs, a confusion-matrix
 heatmap readable at 133 classes (row-normalised, one labelled row per class), a reliability diagram
 with the expected calibration error, and the most confident mistakes as a gallery (thumbnails when
-the images are at hand). Used by scripts/evaluate.py and scripts/report.py.
+the images are at hand). Used by the evaluate command and the training report (reports/training.py).
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
+
+from .figures import data_uri, png, pyplot
+from .overlays import overlay
 
 THUMBNAIL = 160  # px, the longer side of a gallery image
 
@@ -19,35 +20,11 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _data_uri(save, media: str) -> str:
-    """An image embedded in the page: `save(buffer)` writes it, `media` is its type (image/png...)."""
-    buffer = io.BytesIO()
-    save(buffer)
-    return f"data:{media};base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    uri = _data_uri(lambda out: fig.savefig(out, format="png", dpi=110, bbox_inches="tight"), "image/png")
-    plt.close(fig)
-    return uri
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def confusion_heatmap(result: dict) -> str:
     """Row-normalised (each true class sums to 1), so small classes read like large ones; a label per class."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     classes = list(result["per_class"])
     matrix = np.asarray(result["confusion_matrix"], dtype=float)
     rows = matrix.sum(1, keepdims=True)
@@ -60,11 +37,11 @@ def confusion_heatmap(result: dict) -> str:
     ax.set_yticks(range(len(classes)), labels=classes, fontsize=font)
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (share of each true class)")
     fig.colorbar(image, ax=ax, fraction=0.03)
-    return _png(fig)
+    return png(fig)
 
 
 def reliability_diagram(result: dict) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     bins = result["calibration"]["bins"]
     fig, ax = plt.subplots(figsize=(5, 4.5))
     filled = [b for b in bins if b["count"]]
@@ -77,7 +54,7 @@ def reliability_diagram(result: dict) -> str:
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="accuracy",
            title=f"Reliability (ECE {result['calibration']['ece']:.3f}, {len(bins)} bins)")
     ax.legend(fontsize=8, loc="upper left")
-    return _png(fig)
+    return png(fig)
 
 
 def thumbnail(path: Path) -> str | None:
@@ -89,7 +66,7 @@ def thumbnail(path: Path) -> str | None:
     except (presets.BadImage, OSError):
         return None
     image.thumbnail((THUMBNAIL, THUMBNAIL))
-    return _data_uri(lambda out: image.save(out, "JPEG", quality=85), "image/jpeg")
+    return data_uri(lambda out: image.save(out, "JPEG", quality=85), "image/jpeg")
 
 
 def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
@@ -97,14 +74,13 @@ def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
     import numpy as np
 
     from classifier import explain
-    from overlays import overlay
 
     if "gradcam" not in mistake or "crop_jpeg" not in mistake:
         return None
     heat = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), explanation["preprocessing"]["crop"])
     picture = overlay(explain.decode_image(mistake["crop_jpeg"]), heat)
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
-    return _data_uri(lambda out: picture.save(out, "PNG"), "image/png")
+    return data_uri(lambda out: picture.save(out, "PNG"), "image/png")
 
 
 def render(result: dict, title: str, image_root: Path | None = None) -> str:

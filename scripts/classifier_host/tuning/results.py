@@ -7,7 +7,7 @@
 - `trials.csv`: one row per training job (status, objective, tuned values, failure reason).
 - `tuning.png`: objective by trial and objective against each tuned hyperparameter.
 
-No SageMaker SDK, Optuna or torch here: scripts/train.py imports this module to read the file.
+No SageMaker SDK, Optuna or torch here: the train command imports this module to read the file.
 """
 from __future__ import annotations
 
@@ -141,11 +141,11 @@ def _cell(value: Any) -> str:
 
 def plot(path: Path, trials: list[Trial], space: dict[str, Any], title: str) -> Path:
     """Objective by trial (with the running best; failures marked) and against each tuned value."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display on servers and CI
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    from ..reports.figures import pyplot
+
+    plt = pyplot()
 
     names = [n for n in space if any(n in t.tuned for t in trials)]
     panels = 1 + len(names)

@@ -8,18 +8,17 @@
     SUBNETS             optional comma-separated subnet ids (jobs and models run in that VPC)
     SECURITY_GROUP_IDS  optional comma-separated security group ids (needed with SUBNETS)
 
-The files under build/cloud/ record what the cloud scripts created (job, endpoint), so deploy.py finds
-the last training job, query.py the last endpoint and teardown.py what to delete.
+Also the project's paths (ROOT, build/...): the one place that knows where the checkout is.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository: build outputs, the Makefile (image names), reports live under it.
+ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / "build" / "cloud"
 IMAGES_FILE = ROOT / "build" / "images.json"
 DEFAULT_PREFIX = "image-classifier"
@@ -97,61 +96,3 @@ def load(*required: str, env: dict[str, str] | None = None) -> Settings:
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-# ---- what the cloud scripts created (plain text files under build/cloud/) ----
-
-def record(name: str, value: str, state_dir: Path | None = None) -> Path:
-    """Remember a created resource (e.g. record('training-job', NAME)); returns the file."""
-    folder = state_dir or STATE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.txt"
-    path.write_text(value + "\n")
-    return path
-
-
-def recorded(name: str, state_dir: Path | None = None) -> str | None:
-    path = (state_dir or STATE_DIR) / f"{name}.txt"
-    return path.read_text().strip() or None if path.is_file() else None
-
-
-def forget(name: str, state_dir: Path | None = None) -> None:
-    ((state_dir or STATE_DIR) / f"{name}.txt").unlink(missing_ok=True)
-
-
-
-# ---- the image digests `make push` recorded (build/images.json) ----
-
-def cloud_image(given: str | None, role: str) -> str:
-    """--image when it names a registry (ECR...), else the digest `make push` recorded for `role`:
-    a local name (TRAIN_IMAGE / SERVE_IMAGE / SERVE_CPU_IMAGE from the Makefile) cannot run in the cloud."""
-    if given and "/" in given and "." in given.split("/")[0]:
-        return given
-    return pushed_image(role)
-
-
-def pushed_image(role: str, images_file: Path | None = None) -> str:
-    """The digest reference `make push` recorded for `role` ('train', 'serve' or 'serve-cpu')."""
-    path = images_file or IMAGES_FILE
-    if not path.is_file():
-        raise SettingsError(f"{path} is missing: run `make build push` first (it records the pushed image digests)")
-    images = json.loads(path.read_text())
-    if role not in images:
-        raise SettingsError(f"{path} has no '{role}' image (it has {', '.join(images) or 'none'}): run `make push`")
-    return images[role]["uri"]
-
-if __name__ == "__main__":  # `python scripts/settings.py recorded endpoint` (the Makefile's cloud targets)
-    import sys
-
-    if len(sys.argv) != 3 or sys.argv[1] not in ("recorded", "pushed"):
-        sys.exit("usage: settings.py recorded NAME | settings.py pushed ROLE")
-    if sys.argv[1] == "pushed":  # the digest reference of the pushed 'train', 'serve' or 'serve-cpu' image
-        try:
-            print(pushed_image(sys.argv[2]))
-        except SettingsError as err:
-            sys.exit(f"error: {err}")
-        sys.exit(0)
-    value = recorded(sys.argv[2])
-    if not value:
-        sys.exit(f"error: no {sys.argv[2]} recorded in {STATE_DIR}/ (run the cloud target that creates it first)")
-    print(value)

@@ -3,7 +3,7 @@
 Local mode has no tuning jobs, so this plays SageMaker's tuner: it samples the search space of
 classifier.hyperparams, runs one local-mode training job per trial, scores the job by the last
 `best_val_acc` its log prints (the regexes SageMaker scrapes with, classifier.metrics), and records
-a failed job with its reason before going on. Results go through tuning_report, like the cloud's.
+a failed job with its reason before going on. Results go through tuning/results.py, like the cloud's.
 """
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-import tuning_report
 from classifier import hyperparams, metrics
-from tuning_report import COMPLETED, FAILED, Trial
+
+from ..sagemaker import local
+from . import results
+from .results import COMPLETED, FAILED, Trial
 
 # run_job(hyperparameters as strings, job name, folder for the job's files) -> the job's log text;
 # raises RuntimeError (with the job's failure reason) when the job fails.
@@ -43,8 +45,7 @@ def distributions(space: dict[str, Any]) -> dict[str, BaseDistribution]:
 
 
 def local_job_runner(image: str, data_dir: Path, gpu: bool = False) -> JobRunner:
-    """Runs each trial with sagemaker_api.train_local; the job's log goes to <job folder>/job.log."""
-    import sagemaker_api  # the SDK takes seconds to import: only when jobs really run
+    """Runs each trial as a local-mode training job (sagemaker/local.py); its log goes to <job folder>/job.log."""
 
     def run(hp: dict[str, str], job_name: str, job_dir: Path) -> str:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -55,8 +56,7 @@ def local_job_runner(image: str, data_dir: Path, gpu: bool = False) -> JobRunner
         with open(log_path, "w") as log, contextlib.redirect_stdout(log), _sdk_logs_to(log):
             try:
                 # train_local puts the job's archives in job_dir.parent/<job name>/ = job_dir.
-                single_job_copy = sagemaker_api.train_local(image, data_dir, job_dir.parent, hp, gpu=gpu,
-                                                            job_name=job_name)
+                single_job_copy = local.train_local(image, data_dir, job_dir.parent, hp, gpu=gpu, job_name=job_name)
             except RuntimeError as err:
                 raise RuntimeError(f"{err} (log: {log_path})") from err
         single_job_copy.unlink()  # a copy for single jobs; each trial keeps its own in job_dir
@@ -114,7 +114,7 @@ def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str,
         trial = study.ask(fixed_distributions=dists)
         job_name = f"{name}-{index + 1:03d}"
         tuned = dict(trial.params)
-        hp = {**fixed, **{k: tuning_report.as_hp_string(v) for k, v in tuned.items()}}
+        hp = {**fixed, **{k: results.as_hp_string(v) for k, v in tuned.items()}}
         say(f"[tune] trial {index + 1}/{max_jobs} {job_name}: "
             + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.items()))
         t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str,
         else:
             trial.set_user_attr("failure_reason", result.failure_reason)
             study.tell(trial, state=TrialState.FAIL)
-        best = tuning_report.best_of(trials)
+        best = results.best_of(trials)
         elapsed = time.perf_counter() - started
         eta = elapsed / (index + 1) * (max_jobs - index - 1)
         outcome = (f"{metrics.OBJECTIVE}={result.objective:.4f}" if result.status == COMPLETED
@@ -156,11 +156,11 @@ def write_results(output_dir: Path, trials: list[Trial], fixed: dict[str, str], 
                   name: str) -> Path | None:
     """trials.csv, tuning.png and (when a trial completed) best_hyperparameters.json."""
     space = dict(hyperparams.SEARCH_SPACE if space is None else space)
-    tuning_report.write_all(output_dir, trials, space, f"local search {name}")
-    best = tuning_report.best_of(trials)
+    results.write_all(output_dir, trials, space, f"local search {name}")
+    best = results.best_of(trials)
     if best is None:
         return None
-    return tuning_report.write_best(
-        output_dir / tuning_report.BEST_FILE, source="local", tuning_job_name=name,
+    return results.write_best(
+        output_dir / results.BEST_FILE, source="local", tuning_job_name=name,
         best_training_job_name=best.job_name, objective_value=best.objective,
         hyperparameters={**fixed, **best.tuned}, tuned=list(best.tuned))

@@ -1,0 +1,1 @@
+"""Datasets: the dog-breed download, S3 transfer, the generated sample set, archives unpacked once."""

@@ -1,0 +1,51 @@
+"""What the cloud commands created and pushed, as files under build/, so the next command finds it.
+
+build/cloud/NAME.txt: the last training job (deploy.py reads it), endpoint (query.py, teardown.py).
+build/images.json: the digests `make push` recorded; cloud jobs and endpoints run exactly those.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import settings
+from .settings import SettingsError
+
+
+def record(name: str, value: str, state_dir: Path | None = None) -> Path:
+    """Remember a created resource (e.g. record('training-job', NAME)); returns the file."""
+    folder = state_dir or settings.STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.txt"
+    path.write_text(value + "\n")
+    return path
+
+
+def recorded(name: str, state_dir: Path | None = None) -> str | None:
+    path = (state_dir or settings.STATE_DIR) / f"{name}.txt"
+    return path.read_text().strip() or None if path.is_file() else None
+
+
+def forget(name: str, state_dir: Path | None = None) -> None:
+    ((state_dir or settings.STATE_DIR) / f"{name}.txt").unlink(missing_ok=True)
+
+
+# ---- the image digests `make push` recorded (build/images.json) ----
+
+def cloud_image(given: str | None, role: str) -> str:
+    """--image when it names a registry (ECR...), else the digest `make push` recorded for `role`:
+    a local name (TRAIN_IMAGE / SERVE_IMAGE / SERVE_CPU_IMAGE from the Makefile) cannot run in the cloud."""
+    if given and "/" in given and "." in given.split("/")[0]:
+        return given
+    return pushed_image(role)
+
+
+def pushed_image(role: str, images_file: Path | None = None) -> str:
+    """The digest reference `make push` recorded for `role` ('train', 'serve' or 'serve-cpu')."""
+    path = images_file or settings.IMAGES_FILE
+    if not path.is_file():
+        raise SettingsError(f"{path} is missing: run `make build push` first (it records the pushed image digests)")
+    images = json.loads(path.read_text())
+    if role not in images:
+        raise SettingsError(f"{path} has no '{role}' image (it has {', '.join(images) or 'none'}): run `make push`")
+    return images[role]["uri"]

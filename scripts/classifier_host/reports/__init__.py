@@ -1,0 +1,1 @@
+"""Pages and plots people read: the training report, the evaluation page, Grad-CAM overlays."""

@@ -1,0 +1,10 @@
+"""Every SageMaker SDK call of the project, on the SDK's supported line (v3: `sagemaker-core`).
+
+    session.py    boto3 / SageMaker sessions, job names, the SDK settings every call carries (no telemetry)
+    local.py      local mode: training jobs and endpoints in Docker on this machine
+    training.py   cloud training jobs (spot, checkpoints, KMS, VPC, Debugger and profiler)
+    tuning.py     cloud hyperparameter tuning jobs
+    endpoints.py  cloud real-time endpoints, autoscaling, invocation, deletion
+
+Callers pass plain values and get plain values back; nothing here runs at import.
+"""
