@@ -126,7 +126,8 @@ QUERY_IMAGES ?= $(DATA)/test
 # training job (recorded by `make train MODE=cloud`), recorded for `make query` and `make teardown`.
 deploy: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
-	$(PY) scripts/deploy.py $(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz,$(CLOUD_DEPLOY_ARGS))
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) \
+		$(PY) scripts/deploy.py $(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz,$(CLOUD_DEPLOY_ARGS))
 
 query: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
@@ -168,9 +169,10 @@ demo: build
 	@$(PY) scripts/show_model.py $(OUTPUT)/model.tar.gz
 	@$(PY) scripts/report.py $(OUTPUT)
 	@# Serve the model in local mode (on the image its metadata.json calls for: serve-cpu when it has ONNX
-	@# exports), classify one test image per class, tear the endpoint down.
-	$(PY) scripts/deploy.py --local --model-data $(OUTPUT)/model.tar.gz \
-		--query $(DATA)/test/*/*_0000.jpg
+	@# exports), classify one test image per class, tear the endpoint down. The image names go along, so
+	@# deploy.py serves the images built above even if the tree changed since (the tag follows the tree).
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) scripts/deploy.py --local \
+		--model-data $(OUTPUT)/model.tar.gz --query $(DATA)/test/*/*_0000.jpg
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -q

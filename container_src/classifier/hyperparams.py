@@ -161,7 +161,7 @@ BY_NAME = {p.name: p for p in SCHEMA}
 
 
 # --- The tuning search space (one definition for the SageMaker tuner and the local tuner) ---------
-# scripts/sagemaker_api.py turns it into the SDK's parameter ranges, scripts/classifier_host/tuning/search.py
+# classifier_host.sagemaker.tuning turns it into a tuning job's ParameterRanges, classifier_host.tuning.search
 # into Optuna suggestions; tests check that every value it can produce passes the schema above.
 
 @dataclass(frozen=True)

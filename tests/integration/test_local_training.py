@@ -1,4 +1,4 @@
-"""The training image in real SageMaker local mode (docker-compose, SDK v2 LocalSession)."""
+"""The training image in real SageMaker local mode (docker-compose, sagemaker.core.local)."""
 import io
 import json
 import subprocess
