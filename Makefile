@@ -52,7 +52,7 @@ JOB ?= $(OUTPUT)
 
 .PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
         benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
-        benchmark-serving
+        benchmark-serving transform benchmark-transform
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
@@ -67,12 +67,14 @@ help:
 	@echo "make sbom              CycloneDX SBOM of each built image (Python + Debian packages) -> build/sbom-*.cdx.json"
 	@echo "make deploy            serve a model (MODE=local: localhost:8080; MODE=cloud: a SageMaker endpoint)"
 	@echo "make query             classify QUERY_IMAGES with the deployed model (MODE=local|cloud)"
+	@echo "make transform         classify every image under TRANSFORM_INPUT without an endpoint (MODE=local|cloud)"
 	@echo "make teardown          delete the cloud endpoint, its config and model; say what is left (S3, ECR)"
 	@echo "make demo              build, sample data, small local search, train with its best, print test accuracy"
 	@echo "make report            HTML report of a job's training: curves, debugger rules, profiling (JOB=$(JOB))"
 	@echo "make benchmark         data-loader benchmark (prints the speed-up ratio)"
 	@echo "make benchmark-debugger step-time overhead of the smdebug hook"
 	@echo "make benchmark-serving serving latency/throughput vs TorchServe (table for the README)"
+	@echo "make benchmark-transform local Batch Transform vs a local endpoint queried image by image"
 	@echo "make clean             remove build outputs (keeps the wheelhouse and images)"
 
 $(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
@@ -133,6 +135,18 @@ query: setup
 	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
 	$(if $(filter cloud,$(MODE)),endpoint=$$($(PY) scripts/records.py recorded endpoint) &&) \
 	$(PY) scripts/query.py $(if $(filter local,$(MODE)),--url http://localhost:8080,--endpoint "$$endpoint") $(QUERY_IMAGES)
+
+# Batch inference without an endpoint. local: TRANSFORM_INPUT (a folder) with $(OUTPUT)/model.tar.gz in
+# SageMaker local mode; cloud: a Batch Transform job over TRANSFORM_INPUT (an s3:// prefix) with the last
+# training job's model. Results (predictions.jsonl, summary.json) in TRANSFORM_OUTPUT.
+TRANSFORM_INPUT ?= $(DATA)/test
+TRANSFORM_OUTPUT ?= build/transform
+TRANSFORM_ARGS ?=
+transform: setup
+	@case "$(MODE)" in local|cloud) ;; *) echo "error: MODE=$(MODE); use MODE=local or MODE=cloud"; exit 2;; esac
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) scripts/transform.py \
+		$(if $(filter local,$(MODE)),--local --model-data $(OUTPUT)/model.tar.gz) \
+		--input $(TRANSFORM_INPUT) --output $(TRANSFORM_OUTPUT) $(TRANSFORM_ARGS)
 
 teardown: setup
 	$(PY) scripts/teardown.py
@@ -200,6 +214,12 @@ benchmark-debugger: setup
 BENCH_ARGS ?=
 benchmark-serving: setup
 	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/serving.py $(BENCH_ARGS)
+
+# scripts/transform.py --local against a local endpoint queried one image at a time, over DATA/test with
+# OUTPUT's model (make demo first).
+benchmark-transform: setup
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/transform.py \
+		--model-data $(OUTPUT)/model.tar.gz --data $(DATA)/test
 
 # Regenerates the hashed locks (docker/requirements/*.txt, requirements/{host,sbom}.lock), keeping the
 # versions already locked; LOCK_ARGS=--upgrade re-resolves them all.

@@ -132,11 +132,17 @@ def load_metadata(model_dir: Path) -> dict:
         raise ArtifactError(f"{path} is missing: is this a model.tar.gz written by this project's trainer?") from None
     except json.JSONDecodeError as err:
         raise ArtifactError(f"{path} is not valid JSON: {err}") from None
+    return check_metadata(metadata, str(path))
+
+
+def check_metadata(metadata: dict, where: str) -> dict:
+    """metadata.json's content, if this code can serve it (ArtifactError naming `where` otherwise): the host
+    checks a model.tar.gz read from S3 with it before any job starts."""
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
-        raise ArtifactError(f"{path} lacks {missing}")
+        raise ArtifactError(f"{where} lacks {missing}")
     if metadata["format_version"] not in READABLE_VERSIONS:
-        raise ArtifactError(f"{path} has format_version {metadata['format_version']}; this code reads "
+        raise ArtifactError(f"{where} has format_version {metadata['format_version']}; this code reads "
                             f"{READABLE_VERSIONS}: use the serving image built with the trainer that wrote it")
     return metadata
 

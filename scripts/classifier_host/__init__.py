@@ -5,6 +5,7 @@
     images/       image names, the serving image a model needs, push, provenance labels, SBOMs
     sagemaker/    every SageMaker SDK call (v3: sagemaker-core): local mode, cloud jobs, tuning, endpoints
     tuning/       the local search and the results both searches write
+    transform/    batch inference over a folder or S3 prefix: the files sent, the results written
     reports/      HTML reports and plots (training, evaluation, explanations)
     data/         datasets: download, S3 transfer, the sample set
     client.py     classifying images with an endpoint (local URL or SageMaker)

@@ -1,10 +1,15 @@
 """Classify images with the model behind an endpoint: a serving container's URL (local mode) or a SageMaker
-endpoint (InvokeEndpoint through sagemaker-core). What scripts/query.py and `deploy.py --query` use.
+endpoint, real-time (InvokeEndpoint) or asynchronous (the request uploaded to S3, InvokeEndpointAsync, the
+answer read back from S3), through sagemaker-core. What scripts/query.py and `deploy.py --query` use.
 """
 from __future__ import annotations
 
 import io
 import json
+import re
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,10 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 TIMEOUT_S = 60  # SageMaker's own limit for one invocation
+# Polling an async endpoint's answer: soon at first (a warm endpoint answers in about a second), then less
+# often (one scaled to zero takes minutes to start an instance).
+FIRST_POLL_S = 1.0
+MAX_POLL_S = 15.0
 
 
 class QueryError(Exception):
@@ -29,6 +38,15 @@ class ImageInput:
     source: str
     data: bytes
     content_type: str
+
+
+@dataclass(frozen=True)
+class AsyncTarget:
+    """Where an async endpoint's requests are uploaded (s3://BUCKET/PREFIX/async/input), how long SageMaker
+    may work on one and the caller waits for its answer, and the KMS key of the uploads (optional)."""
+    input_s3: str
+    timeout_s: int
+    kms_key_id: str | None = None
 
 
 def content_type_of(source: str, data: bytes) -> str:
@@ -102,25 +120,129 @@ def invoke_url(url: str, image: ImageInput, top_k: int, explain: bool = False) -
     return parse_answer(response.content, endpoint)
 
 
-def invoke_endpoint(boto, endpoint: str, image: ImageInput, top_k: int, explain: bool = False) -> dict:
-    """One image to a SageMaker endpoint (boto: a boto3 session in the endpoint's region)."""
+@contextmanager
+def endpoint_errors(endpoint: str, source: str):
+    """botocore's errors of one invocation as QueryErrors naming the endpoint and the image."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .sagemaker import endpoints
-
     try:
-        body = endpoints.invoke(boto, endpoint, image.data, image.content_type,
-                                custom_attributes=custom_attributes(top_k, explain))
+        yield
     except ClientError as err:
         error = err.response.get("Error", {})
         # ModelError: the container answered 4xx/5xx; its message carries the container's own.
         status = err.response.get("OriginalStatusCode")
         detail = f" (container status {status})" if status else ""
-        raise QueryError(f"endpoint {endpoint} refused {image.source}: {error.get('Code')}{detail}: "
+        raise QueryError(f"endpoint {endpoint} refused {source}: {error.get('Code')}{detail}: "
                          f"{error.get('Message')}") from None
     except BotoCoreError as err:  # no credentials, no region, no network
         raise QueryError(f"cannot reach endpoint {endpoint}: {err}") from None
+
+
+@contextmanager
+def aws_errors(what: str):
+    """Any other AWS call's errors as QueryErrors saying what was being done."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        raise QueryError(f"{what}: {error.get('Code')}: {error.get('Message')}") from None
+    except BotoCoreError as err:
+        raise QueryError(f"{what}: {err}") from None
+
+
+def invoke_endpoint(boto, endpoint: str, image: ImageInput, top_k: int, explain: bool = False) -> dict:
+    """One image to a SageMaker endpoint (boto: a boto3 session in the endpoint's region)."""
+    from .sagemaker import endpoints
+
+    with endpoint_errors(endpoint, image.source):
+        body = endpoints.invoke(boto, endpoint, image.data, image.content_type,
+                                custom_attributes=custom_attributes(top_k, explain))
     return parse_answer(body, f"endpoint {endpoint}")
+
+
+def is_async_endpoint(boto, endpoint: str) -> bool:
+    """Whether the endpoint is asynchronous (it refuses InvokeEndpoint: requests go through S3)."""
+    from .sagemaker import endpoints
+
+    with aws_errors(f"cannot describe endpoint {endpoint}"):
+        return endpoints.is_async(boto, endpoint)
+
+
+def invoke_endpoint_async(boto, endpoint: str, image: ImageInput, top_k: int, explain: bool,
+                          target: AsyncTarget) -> dict:
+    """One image to an async endpoint: upload it, queue it, wait for its answer or its failure in S3."""
+    from .sagemaker import endpoints
+
+    s3 = boto.client("s3")
+    request = upload_request(s3, target, image)
+    with endpoint_errors(endpoint, image.source):
+        output, failure = endpoints.invoke_async(boto, endpoint, request, image.content_type, target.timeout_s,
+                                                 custom_attributes=custom_attributes(top_k, explain))
+    found = wait_for_either(s3, (output, failure), target.timeout_s)
+    if found is None:
+        raise QueryError(f"endpoint {endpoint}: no answer for {image.source} within {target.timeout_s} s: neither "
+                         f"{output} nor {failure} exists. The request may still be queued (an endpoint scaled to "
+                         "zero takes minutes to start an instance): look there later, or wait longer with "
+                         "--async-timeout")
+    body = read_object(s3, found)
+    if found == failure:
+        raise QueryError(f"endpoint {endpoint} failed on {image.source}: "
+                         f"{answer_error(body.decode('utf-8', 'replace'))} ({failure})")
+    return parse_answer(body, f"endpoint {endpoint}")
+
+
+def upload_request(s3, target: AsyncTarget, image: ImageInput) -> str:
+    """The image as s3://.../async/input/<uuid>/<file name>: a folder per request, so two images of the
+    same name never overwrite each other's request while it waits in the queue."""
+    from .data.s3 import parse_s3_uri
+
+    bucket, prefix = parse_s3_uri(target.input_s3)
+    key = f"{prefix}/{uuid.uuid4().hex}/{object_name(image.source)}"
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": target.kms_key_id} if target.kms_key_id else {}
+    with aws_errors(f"cannot upload {image.source} to s3://{bucket}/{key}"):
+        s3.put_object(Bucket=bucket, Key=key, Body=image.data, ContentType=image.content_type, **encryption)
+    return f"s3://{bucket}/{key}"
+
+
+def wait_for_either(s3, locations: tuple[str, ...], timeout_s: float) -> str | None:
+    """The first of `locations` that exists, polled until timeout_s has passed; None when none appeared."""
+    deadline = time.monotonic() + timeout_s
+    delay = FIRST_POLL_S
+    while True:
+        for location in locations:
+            if object_exists(s3, location):
+                return location
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, MAX_POLL_S)
+
+
+def object_exists(s3, location: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    from .data.s3 import parse_s3_uri
+
+    bucket, key = parse_s3_uri(location)
+    with aws_errors(f"cannot look for {location}"):
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+    return True
+
+
+def read_object(s3, location: str) -> bytes:
+    from .data.s3 import parse_s3_uri
+
+    bucket, key = parse_s3_uri(location)
+    with aws_errors(f"cannot read {location}"):
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) -> Path:
@@ -133,7 +255,7 @@ def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) 
         heat, crop = (explain.decode_image(explanation[key]) for key in ("heatmap_png", "crop_png"))
     except (KeyError, ValueError, OSError) as err:
         raise QueryError(f"the explanation for {source} is not two base64 PNGs ({err})") from None
-    stem = Path(source.split("?")[0].rstrip("/")).stem or "image"
+    stem = Path(source_name(source)).stem or "image"
     name, n = stem, 1
     while name in taken:
         n += 1
@@ -142,6 +264,16 @@ def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) 
     path = folder / f"{name}.gradcam.png"
     overlay(crop, heat).save(path)
     return path
+
+
+def source_name(source: str) -> str:
+    """The last part of an image's path or URL, without a URL's query."""
+    return Path(source.split("?")[0].rstrip("/")).name
+
+
+def object_name(source: str) -> str:
+    """source_name in characters that need no escaping in an S3 URI ("image" when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", source_name(source)).lstrip(".") or "image"
 
 
 def format_table(source: str, predictions: list[dict]) -> str:

@@ -2,7 +2,8 @@
 
     AWS_REGION          region of every job, endpoint and repository (required)
     SAGEMAKER_ROLE_ARN  execution role SageMaker jobs and endpoints run as (required for train/deploy)
-    S3_BUCKET           bucket for data, model artifacts, checkpoints, Debugger output (required for train)
+    S3_BUCKET           bucket for data, model artifacts, checkpoints, Debugger output, async endpoints'
+                        requests and answers (required for train, deploy --async, querying an async endpoint)
     S3_PREFIX           key prefix inside the bucket (default: image-classifier)
     KMS_KEY_ID          optional KMS key for S3 output, volumes and endpoint storage
     SUBNETS             optional comma-separated subnet ids (jobs and models run in that VPC)
@@ -22,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / "build" / "cloud"
 IMAGES_FILE = ROOT / "build" / "images.json"
 DEFAULT_PREFIX = "image-classifier"
+# Async endpoints' traffic, under S3_PREFIX: query.py uploads requests to input/, SageMaker writes answers
+# to output/ and errors to failures/ (deploy.py --async sets both); teardown.py lists the prefix with the rest.
+ASYNC_PREFIX = "async"
+ASYNC_INPUT = f"{ASYNC_PREFIX}/input"
+ASYNC_OUTPUT = f"{ASYNC_PREFIX}/output"
+ASYNC_FAILURES = f"{ASYNC_PREFIX}/failures"
 # scripts/train.py --debugger: SageMaker Debugger, the project's own hook and rules, or neither.
 DEBUGGER_MODES = ("sagemaker", "project", "off")
 

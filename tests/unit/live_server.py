@@ -3,7 +3,8 @@
 Tests start it with `LiveServer(model_dir, folder)`; run as a script it is `serve` (server.main)
 with one test seam, the file named by SERVING_TEST_FORWARD_GATE: while it exists every forward pass
 waits (a stuck model, for the liveness tests), or raises if it says "fail" (a bug, for the 500s).
-Nothing else about the server is replaced.
+A forward pass that finds the gate there first creates `entered` beside it, so a test knows when a
+request is held inside the server (wait_entered). Nothing else about the server is replaced.
 """
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ class LiveServer:
         base = folder / "opt-ml"
         base.mkdir()
         (base / "model").symlink_to(model_dir)
-        # The workers run as `nobody`, who cannot enter pytest's private temp folders.
+        # The workers run as `nobody`, who cannot enter pytest's private temp folders; 1777 lets them write `entered`.
         self.gate_dir = Path(tempfile.mkdtemp(prefix="serving-gate-"))
-        self.gate_dir.chmod(0o755)
+        self.gate_dir.chmod(0o1777)
         self.gate = self.gate_dir / "forward-gate"
+        self.entered = _entered(self.gate)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "server.log"
@@ -61,6 +63,13 @@ class LiveServer:
         self.stop()
         raise AssertionError(f"/ping never answered 200 within {START_DEADLINE_S}s:\n{self.log()}")
 
+    def wait_entered(self, timeout: float = 60) -> None:
+        """Until a forward pass waits at the gate (the gate must exist)."""
+        deadline = time.monotonic() + timeout
+        while not self.entered.exists():
+            assert time.monotonic() < deadline, f"no forward pass reached the gate:\n{self.log()}"
+            time.sleep(0.02)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -75,10 +84,16 @@ class LiveServer:
                 self.process.wait()
 
 
+def _entered(gate: Path) -> Path:
+    return gate.with_name(gate.name + "-entered")
+
+
 def _gated(predict):
     gate = Path(os.environ["SERVING_TEST_FORWARD_GATE"])
 
     def forward(self, batch, deadline=None):
+        if gate.exists():
+            _entered(gate).touch()
         while gate.exists():
             if gate.read_text() == "fail":
                 raise RuntimeError(f"injected failure reading {gate}")

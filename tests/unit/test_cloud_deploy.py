@@ -1,5 +1,6 @@
-"""The cloud deploy path: model, endpoint config (data capture), endpoint, autoscaling and deletion, each
-request checked against the service model and the expected parameters by botocore's Stubber."""
+"""The cloud deploy path: model, endpoint config (data capture, async inference), endpoint, autoscaling (scale
+to zero with its CloudWatch alarm) and deletion, each request checked against the service model and the
+expected parameters by botocore's Stubber."""
 from __future__ import annotations
 
 import io
@@ -24,6 +25,10 @@ MODEL = f"s3://{BUCKET}/image-classifier/output/{JOB}/output/model.tar.gz"
 EP = "dogs-endpoint"
 EP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{EP}"
 RESOURCE = f"endpoint/{EP}/variant/AllTraffic"
+ALARM = f"{EP}-has-backlog-without-capacity"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:image-classifier-answers"
+ERROR_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:image-classifier-failures"
+KMS = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 @pytest.fixture
@@ -70,10 +75,11 @@ def artifact_stub(cloud, runtimes: dict):
                                   {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")})
 
 
-def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IMAGE, instance="ml.m5.xlarge"):
+def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IMAGE, instance="ml.m5.xlarge",
+                 environment: dict | None = None, async_config: dict | None = None, kms: str | None = None):
     """The requests of one deployment; sagemaker-core describes each resource right after creating it."""
     model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"
-    container = {"Image": image, "ModelDataUrl": MODEL}
+    container = {"Image": image, "ModelDataUrl": MODEL, **({"Environment": environment} if environment else {})}
     sm.add_response("create_model", {"ModelArn": model_arn},
                     {"ModelName": EP, "ExecutionRoleArn": ROLE, "PrimaryContainer": container})
     sm.add_response("describe_model", {"ModelName": EP, "ModelArn": model_arn, "CreationTime": 0,
@@ -86,6 +92,10 @@ def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IM
             "EnableCapture": True, "InitialSamplingPercentage": 100,
             "DestinationS3Uri": f"s3://{BUCKET}/image-classifier/data-capture",
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+    if kms:
+        config["KmsKeyId"] = kms
+    if async_config:
+        config["AsyncInferenceConfig"] = async_config
     config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": config_arn}, config)
     sm.add_response("describe_endpoint_config", {**config, "EndpointConfigArn": config_arn, "CreationTime": 0},
@@ -187,6 +197,17 @@ def test_a_failed_training_job_is_not_deployed(cloud, capsys):
     ([], None, "no model: give --training-job"),
     (["--model-data", "/local/model.tar.gz"], None, "needs an s3:// URI"),
     (["--training-job", JOB, "--autoscale", "4:1"], None, "expected MIN:MAX"),
+    (["--training-job", JOB, "--autoscale", "0:2"], None, "MIN 0, scale to zero, needs --async"),
+    (["--training-job", JOB, "--async", "--autoscale", "0:0"], None, "MAX >= 1"),
+    (["--training-job", JOB, "--async"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
+    (["--training-job", JOB, "--sns-success-topic", TOPIC], None, "--sns-success-topic applies to asynchronous"),
+    (["--training-job", JOB, "--backlog-per-instance", "3"], None, "--backlog-per-instance applies to asynchronous"),
+    (["--training-job", JOB, "--async", "--invocations-per-instance", "10"], None, "does not apply to --async"),
+    (["--training-job", JOB, "--async", "--async-max-payload-mb", "2048"], None,
+     "--async-max-payload-mb 2048: expected 1 to 1024"),
+    (["--training-job", JOB, "--async", "--async-timeout", "3601"], None, "--async-timeout 3601: expected 1 to 3600"),
+    (["--training-job", JOB, "--async", "--sns-error-topic", "image-classifier-failures"], None,
+     "is not an SNS topic ARN"),
 ])
 def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeypatch, argv, unset, message):
     if unset:
@@ -196,7 +217,7 @@ def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeyp
     assert message in capsys.readouterr().err
 
 
-def delete_stubs(sm, scaling, has_target=True, endpoint=True, config=True, model=True):
+def delete_stubs(sm, scaling, cloudwatch, has_target=True, endpoint=True, config=True, model=True, alarm=False):
     """What deletion asks: which parts exist (by exact name), then deletes those that do."""
     sm.add_response("list_endpoints", {"Endpoints": [
         {"EndpointName": EP, "EndpointArn": EP_ARN, "CreationTime": 0, "LastModifiedTime": 0,
@@ -222,6 +243,11 @@ def delete_stubs(sm, scaling, has_target=True, endpoint=True, config=True, model
          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
     if has_target:
         scaling.add_response("deregister_scalable_target", {}, target)
+    cloudwatch.add_response("describe_alarms", {"MetricAlarms": [
+        {"AlarmName": ALARM, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM}"}] if alarm else []},
+        {"AlarmNames": [ALARM]})
+    if alarm:
+        cloudwatch.add_response("delete_alarms", {}, {"AlarmNames": [ALARM]})
     if endpoint:
         sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
     if config:
@@ -235,7 +261,7 @@ def delete_stubs(sm, scaling, has_target=True, endpoint=True, config=True, model
 
 def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
     records.record("endpoint", EP)
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"))
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"))
     assert deploy.main(["--delete"]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
@@ -245,8 +271,8 @@ def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
 
 
 def test_delete_of_an_unknown_endpoint_says_so(cloud, capsys):
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), has_target=False, endpoint=False,
-                 config=False, model=False)
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
+                 has_target=False, endpoint=False, config=False, model=False)
     assert deploy.main(["--delete", EP]) == 1
     cloud.assert_no_pending()
     assert f"there is no endpoint {EP} (nor its config or model) in {REGION}" in capsys.readouterr().err
@@ -268,7 +294,7 @@ def test_a_deletion_stopped_half_way_is_finished_by_the_next(cloud, capsys):
     assert deploy.main(["--delete"]) == 1
     assert "run the same command again" in capsys.readouterr().err
     assert records.recorded("endpoint") == EP
-    delete_stubs(sm, scaling, has_target=False, endpoint=False)
+    delete_stubs(sm, scaling, cloud.stub("cloudwatch"), has_target=False, endpoint=False)
     assert deploy.main(["--delete"]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
@@ -279,6 +305,147 @@ def test_a_deletion_stopped_half_way_is_finished_by_the_next(cloud, capsys):
 def test_autoscaling_bounds_are_checked():
     with pytest.raises(ValueError, match="1 <= min"):
         endpoints.enable_autoscaling(None, EP, 0, 2, 10)
+    with pytest.raises(ValueError, match="max >= 1"):
+        endpoints.enable_async_autoscaling(None, None, EP, 0, 0, 5)
+
+
+def test_local_async_is_refused_with_the_reason(capsys):
+    with pytest.raises(SystemExit) as end:
+        deploy.main(["--local", "--async", "--model-data", "model.tar.gz"])
+    assert end.value.code == 2
+    assert "local mode has no asynchronous inference" in capsys.readouterr().err
+
+
+# ---- asynchronous endpoints ----
+
+def async_config(max_concurrent=4, kms=None, topics: dict | None = None) -> dict:
+    """The endpoint config's AsyncInferenceConfig as the request must carry it."""
+    output = {"S3OutputPath": f"s3://{BUCKET}/image-classifier/async/output",
+              "S3FailurePath": f"s3://{BUCKET}/image-classifier/async/failures"}
+    if kms:
+        output["KmsKeyId"] = kms
+    if topics:
+        output["NotificationConfig"] = topics
+    return {"ClientConfig": {"MaxConcurrentInvocationsPerInstance": max_concurrent}, "OutputConfig": output}
+
+
+def test_an_async_endpoint_gets_its_config_and_the_containers_limits(cloud, capsys):
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(),
+                 environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"})
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async"]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    assert f"as async endpoint {EP}" in out
+    assert f"answers in s3://{BUCKET}/image-classifier/async/output/, failures in " \
+           f"s3://{BUCKET}/image-classifier/async/failures/" in out
+    assert records.recorded("endpoint") == EP
+
+
+def test_an_async_endpoint_with_kms_sns_and_options(cloud, monkeypatch):
+    monkeypatch.setenv("KMS_KEY_ID", KMS)
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, kms=KMS,
+                 async_config=async_config(2, KMS, {"SuccessTopic": TOPIC, "ErrorTopic": ERROR_TOPIC}),
+                 # --env wins over what --async-max-payload-mb sets
+                 environment={"SERVING_MAX_PAYLOAD_MB": "200", "SERVING_REQUEST_TIMEOUT_S": "1800", "A": "b"})
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--async-max-concurrent", "2",
+                        "--async-max-payload-mb", "500", "--async-timeout", "1800", "--sns-success-topic", TOPIC,
+                        "--sns-error-topic", ERROR_TOPIC, "--env", "SERVING_MAX_PAYLOAD_MB=200", "--env", "A=b"]) == 0
+    cloud.assert_no_pending()
+
+
+def test_an_async_endpoint_without_an_error_topic_sends_only_the_success_topic(cloud):
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(topics={"SuccessTopic": TOPIC}),
+                 environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"})
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--sns-success-topic", TOPIC]) == 0
+    cloud.assert_no_pending()
+
+
+ASYNC_ENV = {"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"}
+TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
+          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+STEP_POLICY_ARN = (f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:1:resource/sagemaker/{RESOURCE}"
+                   f":policyName/{EP}-has-backlog")
+
+
+def backlog_stubs(scaling, low: int, high: int, target: float = 5.0):
+    """The scalable target and the target tracking on the queue of an async endpoint."""
+    scaling.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": low, "MaxCapacity": high})
+    scaling.add_response("put_scaling_policy", {"PolicyARN": "arn:aws:autoscaling:backlog"}, {
+        **TARGET, "PolicyName": f"{EP}-backlog", "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": target, "ScaleOutCooldown": 60, "ScaleInCooldown": 300,
+            "CustomizedMetricSpecification": {
+                "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+                "Dimensions": [{"Name": "EndpointName", "Value": EP}], "Statistic": "Average"}}})
+
+
+def wake_up_stubs(scaling, cloudwatch):
+    """Scale to zero: the step policy that adds an instance and the alarm that fires it."""
+    scaling.add_response("put_scaling_policy", {"PolicyARN": STEP_POLICY_ARN}, {
+        **TARGET, "PolicyName": f"{EP}-has-backlog", "PolicyType": "StepScaling",
+        "StepScalingPolicyConfiguration": {
+            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]}})
+    cloudwatch.add_response("put_metric_alarm", {}, {
+        "AlarmName": ALARM, "MetricName": "HasBacklogWithoutCapacity", "Namespace": "AWS/SageMaker",
+        "Dimensions": [{"Name": "EndpointName", "Value": EP}], "Statistic": "Average", "Period": 60,
+        "EvaluationPeriods": 2, "DatapointsToAlarm": 2, "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
+        "AlarmActions": [STEP_POLICY_ARN]})
+
+
+def test_scale_to_zero_tracks_the_backlog_and_wakes_up_on_an_alarm(cloud, capsys):
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(), environment=ASYNC_ENV)
+    scaling, cloudwatch = cloud.stub("application-autoscaling"), cloud.stub("cloudwatch")
+    backlog_stubs(scaling, 0, 2, target=10.0)
+    wake_up_stubs(scaling, cloudwatch)
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--autoscale", "0:2",
+                        "--backlog-per-instance", "10"]) == 0
+    cloud.assert_no_pending()
+    assert f"autoscaling 0-2 instances at 10 queued requests per instance; at zero, alarm {ALARM} starts one" \
+        in capsys.readouterr().out
+
+
+def test_async_autoscaling_from_one_needs_no_alarm(cloud):
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(), environment=ASYNC_ENV)
+    backlog_stubs(cloud.stub("application-autoscaling"), 1, 3)
+    cloud.stub("cloudwatch")  # nothing queued: no alarm may be made
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--autoscale", "1:3"]) == 0
+    cloud.assert_no_pending()
+
+
+def test_a_refused_alarm_is_an_error_naming_the_call_and_the_cleanup(cloud, capsys):
+    artifact_stub(cloud, TORCH_ONLY)
+    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(), environment=ASYNC_ENV)
+    scaling, cloudwatch = cloud.stub("application-autoscaling"), cloud.stub("cloudwatch")
+    backlog_stubs(scaling, 0, 2)
+    scaling.add_response("put_scaling_policy", {"PolicyARN": STEP_POLICY_ARN}, {
+        **TARGET, "PolicyName": f"{EP}-has-backlog", "PolicyType": "StepScaling",
+        "StepScalingPolicyConfiguration": ANY})
+    cloudwatch.add_client_error("put_metric_alarm", "AccessDenied", "not authorized to perform PutMetricAlarm")
+    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--autoscale", "0:2"]) == 1
+    err = capsys.readouterr().err
+    assert f"endpoint {EP} is InService but its autoscaling could not be set: AccessDenied" in err
+    assert "(PutMetricAlarm failed; the role needs the application-autoscaling and cloudwatch permissions" in err
+    assert f"deploy.py --delete {EP}" in err and "Traceback" not in err
+    assert records.recorded("endpoint") == EP
+    cloud.assert_no_pending()
+
+
+def test_deleting_an_async_endpoint_removes_its_alarm(cloud, capsys):
+    records.record("endpoint", EP)
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
+                 alarm=True)
+    assert deploy.main(["--delete"]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    assert f"deleted scaling target {RESOURCE}" in out and f"deleted alarm {ALARM}" in out
+    assert f"deleted endpoint {EP}" in out and records.recorded("endpoint") is None
 
 
 def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, capsys, tmp_path):
@@ -289,12 +456,15 @@ def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, ca
     settings.IMAGES_FILE.write_text(json.dumps({"serve": {
         "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve:abc", "digest": "sha256:" + "b" * 64,
         "uri": IMAGE}}))
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), has_target=False)
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
+                 has_target=False)
     assert teardown.main([]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
     assert f"deleted endpoint {EP}" in out and f"deleted model {EP}" in out
     assert f"aws s3 rm --recursive s3://{BUCKET}/image-classifier/" in out
+    assert (f"under it, async endpoints' requests, answers and failures: s3://{BUCKET}/image-classifier/async/input/, "
+            f"s3://{BUCKET}/image-classifier/async/output/, s3://{BUCKET}/image-classifier/async/failures/") in out
     assert "--repository-name sagemaker-image-classifier-serve --image-ids imageDigest=sha256:bbbb" in out
     assert f"training job {JOB}" in out
     assert records.recorded("endpoint") is None

@@ -18,7 +18,7 @@ PLACEHOLDERS = {"ACCOUNT_ID", "REGION", "BUCKET", "PREFIX", "KMS_KEY_ID", "CODEB
 # IAM prefix -> botocore services whose operations are its actions.
 SERVICES = {"sagemaker": ("sagemaker", "sagemaker-runtime"), "s3": ("s3",), "ecr": ("ecr",), "logs": ("logs",),
             "cloudwatch": ("cloudwatch",), "kms": ("kms",), "ec2": ("ec2",), "iam": ("iam",), "sts": ("sts",),
-            "application-autoscaling": ("application-autoscaling",)}
+            "application-autoscaling": ("application-autoscaling",), "sns": ("sns",)}
 # Actions that are permissions, not API operations.
 PERMISSION_ONLY = {"s3:ListBucket", "iam:PassRole"}
 # Actions that support no resource-level permission (AWS's Service Authorization Reference): "*" is the only way.
@@ -52,6 +52,11 @@ def as_list(value) -> list:
 
 def granted(path: Path) -> set[str]:
     return {a for s in statements(path) for a in as_list(s["Action"])}
+
+
+def resources_of(path: Path, action: str) -> set[str]:
+    """Every resource `action` is granted on in the document."""
+    return {r for s in statements(path) if action in as_list(s["Action"]) for r in as_list(s["Resource"])}
 
 
 def test_there_are_documents_for_both_roles_and_the_operator():
@@ -128,15 +133,47 @@ def test_push_calls_are_granted_to_codebuild_and_the_operator():
 def test_cloud_calls_are_granted_to_the_operator():
     needed = set()
     for api in (ROOT / "scripts" / "classifier_host" / "sagemaker").glob("*.py"):
-        needed |= calls_in(api, "client", "sagemaker") | calls_in(api, "autoscaling", "application-autoscaling")
-    assert {"sagemaker:DeleteEndpoint", "sagemaker:ListEndpoints", "application-autoscaling:PutScalingPolicy"} <= needed
+        needed |= (calls_in(api, "client", "sagemaker") | calls_in(api, "autoscaling", "application-autoscaling")
+                   | calls_in(api, "cloudwatch", "cloudwatch"))
+    assert {"sagemaker:DeleteEndpoint", "sagemaker:ListEndpoints", "application-autoscaling:PutScalingPolicy",
+            "sagemaker:DescribeEndpointConfig", "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms"} <= needed
     # what sagemaker-core's resources call for train / tune / deploy / query (each create is followed by a
-    # Describe), and the log tailer
+    # Describe), Batch Transform, and the log tailer
     needed |= {"sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:CreateModel",
                "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint",
-               "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
-               "sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig",
-               "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+               "sagemaker:InvokeEndpointAsync", "sagemaker:CreateHyperParameterTuningJob",
+               "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeModel",
+               "sagemaker:ListTrainingJobsForHyperParameterTuningJob", "sagemaker:CreateTransformJob",
+               "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
                "logs:DescribeLogStreams", "logs:GetLogEvents", "iam:PassRole"}
     missing = needed - granted(IAM / "operator-policy.json")
     assert not missing, f"operator-policy.json lacks {sorted(missing)}"
+
+
+def test_the_operator_reaches_async_requests_alarms_and_transform_logs_by_name():
+    operator = IAM / "operator-policy.json"
+    # query.py uploads async requests and reads their answers under the project prefix (a HEAD needs GetObject)
+    for action in ("s3:PutObject", "s3:GetObject"):
+        assert resources_of(operator, action) == {"arn:aws:s3:::{{BUCKET}}/{{PREFIX}}/*"}, action
+    for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"):
+        assert resources_of(operator, action) == \
+            {"arn:aws:cloudwatch:{{REGION}}:{{ACCOUNT_ID}}:alarm:image-classifier-*"}, action
+    assert resources_of(operator, "sagemaker:CreateTransformJob") == \
+        {"arn:aws:sagemaker:{{REGION}}:{{ACCOUNT_ID}}:transform-job/image-classifier-*"}
+    # Batch Transform logs to /aws/sagemaker/TransformJobs, under the granted log groups
+    assert resources_of(operator, "logs:GetLogEvents") == \
+        {"arn:aws:logs:{{REGION}}:{{ACCOUNT_ID}}:log-group:/aws/sagemaker/*"}
+
+
+def test_the_execution_role_serves_async_endpoints():
+    role = IAM / "sagemaker-execution-role.json"
+    # requests read from PREFIX/async/input, answers and failures written to PREFIX/async/output|failures
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert "arn:aws:s3:::{{BUCKET}}/{{PREFIX}}/*" in resources_of(role, action), action
+    # --sns-success-topic / --sns-error-topic: only topics named image-classifier-*
+    assert resources_of(role, "sns:Publish") == {"arn:aws:sns:{{REGION}}:{{ACCOUNT_ID}}:image-classifier-*"}
+    # KmsKeyId of the async output (KMS_KEY_ID): the KMS variant's key
+    kms = IAM / "sagemaker-execution-role-vpc-kms.json"
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert resources_of(kms, action) == {"arn:aws:kms:{{REGION}}:{{ACCOUNT_ID}}:key/{{KMS_KEY_ID}}"}, action

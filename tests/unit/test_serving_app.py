@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from classifier.serving import server
 from classifier.serving.app import ServingApp
 from classifier.serving.batching import Batcher
 from classifier.serving.handler import ImageClassifierHandler
-from classifier.serving.limits import Deadline, DeadlineExceeded, Limits
+from classifier.serving.limits import MIB, Deadline, DeadlineExceeded, Limits
 from classifier.serving.selection import RuntimeRequest
 
 from .test_handler import CLASSES, model_dir, noise_image  # noqa: F401  (model_dir is a fixture)
@@ -155,12 +156,12 @@ def test_the_batching_thread_survives_its_callers_and_reports_idle():
 
 
 # ---- WSGI app
-def new_app(model_dir, limits=Limits(), gate=False):  # noqa: F811
+def new_app(model_dir, limits=Limits(), gate=False, **batch):  # noqa: F811
     handler = ImageClassifierHandler(limits)
     model = handler.model_fn(str(model_dir))
     if gate:
         model.predict = Gate(model.predict)
-    return ServingApp(handler, model, max_batch_size=4, max_delay=0.002)
+    return ServingApp(handler, model, max_batch_size=4, max_delay=0.002, **batch)
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +270,136 @@ def test_an_internal_error_is_a_500_and_the_app_keeps_serving(app, monkeypatch, 
     assert call(app, "POST", "/invocations", noise_image(3), {"Content-Type": "image/jpeg"})[0] == 200
 
 
+def test_a_request_waits_for_the_body_budget_then_gets_a_503(model_dir):  # noqa: F811
+    """A request whose forward pass is held holds its body's bytes, here the whole budget: another
+    waits SERVING_DECODE_WAIT_MS for its share, gets a 503, and gets in once the first is answered."""
+    image = noise_image(1)
+    app = new_app(model_dir, Limits(body_budget_bytes=len(image), decode_wait_s=0.2), gate=True)
+    app.start_worker(threads=2)
+    wait_ready(app)
+    gate = app.model.predict
+    gate.open.clear()
+    gate.entered.clear()
+    post = lambda im: call(app, "POST", "/invocations", im, {"Content-Type": "image/jpeg"})  # noqa: E731
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            holder = pool.submit(post, image)
+            assert gate.entered.wait(30)
+            start = time.monotonic()
+            status, body, _ = post(noise_image(2))
+            waited = time.monotonic() - start
+        finally:
+            gate.open.set()
+        assert holder.result(30)[0] == 200
+    assert status == 503 and "SERVING_BODY_BUDGET_MB" in body["error"] and waited >= 0.2
+    assert app.bodies.free == app.bodies.capacity
+    assert post(noise_image(2))[0] == 200
+
+
+# ---- batch mode (SageMaker Batch Transform)
+@pytest.fixture(scope="module")
+def batch_app(model_dir):  # noqa: F811
+    """A started worker's app in batch mode, from what a transform job that sets nothing gives it (and a
+    short wait for the body budget)."""
+    settings = server.Settings.from_env({"SAGEMAKER_BATCH": "true", "SERVING_DECODE_WAIT_MS": "100"})
+    served = new_app(model_dir, settings.limits, batch=True,
+                     max_concurrent_transforms=settings.max_concurrent_transforms)
+    served.start_worker(threads=2)
+    wait_ready(served)
+    return served
+
+
+def test_execution_parameters_in_batch_mode_only(app, batch_app):
+    # Workers x SERVING_MAX_BATCH_SIZE (1 x 8) requests fill a batch; 6 MiB is SageMaker's default MaxPayloadInMB.
+    assert call(batch_app, "GET", "/execution-parameters")[:2] == (200, {"MaxConcurrentTransforms": 8,
+                                                                       "MaxPayloadInMB": 6})
+    assert call(batch_app, "HEAD", "/execution-parameters")[0] == 200
+    status, _, headers = call(batch_app, "POST", "/execution-parameters")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    status, body, _ = call(app, "GET", "/execution-parameters")
+    assert status == 404 and "not in batch mode (SAGEMAKER_BATCH)" in body["error"]
+
+
+def test_batch_mode_answers_every_failure_200_with_an_error_record(batch_app, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, "classifier.serving.app")
+    post = lambda body, **headers: call(batch_app, "POST", "/invocations", body,  # noqa: E731
+                                        {"Content-Type": "image/jpeg", **headers})
+    records = {
+        415: post(noise_image(1), **{"Content-Type": "text/plain"}),
+        400: post(b"junk"),
+        413: post(b"x" * (6 * 1024 * 1024 + 1)),
+        406: post(noise_image(1), Accept="text/csv"),
+    }
+    with batch_app.bodies.hold(batch_app.bodies.capacity, 1):  # other requests hold every body byte
+        records[503] = post(noise_image(1))
+    monkeypatch.setattr(batch_app.handler, "predict_fn", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    records[500] = post(noise_image(1))
+    monkeypatch.undo()
+    for status, (answered, record, headers) in records.items():
+        assert answered == 200 and record["status"] == status and headers["Content-Type"] == "application/json"
+        assert f"{status} answered as a 200 error record (batch mode)" in caplog.text
+    assert "SERVING_BODY_BUDGET_MB" in records[503][1]["error"] and len(records[503][1]["request_id"]) == 16
+    assert records[500][1]["error"] == "internal error" and "boom" not in json.dumps(records[500][1])
+    assert records[500][1]["request_id"] == records[500][2]["X-Request-Id"]
+    assert "request_id" not in records[400][1]
+    assert len(post(noise_image(1))[1]["predictions"]) == 5
+
+
+def test_batch_mode_still_answers_503_while_warming_up(model_dir):  # noqa: F811
+    """Not a failed record: the server is not ready yet, and SageMaker retries."""
+    app = new_app(model_dir, batch=True)
+    assert call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})[0] == 503
+
+
 # ---- settings
+@pytest.mark.parametrize("env,expected", [
+    ({}, (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60)),
+    # Batch mode: a body budget of at least 100 MiB, since a job keeps MaxConcurrentTransforms x payload <= 100.
+    ({"SAGEMAKER_BATCH": "true"}, (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
+    ({"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1",
+      "SERVING_MAX_PAYLOAD_MB": "3"}, (True, 1, 100, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 200, 590, 600)),
+    # Two workers, each filling a batch of 8 with at most its 4 request threads: 8, but 2 x 40 MB keeps
+    # within SageMaker's 100 MB.
+    ({"SAGEMAKER_BATCH": "1", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SERVING_THREADS": "4",
+      "SERVING_MAX_PAYLOAD_MB": "40"}, (True, 2, 40, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
+    ({"SAGEMAKER_BATCH": "1", "SERVING_MAX_BATCH_SIZE": "4", "SERVING_MAX_PAYLOAD_MB": "6"},
+     (True, 4, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
+    ({"SAGEMAKER_BATCH": "1", "SERVING_REQUEST_TIMEOUT_S": "100"},
+     (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 100, 110)),
+    # SageMaker's batch variables count in batch mode only.
+    ({"SAGEMAKER_BATCH": "false", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "50", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "2"},
+     (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60)),
+    ({"SERVING_MAX_PAYLOAD_MB": "1024", "SERVING_BODY_BUDGET_MB": "1024", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "51"},
+     (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 1024, 50, 51)),
+    ({"SERVING_MAX_PAYLOAD_MB": "1024"}, (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 2048, 50, 60)),
+])
+def test_batch_mode_payload_and_timeouts_from_environment(env, expected):
+    settings = server.Settings.from_env(env)
+    limits = settings.limits
+    assert (settings.batch, settings.max_concurrent_transforms, limits.max_payload_bytes // MIB, limits.payload_setting,
+            limits.body_budget_bytes // MIB, limits.timeout_s, settings.timeout) == expected
+
+
+@pytest.mark.parametrize("env,names", [
+    ({"SERVING_MAX_PAYLOAD_MB": "0"}, ["SERVING_MAX_PAYLOAD_MB"]),
+    ({"SERVING_MAX_PAYLOAD_MB": "1025"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 1024"]),
+    ({"SAGEMAKER_BATCH": "true", "SERVING_MAX_PAYLOAD_MB": "101"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 100"]),
+    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}, ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "chunked"]),
+    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "1 to 100"]),
+    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "0"}, ["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"]),
+    ({"SAGEMAKER_BATCH": "yes"}, ["SAGEMAKER_BATCH"]),
+    ({"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_BODY_BUDGET_MB": "99"},
+     ["SERVING_BODY_BUDGET_MB", "SERVING_MAX_PAYLOAD_MB"]),
+    ({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "50"}, ["SAGEMAKER_MODEL_SERVER_TIMEOUT", "SERVING_REQUEST_TIMEOUT_S (50 s)"]),
+    ({"SAGEMAKER_BATCH": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60"},
+     ["SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s)", "SERVING_REQUEST_TIMEOUT_S (590 s)"]),
+])
+def test_out_of_range_settings_name_the_variable(env, names):
+    with pytest.raises(server.SettingsError) as err:
+        server.Settings.from_env(env)
+    assert all(name in str(err.value) for name in names), err.value
+
+
 def test_settings_from_environment(monkeypatch):
     env = {"SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SERVING_MAX_BATCH_SIZE": "1",
            "SERVING_MAX_BATCH_DELAY_MS": "0", "SERVING_INFERENCE_THREADS": "3", "SERVING_RUNTIME": "ONNX-int8",

@@ -3,6 +3,11 @@
 It moves bytes and status codes only; decoding, the model and the answer's shape are the handler's.
 One instance is built in the server's master process (model loaded there), then `start_worker` runs
 in each worker after the fork: device, inference threads, batcher and warm-up are per process.
+
+In batch mode (SageMaker Batch Transform, SAGEMAKER_BATCH) it also answers GET /execution-parameters,
+and a request that fails for a reason of its own is answered 200 with an error record
+{"error": ..., "status": ...}: a non-2xx answer fails the job's file and, after its retries, the
+whole job, so one bad image would stop the thousands beside it.
 """
 from __future__ import annotations
 
@@ -11,16 +16,25 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 
 import numpy as np
 
 from .batching import Batcher, BatchedModel
 from .handler import ImageClassifierHandler, RequestContext, RequestError, ServedModel
-from .limits import Deadline, Unavailable
+from .limits import MIB, BudgetExhausted, Deadline, Unavailable
 
 DRAIN_CHUNK = 64 * 1024
 
 log = logging.getLogger(__name__)
+
+
+def _content_length(environ) -> int:
+    """The declared body length; -1 when none is declared (chunked) or it is not a number."""
+    try:
+        return int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return -1
 
 
 def _json(start_response, status: int, body: dict, extra_headers: tuple = ()) -> list[bytes]:
@@ -35,12 +49,15 @@ def _json(start_response, status: int, body: dict, extra_headers: tuple = ()) ->
 
 class ServingApp:
     def __init__(self, handler: ImageClassifierHandler, model: ServedModel, *, max_batch_size: int = 8,
-                 max_delay: float = 0.005):
+                 max_delay: float = 0.005, batch: bool = False, max_concurrent_transforms: int = 1):
         self.handler = handler
         self.model = model
         self.served = model  # what predict_fn gets: the model behind the worker's Batcher once started
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
+        self.batch = batch  # SageMaker Batch Transform: error records, /execution-parameters
+        self.max_concurrent_transforms = max_concurrent_transforms
+        self.bodies = handler.limits.body_budget()  # each worker gets its own at the fork
         self.ready = threading.Event()
         self.failed: str | None = None
 
@@ -84,6 +101,11 @@ class ServingApp:
             if method != "POST":
                 return _json(start_response, 405, {"error": "use POST /invocations"}, (("Allow", "POST"),))
             return self.invoke(environ, start_response)
+        if path == "/execution-parameters":
+            if method not in ("GET", "HEAD"):
+                return _json(start_response, 405, {"error": "use GET /execution-parameters"},
+                             (("Allow", "GET, HEAD"),))
+            return self.execution_parameters(start_response)
         return _json(start_response, 404, {"error": f"no route {path!r}: use GET /ping or POST /invocations"})
 
     def ping(self, start_response):
@@ -106,46 +128,83 @@ class ServingApp:
                     f"request deadline of {self.handler.limits.timeout_s:g} s")
         return None
 
+    def execution_parameters(self, start_response):
+        """What a transform job asks before its first record, for what the job itself does not set.
+
+        BatchStrategy is left out: the job sets it, and SageMaker local mode accepts only its own
+        spellings. MaxConcurrentTransforms defaults to enough requests to fill every worker's batch."""
+        if not self.batch:
+            return _json(start_response, 404, {"error": "GET /execution-parameters is for SageMaker Batch Transform; "
+                                                        "this server is not in batch mode (SAGEMAKER_BATCH)"})
+        return _json(start_response, 200, {"MaxConcurrentTransforms": self.max_concurrent_transforms,
+                                           "MaxPayloadInMB": self.handler.limits.max_payload_bytes // MIB})
+
     def invoke(self, environ, start_response):
         request_id = uuid.uuid4().hex[:16]
         deadline = Deadline(self.handler.limits.timeout_s)
         if not self.ready.is_set():
+            # A real 503 even in batch mode: the server is not ready (SageMaker waits for /ping and
+            # retries), nothing is wrong with the record.
             return _json(start_response, 503, {"error": self.failed or "model is still warming up; retry"})
-        body = self.read_body(environ, start_response, deadline)
-        if not isinstance(body, bytes):
-            return body  # the 413 answer
-        content_type = environ.get("CONTENT_TYPE")
-        context = RequestContext(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), deadline)
         try:
-            inputs = self.handler.input_fn(body, content_type, context)
-            prediction = self.handler.predict_fn(inputs, self.served)
-            payload, payload_type = self.handler.output_fn(prediction, environ.get("HTTP_ACCEPT"))
+            payload, payload_type = self.answer(environ, deadline)
         except RequestError as err:
-            return _json(start_response, err.status_code, {"error": err.message})
+            return self.failure(start_response, request_id, err.status_code, {"error": err.message})
         except Unavailable as err:
             log.warning("request %s: 503: %s", request_id, err)
-            return _json(start_response, 503, {"error": str(err), "request_id": request_id})
+            return self.failure(start_response, request_id, 503, {"error": str(err), "request_id": request_id})
         except Exception:
             # The traceback may hold paths, library internals or input data: the log only.
             log.exception("request %s failed", request_id)
-            return _json(start_response, 500, {"error": "internal error", "request_id": request_id},
-                         (("X-Request-Id", request_id),))
+            return self.failure(start_response, request_id, 500, {"error": "internal error", "request_id": request_id},
+                                (("X-Request-Id", request_id),))
         start_response("200 OK", [("Content-Type", payload_type), ("Content-Length", str(len(payload)))])
         return [payload]
 
-    def read_body(self, environ, start_response, deadline: Deadline):
-        """The body, or the 413 answer when it is larger than the limit.
+    def failure(self, start_response, request_id: str, status: int, body: dict, headers: tuple = ()):
+        """The answer to a request that failed for a reason of its own: its status, or in batch mode a
+        200 whose body is the error record (the module docstring says why)."""
+        if not self.batch:
+            return _json(start_response, status, body, headers)
+        log.warning("request %s: %d answered as a 200 error record (batch mode): %s", request_id, status,
+                    body["error"])
+        return _json(start_response, 200, {**body, "status": status}, headers)
+
+    def answer(self, environ, deadline: Deadline) -> tuple[bytes, str]:
+        """The answer's bytes and content type; raises RequestError or Unavailable.
+
+        The body's bytes are held from the worker's body budget (limits.py) from before it is read
+        until the answer is built. A request that cannot get them in time has its body drained first
+        (see read_body), then its 503."""
+        stream, length = environ["wsgi.input"], _content_length(environ)
+        wait = min(self.handler.limits.decode_wait_s, deadline.remaining())
+        with ExitStack() as held:
+            try:  # only the body budget's own refusal: the handler's pixel budget raises the same inside
+                held.enter_context(self.bodies.hold(self.body_share(length), wait))
+            except BudgetExhausted:
+                self.drain(stream, None if length < 0 else length, deadline)
+                raise
+            body = self.read_body(stream, length, deadline)
+            context = RequestContext(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), deadline)
+            inputs = self.handler.input_fn(body, environ.get("CONTENT_TYPE"), context)
+            prediction = self.handler.predict_fn(inputs, self.served)
+            return self.handler.output_fn(prediction, environ.get("HTTP_ACCEPT"))
+
+    def body_share(self, length: int) -> int:
+        """The bytes a body of `length` (-1: chunked) holds from the body budget."""
+        limit = self.handler.limits.max_payload_bytes
+        if length > limit:
+            return 0  # refused with a 413 after draining: never held whole
+        return limit if length < 0 else length  # a chunked body's size is unknown until it is read
+
+    def read_body(self, stream, length: int, deadline: Deadline) -> bytes:
+        """The body of `length` bytes (-1: chunked); RequestError 413 when it is larger than the limit.
 
         An oversized body is read and dropped first (up to limits.drain_bytes, within the deadline):
         closing with it unread makes the kernel reset the connection, and a client that sends its
         whole body before reading the answer (urllib, botocore) then sees a broken pipe, not the 413.
         """
         limit = self.handler.limits.max_payload_bytes
-        stream = environ["wsgi.input"]
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            length = -1
         if 0 <= length <= limit:
             return stream.read(length)
         # Too long, or chunked (no length; WSGI forbids reading past a declared one; chunked ends at EOF).
@@ -154,8 +213,8 @@ class ServingApp:
             return body
         self.drain(stream, length if length >= 0 else None, deadline)
         size = f"{length:,} bytes" if length >= 0 else f"over {limit:,} bytes (chunked)"
-        return _json(start_response, 413, {"error": f"request body is {size}; the limit is {limit:,} "
-                                                    "(SERVING_MAX_PAYLOAD_MB)"})
+        raise RequestError(413, f"request body is {size}; the limit is {limit:,} "
+                                f"({self.handler.limits.payload_setting})")
 
     def drain(self, stream, remaining: int | None, deadline: Deadline) -> None:
         """Read and drop the rest of the body (`remaining` bytes, or to EOF when chunked), at most

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .. import artifact, explain, presets
 from . import selection
-from .limits import Deadline, Limits, PixelBudget
+from .limits import Deadline, Limits
 
 DEFAULT_TOP_K = 5
 JSON, NPY = "application/json", "application/x-npy"
@@ -138,7 +138,7 @@ class ImageClassifierHandler:
     def __init__(self, limits: Limits = Limits(), runtime: selection.RuntimeRequest = selection.RuntimeRequest()):
         self.limits = limits
         self.runtime = runtime
-        self.budget = PixelBudget(limits.decode_budget_pixels)
+        self.budget = limits.pixel_budget()
         self.preprocessing: dict | None = None
         self.num_classes = 0
         self.explain_problem: str | None = None  # why explain=gradcam cannot be served, when it cannot
@@ -168,7 +168,7 @@ class ImageClassifierHandler:
             raise RequestError(400, f"request body is empty: send the {kind} data in the body")
         if len(input_data) > self.limits.max_payload_bytes:
             raise RequestError(413, f"request body is {len(input_data):,} bytes; the limit is "
-                                    f"{self.limits.max_payload_bytes:,} (SERVING_MAX_PAYLOAD_MB)")
+                                    f"{self.limits.max_payload_bytes:,} ({self.limits.payload_setting})")
         attributes = parse_attributes(context.custom_attributes if context else None, self.num_classes)
         if attributes.explain and self.explain_problem:
             raise RequestError(400, self.explain_problem)

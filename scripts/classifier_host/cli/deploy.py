@@ -1,4 +1,5 @@
-"""Deploy a trained model.tar.gz on a serving image: SageMaker local mode here, a real-time endpoint in the cloud.
+"""Deploy a trained model.tar.gz on a serving image: SageMaker local mode here, a real-time or asynchronous
+endpoint in the cloud.
 
     python scripts/deploy.py --local --model-data file://build/output/model.tar.gz [--image IMAGE] [--gpu]
         SageMaker local mode: the endpoint answers on http://localhost:8080 until Ctrl-C (or SIGTERM),
@@ -8,35 +9,33 @@
     python scripts/deploy.py [--training-job NAME | --model-data s3://.../model.tar.gz]
         [--instance-type ml.m5.xlarge] [--instance-count 1] [--autoscale MIN:MAX] [--invocations-per-instance N]
         [--data-capture] [--endpoint-name NAME] [--network-isolation]               (cloud)
+    ... --async [--autoscale 0:MAX] [--backlog-per-instance N] [--async-max-payload-mb MB] [--async-timeout S]
+        [--async-max-concurrent N] [--sns-success-topic ARN] [--sns-error-topic ARN]  (cloud, asynchronous)
     python scripts/deploy.py --delete [NAME]
 
 Cloud: the model defaults to the last training job train.py recorded; the image is a serving digest
 `make push` recorded: serve-cpu on a CPU instance when the model has ONNX exports (its metadata.json, read
 from S3), serve otherwise (classifier_host.images.serving); --image overrides. Waits until InService, prints
 the endpoint name and records it for query.py and teardown.py. --delete removes the endpoint, its endpoint
-config, model and scaling target.
+config, model, scaling target and the wake-up alarm of an async endpoint that scales to zero.
+
+--async: requests and answers go through S3 (s3://S3_BUCKET/S3_PREFIX/async/...), payloads up to 1 GB, up to
+an hour per request, a queue in front of the instances; the container is told the larger payload and deadline
+(SERVING_MAX_PAYLOAD_MB, SERVING_REQUEST_TIMEOUT_S; --env overrides). With --autoscale 0:MAX it scales to
+zero instances when the queue is empty.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .. import records, settings
+from ..sagemaker import endpoints
 from ..settings import SettingsError
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def image_exists(image: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
 def model_data_uri(value: str) -> str:
@@ -63,7 +62,7 @@ def wait_for_signal() -> None:
 
 def deploy_local(args) -> int:
     from ..images import serving
-    from ..images.names import local_image
+    from ..images.names import built, local_image
     from ..sagemaker import local
 
     model_data = model_data_uri(args.model_data)
@@ -77,13 +76,13 @@ def deploy_local(args) -> int:
         role, why = serving.image_role(metadata, "local_gpu" if args.gpu else "local")
         image = local_image(role)
         print(f"serving image: {image} ({why}); --image overrides", flush=True)
-    if not image_exists(image):
+    if not built(image):
         print(f"error: serving image {image} is not built: run `make build`", file=sys.stderr)
         return 2
-    port = int(local.LOCAL_ENDPOINT_URL.rsplit(":", 1)[1])
-    if port_in_use(port):
-        print(f"error: port {port} is already in use; local mode serves every endpoint there. Stop the other "
-              "endpoint (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) and retry", file=sys.stderr)
+    if local.serving_port_in_use():
+        print(f"error: {local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
+              "transform) there. Stop the other one (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) "
+              "and retry", file=sys.stderr)
         return 2
     print(f"deploying {model_data} on {image} (local mode)...", flush=True)
     start = time.monotonic()
@@ -142,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     add_cloud_arguments(parser)
     args = parser.parse_args(argv)
     if args.local:
+        if args.asynchronous:
+            parser.error("--async is for cloud endpoints: SageMaker local mode has no asynchronous inference "
+                         "(no InvokeEndpointAsync); try large requests locally with --env SERVING_MAX_PAYLOAD_MB=... "
+                         "--env SERVING_REQUEST_TIMEOUT_S=...")
         if not args.model_data:
             parser.error("--local needs --model-data")
         return deploy_local(args)
@@ -150,23 +153,120 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- cloud ----
 
+INVOCATIONS_PER_INSTANCE = 100
+# The options of asynchronous endpoints and their defaults. argparse's default is None so that one given
+# without --async is refused rather than silently ignored.
+ASYNC_DEFAULTS = {
+    "async_max_concurrent": 4,
+    "async_max_payload_mb": 100,
+    # Under InvokeEndpointAsync's own deadline, so the container's error, not a bare timeout, is what lands
+    # in the failure object.
+    "async_timeout": endpoints.ASYNC_INVOCATION_TIMEOUT_S - 10,
+    "backlog_per_instance": 5,
+    "sns_success_topic": None,
+    "sns_error_topic": None,
+}
+# (lowest, highest) accepted for the numeric ones: SageMaker's limits (1000 concurrent invocations, the
+# ones in endpoints.py); a backlog target only needs to be positive.
+ASYNC_RANGES = {"async_max_concurrent": (1, 1000), "async_max_payload_mb": (1, endpoints.ASYNC_MAX_PAYLOAD_MB),
+                "async_timeout": (1, endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S), "backlog_per_instance": (1, None)}
+# The pattern of the service model's SuccessTopic / ErrorTopic.
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
+
+
 def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cloud (without --local; AWS settings from the environment)")
     group.add_argument("--training-job", help="deploy this training job's model (default: the last one train.py ran)")
     group.add_argument("--instance-type", default="ml.m5.xlarge", help="endpoint instance (default ml.m5.xlarge)")
     group.add_argument("--instance-count", type=int, default=1, help="instances to start with (default 1)")
-    group.add_argument("--autoscale", metavar="MIN:MAX", help="scale between MIN and MAX instances on invocations")
-    group.add_argument("--invocations-per-instance", type=int, default=100,
-                       help="with --autoscale: target invocations per instance per minute (default 100)")
+    group.add_argument("--autoscale", metavar="MIN:MAX",
+                       help="scale between MIN and MAX instances on invocations (with --async: on the queue, "
+                            "and MIN may be 0)")
+    group.add_argument("--invocations-per-instance", type=int,
+                       help=f"with --autoscale: target invocations per instance per minute (default "
+                            f"{INVOCATIONS_PER_INSTANCE}; real-time endpoints)")
     group.add_argument("--data-capture", action="store_true",
                        help="capture requests and responses to s3://BUCKET/PREFIX/data-capture")
     group.add_argument("--endpoint-name", help="default: image-classifier-<timestamp>")
     group.add_argument("--delete", nargs="?", const="", metavar="NAME",
-                       help="delete the endpoint NAME (default: the recorded one), its config and model")
+                       help="delete the endpoint NAME (default: the recorded one), its config, model, "
+                            "autoscaling and alarm")
     group.add_argument("--network-isolation", action="store_true", help="the model's container gets no network access")
+    add_async_arguments(parser)
 
 
-def parse_autoscale(text: str | None) -> tuple[int, int] | None:
+def add_async_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "asynchronous endpoint (cloud, with --async; needs S3_BUCKET: requests and answers go through "
+        f"s3://BUCKET/PREFIX/{settings.ASYNC_PREFIX}/)")
+    group.add_argument("--async", dest="asynchronous", action="store_true",
+                       help="an asynchronous endpoint: a queue, payloads up to 1 GB, up to an hour per request, "
+                            "scale to zero (query.py detects it)")
+    group.add_argument("--async-max-concurrent", type=int, metavar="N",
+                       help="requests SageMaker hands one instance at once "
+                            f"(default {ASYNC_DEFAULTS['async_max_concurrent']})")
+    group.add_argument("--async-max-payload-mb", type=int, metavar="MB",
+                       help="largest request the container accepts, SERVING_MAX_PAYLOAD_MB (default "
+                            f"{ASYNC_DEFAULTS['async_max_payload_mb']}, at most {endpoints.ASYNC_MAX_PAYLOAD_MB})")
+    group.add_argument("--async-timeout", type=int, metavar="SECONDS",
+                       help="how long the container may work on one request, SERVING_REQUEST_TIMEOUT_S (default "
+                            f"{ASYNC_DEFAULTS['async_timeout']}: under InvokeEndpointAsync's default of "
+                            f"{endpoints.ASYNC_INVOCATION_TIMEOUT_S} s; at most "
+                            f"{endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S}; keep it under query.py's --async-timeout)")
+    group.add_argument("--backlog-per-instance", type=int, metavar="N",
+                       help="with --autoscale: target queued requests per instance "
+                            f"(default {ASYNC_DEFAULTS['backlog_per_instance']})")
+    for outcome in ("success", "error"):
+        group.add_argument(f"--sns-{outcome}-topic", metavar="ARN",
+                           help=f"SNS topic notified of each {outcome} (named image-classifier-*: the execution "
+                                "role may publish only to those)")
+
+
+def check_async_arguments(args: argparse.Namespace) -> None:
+    """Fill in the defaults of the options that apply (async or real-time); SettingsError for an option
+    that does not apply or a value out of range."""
+    if not args.asynchronous:
+        given = [name for name in ASYNC_DEFAULTS if getattr(args, name) is not None]
+        if given:
+            raise SettingsError(f"{flag(given[0])} applies to asynchronous endpoints only: add --async")
+        if args.invocations_per_instance is None:
+            args.invocations_per_instance = INVOCATIONS_PER_INSTANCE
+        return
+    if args.invocations_per_instance is not None:
+        raise SettingsError("--invocations-per-instance does not apply to --async: an async endpoint scales on its "
+                            "queue, --backlog-per-instance")
+    for name, default in ASYNC_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    for name, (low, high) in ASYNC_RANGES.items():
+        value = getattr(args, name)
+        if value < low or high is not None and value > high:
+            expected = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise SettingsError(f"{flag(name)} {value}: expected {expected}")
+    for name in ("sns_success_topic", "sns_error_topic"):
+        topic = getattr(args, name)
+        if topic and not SNS_TOPIC_ARN.match(topic):
+            raise SettingsError(f"{flag(name)} {topic!r} is not an SNS topic ARN "
+                                "(expected arn:aws:sns:REGION:ACCOUNT:image-classifier-NAME)")
+
+
+def flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def container_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The model's environment: an async endpoint's container must accept its larger requests and longer
+    deadline (the container refuses more than SageMaker's real-time 6 MB / 60 s otherwise); --env wins."""
+    limits = {}
+    if args.asynchronous:
+        limits = {"SERVING_MAX_PAYLOAD_MB": str(args.async_max_payload_mb),
+                  "SERVING_REQUEST_TIMEOUT_S": str(args.async_timeout)}
+    return {**limits, **dict(args.env)}
+
+
+def parse_autoscale(text: str | None, asynchronous: bool = False) -> tuple[int, int] | None:
+    """MIN:MAX; MIN 0 (scale to zero) only for an async endpoint: a real-time one would refuse every
+    request while it has no instance."""
     if not text:
         return None
     low, sep, high = text.partition(":")
@@ -174,8 +274,11 @@ def parse_autoscale(text: str | None) -> tuple[int, int] | None:
         bounds = int(low), int(high)
     except ValueError:
         bounds = None
-    if not sep or bounds is None or not 1 <= bounds[0] <= bounds[1]:
-        raise SettingsError(f"--autoscale {text!r}: expected MIN:MAX with 1 <= MIN <= MAX, e.g. 1:4")
+    lowest = 0 if asynchronous else 1
+    if not sep or bounds is None or not lowest <= bounds[0] <= bounds[1] or bounds[1] < 1:
+        example = "0:4" if asynchronous else "1:4"
+        raise SettingsError(f"--autoscale {text!r}: expected MIN:MAX with {lowest} <= MIN <= MAX and MAX >= 1, "
+                            f"e.g. {example}" + ("" if asynchronous else " (MIN 0, scale to zero, needs --async)"))
     return bounds
 
 
@@ -183,9 +286,10 @@ def run_cloud(args: argparse.Namespace) -> int:
     if args.delete is not None:
         return delete(args.delete or None)
     try:
-        needs_bucket = ("S3_BUCKET",) if args.data_capture else ()
+        needs_bucket = ("S3_BUCKET",) if args.data_capture or args.asynchronous else ()
         cfg = settings.load("SAGEMAKER_ROLE_ARN", *needs_bucket)
-        autoscale = parse_autoscale(args.autoscale)
+        check_async_arguments(args)
+        autoscale = parse_autoscale(args.autoscale, args.asynchronous)
         image = records.cloud_image(args.image, "serve") if args.image else None
         job = None
         if args.model_data:
@@ -201,7 +305,7 @@ def run_cloud(args: argparse.Namespace) -> int:
         return 2
     # The SDK takes over a second to import: only once the settings are known good.
     from ..images import serving
-    from ..sagemaker import endpoints, session, training
+    from ..sagemaker import session, training
 
     boto = session.boto_session(cfg.region)
     try:
@@ -219,37 +323,63 @@ def run_cloud(args: argparse.Namespace) -> int:
         print(f"serving image: {role} ({why})")
     name = args.endpoint_name or session.new_job_name()
     capture = cfg.s3_uri("data-capture") if args.data_capture else None
-    print(f"deploying {model_data} on {args.instance_count} x {args.instance_type} as endpoint {name} ({image}); "
+    async_options = None
+    if args.asynchronous:
+        async_options = endpoints.AsyncOptions(
+            output_s3=cfg.s3_uri(settings.ASYNC_OUTPUT), failure_s3=cfg.s3_uri(settings.ASYNC_FAILURES),
+            max_concurrent=args.async_max_concurrent, success_topic=args.sns_success_topic,
+            error_topic=args.sns_error_topic)
+    kind = "async endpoint" if args.asynchronous else "endpoint"
+    print(f"deploying {model_data} on {args.instance_count} x {args.instance_type} as {kind} {name} ({image}); "
           "this takes 5-10 minutes...", flush=True)
     try:
         endpoints.deploy(boto, image, model_data, cfg.role_arn, name, instance_type=args.instance_type,
                          instance_count=args.instance_count, data_capture_s3=capture, kms_key_id=cfg.kms_key_id,
                          vpc_config=cfg.vpc_config, network_isolation=args.network_isolation,
-                         environment=dict(args.env))
+                         environment=container_environment(args), async_options=async_options)
     except Exception as err:  # FailedStatusError (the endpoint's FailureReason), a refused request, a timeout
         print(f"error: endpoint {name} did not come up: {err}", file=sys.stderr)
         print(f"clean up with: python scripts/deploy.py --delete {name}", file=sys.stderr)
         return 1
     records.record("endpoint", name)
-    if autoscale:
-        from botocore.exceptions import ClientError
-
-        try:
-            endpoints.enable_autoscaling(boto.client("application-autoscaling"), name, *autoscale,
-                                         args.invocations_per_instance)
-        except ClientError as err:  # the endpoint is up and recorded: say so, and how to retry or remove it
-            print(f"error: endpoint {name} is InService but its autoscaling could not be set: "
-                  f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} (the role needs "
-                  "application-autoscaling permissions, iam/operator-policy.json); it runs at "
-                  f"{args.instance_count} instance(s). Remove it with: python scripts/deploy.py --delete {name}",
-                  file=sys.stderr)
-            return 1
-        print(f"autoscaling {autoscale[0]}-{autoscale[1]} instances at {args.invocations_per_instance} "
-              "invocations per instance per minute")
+    if autoscale and start_autoscaling(boto, args, name, autoscale) != 0:
+        return 1
     if capture:
         print(f"data capture: {capture}")
+    if async_options:
+        print(f"answers in {async_options.output_s3}/, failures in {async_options.failure_s3}/")
     print(f"endpoint {name} is InService (recorded for query.py and teardown.py)")
     print(f"try: python scripts/query.py --endpoint {name} IMAGE...")
+    return 0
+
+
+def start_autoscaling(boto, args: argparse.Namespace, name: str, bounds: tuple[int, int]) -> int:
+    """Autoscaling of the endpoint just deployed; 1 (after saying what failed) when AWS refuses a part."""
+    from botocore.exceptions import ClientError
+
+    autoscaling = boto.client("application-autoscaling")
+    try:
+        if args.asynchronous:
+            endpoints.enable_async_autoscaling(autoscaling, boto.client("cloudwatch"), name, *bounds,
+                                               args.backlog_per_instance)
+        else:
+            endpoints.enable_autoscaling(autoscaling, name, *bounds, args.invocations_per_instance)
+    except ClientError as err:  # the endpoint is up and recorded: say so, and how to retry or remove it
+        services = "application-autoscaling and cloudwatch" if args.asynchronous else "application-autoscaling"
+        # An async endpoint's scaling may be half set: a target at 0 without its alarm may never start again.
+        state = "its scaling may be half set" if args.asynchronous else f"it runs at {args.instance_count} instance(s)"
+        print(f"error: endpoint {name} is InService but its autoscaling could not be set: "
+              f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} ({err.operation_name} "
+              f"failed; the role needs the {services} permissions of iam/operator-policy.json); {state}. "
+              f"Remove it with: python scripts/deploy.py --delete {name}", file=sys.stderr)
+        return 1
+    if args.asynchronous:
+        print(f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.backlog_per_instance} queued requests per "
+              "instance" + (f"; at zero, alarm {endpoints.wake_up_alarm_name(name)} starts one as soon as a "
+                            "request waits" if bounds[0] == 0 else ""))
+    else:
+        print(f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.invocations_per_instance} "
+              "invocations per instance per minute")
     return 0
 
 
@@ -266,11 +396,11 @@ def delete(name: str | None) -> int:
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ..sagemaker import endpoints, session
+    from ..sagemaker import session
 
     boto = session.boto_session(cfg.region)
     try:
-        done = endpoints.delete(boto, name, boto.client("application-autoscaling"))
+        done = endpoints.delete(boto, name, boto.client("application-autoscaling"), boto.client("cloudwatch"))
     except (ClientError, BotoCoreError) as err:
         print(f"error: deleting endpoint {name} stopped: {err}; what is left stays recorded, run the same "
               "command again", file=sys.stderr)

@@ -2,9 +2,10 @@
 
     python scripts/teardown.py [--endpoint NAME]      (make teardown)
 
-Deletes the endpoint deploy.py recorded (or NAME): endpoint, endpoint config, model, scaling target.
-Leaves, and lists with the commands to remove them: the S3 prefix (data, model artifacts, checkpoints,
-Debugger output, captured data) and the ECR images `make push` recorded. Training and tuning jobs cost
+Deletes the endpoint deploy.py recorded (or NAME): endpoint, endpoint config, model, scaling target and
+policies, the wake-up alarm of an async endpoint that scales to zero. Leaves, and lists with the commands to
+remove them: the S3 prefix (data, model artifacts, checkpoints, Debugger output, captured data, async
+endpoints' requests, answers and failures) and the ECR images `make push` recorded. Training and tuning jobs cost
 nothing once finished and cannot be deleted.
 """
 from __future__ import annotations
@@ -39,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("S3_BUCKET"):
         cfg = settings.load("S3_BUCKET")
         prefix = cfg.s3_uri()
-        print(f"  S3 {prefix}/ (data, model artifacts, checkpoints, Debugger output, captured requests):\n"
+        async_parts = ", ".join(cfg.s3_uri(part) + "/" for part in
+                                (settings.ASYNC_INPUT, settings.ASYNC_OUTPUT, settings.ASYNC_FAILURES))
+        print(f"  S3 {prefix}/ (data, model artifacts, checkpoints, Debugger output, captured requests; and, "
+              f"under it, async endpoints' requests, answers and failures: {async_parts}):\n"
               f"    aws s3 rm --recursive {prefix}/")
     else:
-        print("  S3: the data and artifacts under s3://$S3_BUCKET/$S3_PREFIX (S3_BUCKET is not set here)")
+        print("  S3: the data and artifacts under s3://$S3_BUCKET/$S3_PREFIX, async endpoints' requests and "
+              f"answers under its {settings.ASYNC_PREFIX}/ (S3_BUCKET is not set here)")
     if settings.IMAGES_FILE.is_file():
         for role, entry in sorted(json.loads(settings.IMAGES_FILE.read_text()).items()):
             repository, _, digest = entry["uri"].partition("@")

@@ -20,3 +20,8 @@ def local_image(role: str) -> str:
         return os.environ[ENV[role]]
     out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
     return dict(zip(ROLES, out.stdout.split()))[role]
+
+
+def built(image: str) -> bool:
+    """Whether the local Docker engine has `image`."""
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0

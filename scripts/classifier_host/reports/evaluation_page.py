@@ -21,12 +21,16 @@ def _e(value) -> str:
 
 
 def confusion_heatmap(result: dict) -> str:
+    return png(confusion_figure(list(result["per_class"]), result["confusion_matrix"],
+                                "Confusion matrix (share of each true class)"))
+
+
+def confusion_figure(classes: list[str], counts: list[list[int]], title: str):
     """Row-normalised (each true class sums to 1), so small classes read like large ones; a label per class."""
     import numpy as np
 
     plt = pyplot()
-    classes = list(result["per_class"])
-    matrix = np.asarray(result["confusion_matrix"], dtype=float)
+    matrix = np.asarray(counts, dtype=float)
     rows = matrix.sum(1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
     side = max(5.0, 0.11 * len(classes) + 2)
@@ -35,9 +39,9 @@ def confusion_heatmap(result: dict) -> str:
     image = ax.imshow(share, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(len(classes)), labels=classes, rotation=90, fontsize=font)
     ax.set_yticks(range(len(classes)), labels=classes, fontsize=font)
-    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (share of each true class)")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(image, ax=ax, fraction=0.03)
-    return png(fig)
+    return fig
 
 
 def reliability_diagram(result: dict) -> str:

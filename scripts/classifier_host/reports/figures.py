@@ -26,6 +26,12 @@ def data_uri(save: Callable[[IO[bytes]], object], media: str) -> str:
     return f"data:{media};base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def save_png(fig, path) -> None:
+    """A matplotlib figure as a PNG file beside other outputs (not a page); the figure is closed."""
+    fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight")
+    pyplot().close(fig)
+
+
 def png(fig) -> str:
     """A matplotlib figure as a PNG data URI, cropped to what it draws; the figure is closed (a page
     draws many, and pyplot keeps every open one)."""

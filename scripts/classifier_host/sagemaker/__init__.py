@@ -4,7 +4,8 @@
     local.py      local mode: training jobs and endpoints in Docker on this machine
     training.py   cloud training jobs (spot, checkpoints, KMS, VPC, Debugger and profiler)
     tuning.py     cloud hyperparameter tuning jobs
-    endpoints.py  cloud real-time endpoints, autoscaling, invocation, deletion
+    endpoints.py  cloud endpoints (real-time and asynchronous), autoscaling, invocation, deletion
+    transform.py  Batch Transform jobs, local and cloud
 
 Callers pass plain values and get plain values back; nothing here runs at import.
 """

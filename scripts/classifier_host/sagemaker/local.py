@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -125,6 +126,14 @@ def read_failure(job_dir: Path) -> str | None:
 
 
 # ---- local endpoints ----
+
+def serving_port_in_use() -> bool:
+    """Whether something answers on local mode's serving port: a local endpoint, a transform, another
+    program. Local mode would start a second container there anyway, and its health check and requests
+    would reach whatever already listens (another model) instead of the new container."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", int(LOCAL_ENDPOINT_URL.rsplit(":", 1)[1]))) == 0
+
 
 @dataclass
 class LocalEndpoint:

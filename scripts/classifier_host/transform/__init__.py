@@ -1,0 +1,3 @@
+"""Batch inference over a folder or an S3 prefix (scripts/transform.py): which files go in, and what
+comes out of them (predictions.jsonl, summary.json, the confusion matrix when the input is labelled).
+The jobs themselves are classifier_host.sagemaker.transform's."""
