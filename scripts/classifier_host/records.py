@@ -30,6 +30,21 @@ def forget(name: str, state_dir: Path | None = None) -> None:
     ((state_dir or settings.STATE_DIR) / f"{name}.txt").unlink(missing_ok=True)
 
 
+def cloud_model(model_data: str | None, training_job: str | None) -> tuple[str | None, str | None]:
+    """What a cloud command serves (deploy.py, transform.py): (the s3:// model.tar.gz given, None) or
+    (None, the training job whose model it is: --training-job, else the last one train.py recorded).
+    SettingsError, before any AWS call, for a local path or when there is neither."""
+    if model_data:
+        if not model_data.startswith("s3://"):
+            raise SettingsError(f"--model-data {model_data}: the cloud needs an s3:// URI of a model.tar.gz")
+        return model_data, None
+    job = training_job or recorded("training-job")
+    if not job:
+        raise SettingsError("no model: give --training-job NAME or --model-data s3://..., "
+                            "or train first (make train MODE=cloud records the job)")
+    return None, job
+
+
 # ---- the image digests `make push` recorded (build/images.json) ----
 
 def cloud_image(given: str | None, role: str) -> str:

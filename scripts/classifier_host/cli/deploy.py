@@ -291,15 +291,7 @@ def run_cloud(args: argparse.Namespace) -> int:
         check_async_arguments(args)
         autoscale = parse_autoscale(args.autoscale, args.asynchronous)
         image = records.cloud_image(args.image, "serve") if args.image else None
-        job = None
-        if args.model_data:
-            if not args.model_data.startswith("s3://"):
-                raise SettingsError(f"--model-data {args.model_data}: the cloud needs an s3:// URI of a model.tar.gz")
-        else:
-            job = args.training_job or records.recorded("training-job")
-            if not job:
-                raise SettingsError("no model: give --training-job NAME or --model-data s3://..., "
-                                    "or train first (make train MODE=cloud records the job)")
+        model_data, job = records.cloud_model(args.model_data, args.training_job)
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -309,7 +301,7 @@ def run_cloud(args: argparse.Namespace) -> int:
 
     boto = session.boto_session(cfg.region)
     try:
-        model_data = args.model_data or training.model_of(boto, job)
+        model_data = model_data or training.model_of(boto, job)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -173,12 +173,7 @@ def run_cloud(args) -> int:
     cfg = settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET")
     if not args.input.startswith("s3://"):
         raise TransformError(f"--input {args.input}: a cloud job reads an s3:// prefix (or add --local for a folder)")
-    if args.model_data and not args.model_data.startswith("s3://"):
-        raise TransformError(f"--model-data {args.model_data}: the cloud needs an s3:// URI of a model.tar.gz")
-    training_job = None if args.model_data else (args.training_job or records.recorded("training-job"))
-    if not args.model_data and not training_job:
-        raise SettingsError("no model: give --training-job NAME or --model-data s3://..., or train first "
-                            "(make train MODE=cloud records the job)")
+    model_data, training_job = records.cloud_model(args.model_data, args.training_job)
     # The SDK takes over a second to import: only once the settings are known good.
     from classifier import artifact
 
@@ -190,7 +185,7 @@ def run_cloud(args) -> int:
     boto = session.boto_session(cfg.region)
     s3 = boto.client("s3")
     try:
-        model_data = args.model_data or training.model_of(boto, training_job)
+        model_data = model_data or training.model_of(boto, training_job)
         metadata = artifact.check_metadata(serving.s3_metadata(s3, model_data), model_data)
         role, why = serving.image_role(metadata, args.instance_type)
         image = records.cloud_image(args.image, role)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .session import sagemaker_client
+
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # How long deploy waits for InService (SageMaker gives up on a container that never answers /ping).
@@ -33,6 +35,26 @@ class AsyncOptions:
     error_topic: str | None = None
 
 
+def create_model(boto, name: str, image_uri: str, model_data: str, role: str,
+                 environment: dict[str, str] | None = None, vpc_config: dict | None = None,
+                 network_isolation: bool = False) -> None:
+    """CreateModel: the serving image with its model.tar.gz, run as `role`. The VPC and network isolation
+    of an endpoint or a transform job live here, on the model."""
+    from sagemaker.core import resources, shapes
+
+    model_kwargs = {}
+    if vpc_config:
+        model_kwargs["vpc_config"] = shapes.VpcConfig(subnets=list(vpc_config["Subnets"]),
+                                                      security_group_ids=list(vpc_config["SecurityGroupIds"]))
+    if network_isolation:
+        model_kwargs["enable_network_isolation"] = True
+    resources.Model.create(
+        model_name=name, execution_role_arn=role,
+        primary_container=shapes.ContainerDefinition(image=image_uri, model_data_url=model_data,
+                                                     environment=dict(environment or {})),
+        **model_kwargs, session=boto, region=boto.region_name)
+
+
 def deploy(boto, image_uri: str, model_data: str, role: str, endpoint_name: str,
            instance_type: str = "ml.m5.xlarge", instance_count: int = 1, data_capture_s3: str | None = None,
            kms_key_id: str | None = None, vpc_config: dict | None = None, network_isolation: bool = False,
@@ -44,17 +66,7 @@ def deploy(boto, image_uri: str, model_data: str, role: str, endpoint_name: str,
     from sagemaker.core import resources, shapes
 
     region = boto.region_name
-    model_kwargs = {}
-    if vpc_config:
-        model_kwargs["vpc_config"] = shapes.VpcConfig(subnets=list(vpc_config["Subnets"]),
-                                                      security_group_ids=list(vpc_config["SecurityGroupIds"]))
-    if network_isolation:
-        model_kwargs["enable_network_isolation"] = True
-    resources.Model.create(
-        model_name=endpoint_name, execution_role_arn=role,
-        primary_container=shapes.ContainerDefinition(image=image_uri, model_data_url=model_data,
-                                                     environment=dict(environment or {})),
-        **model_kwargs, session=boto, region=region)
+    create_model(boto, endpoint_name, image_uri, model_data, role, environment, vpc_config, network_isolation)
     config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id else {}
     if data_capture_s3:
         config_kwargs["data_capture_config"] = shapes.DataCaptureConfig(
@@ -179,9 +191,7 @@ def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Delet
 
     Existence is read from List* calls with the exact name, not from an error message's text.
     """
-    from sagemaker.core.utils.utils import SageMakerClient
-
-    client = SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client
+    client = sagemaker_client(boto)
     done = Deletion()
     endpoints = [e["EndpointName"] for e in client.list_endpoints(NameContains=endpoint_name)["Endpoints"]]
     configs = [c["EndpointConfigName"] for c in
@@ -237,9 +247,7 @@ def invoke(boto, endpoint_name: str, body: bytes, content_type: str, accept: str
 
 def is_async(boto, endpoint_name: str) -> bool:
     """Whether the endpoint's config has an AsyncInferenceConfig (it then takes only InvokeEndpointAsync)."""
-    from sagemaker.core.utils.utils import SageMakerClient
-
-    client = SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client
+    client = sagemaker_client(boto)
     config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
     return "AsyncInferenceConfig" in client.describe_endpoint_config(EndpointConfigName=config_name)
 

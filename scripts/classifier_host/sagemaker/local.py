@@ -192,8 +192,14 @@ def delete_local(endpoint: LocalEndpoint) -> None:
         LocalSagemakerClient._endpoints.pop(endpoint.name, None)  # local mode stops it but keeps it listed
     finally:
         shutil.rmtree(endpoint.staging_dir, ignore_errors=True)
-        for host in hosts:  # compose names the container <project>-<host>
-            ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=-{host}$"], capture_output=True,
-                                 text=True).stdout.split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        remove_serving_containers(hosts)
+
+
+def remove_serving_containers(hosts) -> None:
+    """Remove the containers local mode served from (an endpoint's or a transform's): stopping them
+    leaves them behind. Compose names each <project>-<host>."""
+    for host in hosts:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=-{host}$"], capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)

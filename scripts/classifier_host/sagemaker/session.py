@@ -22,6 +22,14 @@ def boto_session(region: str | None = None):
     return boto3.Session(region_name=region or os.environ.get("AWS_REGION") or LOCAL_REGION)
 
 
+def sagemaker_client(boto):
+    """The SageMaker client sagemaker-core's resources use for this boto3 session (cached per session and
+    region), for the calls that have no resource method or must be sent as written."""
+    from sagemaker.core.utils.utils import SageMakerClient
+
+    return SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client
+
+
 def new_job_name(base: str = BASE_JOB_NAME, max_length: int = 63) -> str:
     """A unique name, <base>-<UTC timestamp to the millisecond>: the SDK's scheme (63 characters allowed
     for jobs and endpoints, 32 for tuning jobs; a base too long for the limit is cut)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..settings import DEBUGGER_MODES
+from .session import NO_TELEMETRY, sagemaker_client
 
 # Where the container's own smdebug hook writes in --debugger project mode: under
 # /opt/ml/output/data, so the tensors come back in the job's output.tar.gz.
@@ -172,8 +173,6 @@ def wait_with_logs(boto, job_name: str) -> dict:
     from sagemaker.core.exceptions import UnexpectedStatusException
     from sagemaker.core.helper.session_helper import Session, _logs_for_job
 
-    from .session import NO_TELEMETRY
-
     session = Session(boto_session=boto, sagemaker_config=NO_TELEMETRY)
     try:
         return _logs_for_job(session, job_name, wait=True, log_type="All")
@@ -183,10 +182,8 @@ def wait_with_logs(boto, job_name: str) -> dict:
 
 def describe(boto, job_name: str) -> dict:
     """DescribeTrainingJob's answer, as the API gives it (the rules' statuses, the model's URI...)."""
-    from sagemaker.core.utils.utils import SageMakerClient
-
-    return SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client.describe_training_job(
-        TrainingJobName=job_name)
+    client = sagemaker_client(boto)
+    return client.describe_training_job(TrainingJobName=job_name)
 
 
 def model_of(boto, job_name: str) -> str:

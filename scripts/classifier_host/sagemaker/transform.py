@@ -8,12 +8,12 @@ record, and the cloud job retries nothing (InvocationsMaxRetries 0), so one bad 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from .session import local_session
+from .local import remove_serving_containers
+from .session import local_session, sagemaker_client
 
 CONTENT_TYPE = "application/x-image"
 ACCEPT = "application/json"
@@ -53,7 +53,7 @@ def transform_local(image_uri: str, model_data: Path, staged: Path, output: Path
             if container is not None:
                 if job.state != job._COMPLETED:  # local mode stops it itself only when every file went well
                     container.stop_serving()
-                _remove_containers(getattr(container, "hosts", []))
+                remove_serving_containers(getattr(container, "hosts", []))
             if client is not None:
                 client.delete_model(ModelName=job_name)
         finally:
@@ -76,14 +76,6 @@ def sendable_locally(path: Path) -> bool:
     return True
 
 
-def _remove_containers(hosts) -> None:
-    for host in hosts:  # compose names the container <project>-<host>
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=-{host}$"], capture_output=True,
-                             text=True).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
-
-
 # ---- cloud ----
 
 def start_cloud(boto, job_name: str, image_uri: str, model_data: str, role: str, manifest_uri: str,
@@ -92,26 +84,16 @@ def start_cloud(boto, job_name: str, image_uri: str, model_data: str, role: str,
                 vpc_config: dict | None = None, network_isolation: bool = False,
                 environment: dict[str, str] | None = None, invocation_timeout_s: int = 600):
     """CreateModel (the job's own, named as the job: VPC and network isolation live on the model; a
-    transform job has no VpcConfig) and CreateTransformJob over the files a manifest names. Returns
-    sagemaker-core's TransformJob."""
-    from sagemaker.core import resources, shapes
+    transform job has no VpcConfig) and CreateTransformJob over the files a manifest names."""
+    from .endpoints import create_model
 
-    model_kwargs = {}
-    if vpc_config:
-        model_kwargs["vpc_config"] = shapes.VpcConfig(subnets=list(vpc_config["Subnets"]),
-                                                      security_group_ids=list(vpc_config["SecurityGroupIds"]))
-    if network_isolation:
-        model_kwargs["enable_network_isolation"] = True
-    resources.Model.create(
-        model_name=job_name, execution_role_arn=role,
-        primary_container=shapes.ContainerDefinition(image=image_uri, model_data_url=model_data,
-                                                     environment=dict(environment or {})),
-        **model_kwargs, session=boto, region=boto.region_name)
+    create_model(boto, job_name, image_uri, model_data, role, environment, vpc_config, network_isolation)
     # The request as a dict through the core's client: sagemaker-core's shapes drop falsy values, and
     # InvocationsMaxRetries must be sent as 0 (a bad file gets a 200 error record from the container;
     # SageMaker's default of 3 retries would only repeat a failure).
     kms = {"KmsKeyId": kms_key_id} if kms_key_id else {}
-    _client(boto).create_transform_job(
+    client = sagemaker_client(boto)
+    client.create_transform_job(
         TransformJobName=job_name, ModelName=job_name,
         MaxConcurrentTransforms=max_concurrent, MaxPayloadInMB=max_payload_mb, BatchStrategy=BATCH_STRATEGY,
         ModelClientConfig={"InvocationsTimeoutInSeconds": invocation_timeout_s, "InvocationsMaxRetries": 0},
@@ -122,12 +104,6 @@ def start_cloud(boto, job_name: str, image_uri: str, model_data: str, role: str,
                             **({"VolumeKmsKeyId": kms_key_id} if kms_key_id else {})})
 
 
-def _client(boto):
-    from sagemaker.core.utils.utils import SageMakerClient
-
-    return SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client
-
-
 def wait_with_logs(boto, job_name: str, poll_s: float = 10, say=print) -> dict:
     """Stream the job's CloudWatch log (every instance's stream) until it ends; DescribeTransformJob's
     last answer. RuntimeError with SageMaker's FailureReason when it failed or was stopped.
@@ -136,7 +112,7 @@ def wait_with_logs(boto, job_name: str, poll_s: float = 10, say=print) -> dict:
     region: TransformJob.wait(logs=True) reads CloudWatch in the default region."""
     from sagemaker.core.helper.session_helper import _flush_log_streams
 
-    client, logs = _client(boto), boto.client("logs")
+    client, logs = sagemaker_client(boto), boto.client("logs")
     positions = {}  # stream name -> how far it was read
     while True:
         description = client.describe_transform_job(TransformJobName=job_name)
@@ -155,4 +131,5 @@ def wait_with_logs(boto, job_name: str, poll_s: float = 10, say=print) -> dict:
 
 def delete_model(boto, job_name: str) -> None:
     """The model made for one transform job goes with it (it costs nothing, but piles up)."""
-    _client(boto).delete_model(ModelName=job_name)
+    client = sagemaker_client(boto)
+    client.delete_model(ModelName=job_name)

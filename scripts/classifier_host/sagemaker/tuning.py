@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from .session import new_job_name, sagemaker_client
 from .training import JobSpec
 
 TUNING_DONE = ("Completed", "Failed", "Stopped")
@@ -66,15 +67,7 @@ def start_tuning(boto, spec: JobSpec, space: dict, data_uri: str, job_name: str,
 
 
 def new_tuning_job_name() -> str:
-    from .session import new_job_name
-
     return new_job_name(TUNING_JOB_BASE, max_length=TUNING_JOB_MAX)
-
-
-def _client(boto):
-    from sagemaker.core.utils.utils import SageMakerClient
-
-    return SageMakerClient(session=boto, region_name=boto.region_name).sagemaker_client
 
 
 def describe(boto, job_name: str) -> dict:
@@ -82,7 +75,8 @@ def describe(boto, job_name: str) -> dict:
     from botocore.exceptions import ClientError
 
     try:
-        return _client(boto).describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
+        client = sagemaker_client(boto)
+        return client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
     except ClientError as err:
         raise RuntimeError(f"cannot attach to tuning job {job_name!r}: {err}") from None
 
@@ -109,6 +103,6 @@ def wait_for_tuning(boto, job_name: str, poll_seconds: float = 60, say=print) ->
 
 def training_job_summaries(boto, job_name: str) -> list[dict]:
     """Every training job of the tuning job (ListTrainingJobsForHyperParameterTuningJob, all pages)."""
-    pages = _client(boto).get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
+    pages = sagemaker_client(boto).get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
         HyperParameterTuningJobName=job_name)
     return [summary for page in pages for summary in page["TrainingJobSummaries"]]
