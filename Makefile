@@ -52,7 +52,7 @@ JOB ?= $(OUTPUT)
 
 .PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
         benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
-        benchmark-serving transform benchmark-transform
+        benchmark-serving transform benchmark-transform benchmark-preprocessing
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
@@ -75,6 +75,7 @@ help:
 	@echo "make benchmark-debugger step-time overhead of the smdebug hook"
 	@echo "make benchmark-serving serving latency/throughput vs TorchServe (table for the README)"
 	@echo "make benchmark-transform local Batch Transform vs a local endpoint queried image by image"
+	@echo "make benchmark-preprocessing what each crafted cheap image costs, before/after issue 21, and served"
 	@echo "make clean             remove build outputs (keeps the wheelhouse and images)"
 
 $(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
@@ -220,6 +221,11 @@ benchmark-serving: setup
 benchmark-transform: setup
 	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/transform.py \
 		--model-data $(OUTPUT)/model.tar.gz --data $(DATA)/test
+
+# Each crafted cheap request (tests/image_cases.py) through the eval preprocessing, this checkout's vs
+# 221f319's (before issue 21), parity on the sample set, then served by both images (make build first).
+benchmark-preprocessing: setup
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) benchmarks/preprocessing.py --serve $(BENCH_ARGS)
 
 # Regenerates the hashed locks (docker/requirements/*.txt, requirements/{host,sbom}.lock), keeping the
 # versions already locked; LOCK_ARGS=--upgrade re-resolves them all.

@@ -9,6 +9,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+# The serving tests' containers, (image fixture, environment): the torch image on torch (the GPU image's
+# path), the slim image on what `auto` picks (ONNX Runtime).
+VARIANTS = {"serve-torch": ("serve_image", {"SERVING_RUNTIME": "torch"}), "serve-cpu-auto": ("serve_cpu_image", {})}
+
 
 class ServingContainer:
     """`docker run -d IMAGE serve` with `model_dir` mounted read-only at /opt/ml/model, published on an
@@ -80,3 +84,29 @@ def cgroup_memory(container_id: str) -> tuple[int, int]:
     out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
                          check=True).stdout.split()
     return int(out[0]), int(out[1])
+
+
+def random_model(sample_data: Path, folder: Path, image_size: int = 224) -> Path:
+    """A ResNet18 with seeded random weights for the sample set's classes at `image_size`, with its ONNX
+    exports scored on the sample test split, as the trainer writes them: what a crafted image costs the
+    server depends on the preprocessing (a ResNet50's at 224), not on the network's weights."""
+    import numpy as np
+    import torch
+
+    from classifier import artifact, data, export, model as model_lib, presets
+
+    torch.manual_seed(0)
+    classes = data.class_folders(sample_data / "train")
+    prep = presets.eval_preprocessing(image_size)
+    network = model_lib.build("resnet18", len(classes)).eval()
+    artifact.save(folder, network.state_dict(), classes=classes, model_name="resnet18", image_size=image_size,
+                  preprocessing=prep, hyperparameters={}, metrics={}, export={"enabled": True})
+    samples = data.list_samples(sample_data / "test", classes)
+    images = torch.from_numpy(np.stack([presets.eval_image(p, prep) for p, _ in samples]))
+    labels = torch.tensor([label for _, label in samples])
+    calibration = export.calibration_images(data.list_samples(sample_data / "train", classes)[:16], prep, seed=0)
+    outcome = export.export_and_evaluate(network, prep, folder, images, labels, calibration)
+    artifact.record_runtimes(folder, outcome.scores, {"enabled": True, "seconds": outcome.seconds,
+                                                      "skipped": outcome.skipped})
+    folder.chmod(0o755)  # the container's user reads it through the bind mount
+    return folder

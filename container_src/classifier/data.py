@@ -59,11 +59,12 @@ def class_folders(root: Path) -> list[str]:
 
 
 def list_samples(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
-    """Every non-hidden file under each class folder; decoding decides what is an image."""
+    """Every non-hidden file under each class folder, and every symbolic link (a dangling one is then
+    skipped and counted, not silently missing); decoding decides what is an image."""
     samples = []
     for index, name in enumerate(classes):
         for path in sorted((root / name).rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
+            if (path.is_file() or path.is_symlink()) and not path.name.startswith("."):
                 samples.append((path, index))
     return samples
 
@@ -124,16 +125,24 @@ class _DecodeEach(Dataset):
 
     def __getitem__(self, index):
         try:
-            return index, self.decode(self.paths[index]), ""
+            return index, self.decode(self.paths[index]), None
         except presets.BadImage as err:
-            return index, None, str(err)
+            return index, None, Skipped(self.paths[index], err.kind, str(err))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that is not a readable image: `kind` (presets.BadImage.kind) and the whole message."""
+    path: Path
+    kind: str
+    message: str
 
 
 @dataclass
 class Decoded:
     images: torch.Tensor  # uint8 (N, 3, S, S)
     labels: torch.Tensor  # int64 (N,)
-    skipped: list[tuple[Path, str]]
+    skipped: list[Skipped]
     sources: list[Path] = field(default_factory=list)  # the file of each decoded image
 
 
@@ -145,9 +154,9 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndar
     skipped = []
     loader = DataLoader(_DecodeEach([p for p, _ in samples], decode), batch_size=None,
                         num_workers=workers, collate_fn=lambda item: item)
-    for done, (index, image, error) in enumerate(loader, 1):
+    for done, (index, image, problem) in enumerate(loader, 1):
         if image is None:
-            skipped.append((samples[index][0], error))
+            skipped.append(problem)
         else:
             images[index] = torch.from_numpy(image)
             ok[index] = True
@@ -157,11 +166,11 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndar
     return Decoded(images[ok], labels[ok], skipped, [p for (p, _), kept in zip(samples, ok.tolist()) if kept])
 
 
-def skipped_summary(split: str, skipped: list[tuple[Path, str]]) -> str:
-    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
-    examples = ", ".join(f"{p.name}: {r}" for p, r in skipped[:3])
-    return (f"{split}: skipped {len(skipped)} file(s) that are not readable images "
-            f"({dict(reasons)}); e.g. {examples}")
+def skipped_summary(split: str, skipped: list[Skipped]) -> str:
+    reasons = Counter(s.kind for s in skipped)
+    examples = ", ".join(f"{s.path.name}: {s.message}" for s in skipped[:3])
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(reasons.items()))
+    return f"{split}: skipped {len(skipped)} file(s) that are not readable images ({counts}); e.g. {examples}"
 
 
 class TensorImages(Dataset):

@@ -94,7 +94,7 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
         log.info("%s: %d images from %s (%d skipped), decoded in %.1fs", name, len(decoded.labels), split.origin,
                  len(decoded.skipped), time.perf_counter() - start)
         if name == "train" and not use_cache:
-            bad = {p for p, _ in decoded.skipped}
+            bad = {s.path for s in decoded.skipped}
             sets[name] = data.FileImages([s for s in split.samples if s[0] not in bad], hp.image_size,
                                          train_transform)
         else:

@@ -16,8 +16,9 @@ from pathlib import Path
 import requests
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+from classifier import presets
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
 TIMEOUT_S = 60  # SageMaker's own limit for one invocation
 # Polling an async endpoint's answer: soon at first (a warm endpoint answers in about a second), then less
 # often (one scaled to zero takes minutes to start an instance).
@@ -50,13 +51,15 @@ class AsyncTarget:
 
 
 def content_type_of(source: str, data: bytes) -> str:
-    """The image's own format (not its name): image/jpeg, image/png or application/x-image."""
+    """The image's own format (not its name) as the server names it (image/jpeg, image/webp...), or
+    application/x-image for a format the server would refuse by name."""
+    presets.register_heif()
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format
     except (UnidentifiedImageError, OSError) as err:
         raise QueryError(f"{source} is not an image ({err})", 2) from None
-    return CONTENT_TYPES.get(fmt, "application/x-image")
+    return presets.MEDIA_TYPES.get(fmt, ("application/x-image",))[0]
 
 
 def read_source(source: str) -> list[ImageInput]:

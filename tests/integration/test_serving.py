@@ -29,7 +29,7 @@ from classifier_host.sagemaker import local
 from classifier import artifact, explain, presets, runtimes
 from classifier.serving import selection
 from tests import image_cases
-from tests.serving_probes import ServingContainer, cgroup_memory, urllib_post
+from tests.serving_probes import VARIANTS, ServingContainer, cgroup_memory, urllib_post
 
 from .jobs import ROOT
 
@@ -47,8 +47,6 @@ def model_dir(trained_model, tmp_path_factory) -> Path:
     return unpack(trained_model[0], tmp_path_factory.mktemp("served-model"))
 
 
-# (image fixture, environment): the torch image on torch, the slim image on what `auto` picks.
-VARIANTS = {"serve-torch": ("serve_image", {"SERVING_RUNTIME": "torch"}), "serve-cpu-auto": ("serve_cpu_image", {})}
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))

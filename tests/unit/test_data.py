@@ -84,8 +84,8 @@ def test_bad_files_are_skipped_and_counted_and_odd_modes_converted(tmp_path):
     samples = [(p, 0) for p in sorted(tmp_path.iterdir()) if not p.name.startswith(".")]
     prep = presets.eval_preprocessing(32)
     decoded = data.decode_all(samples, lambda p: presets.eval_image(p, prep), 32, workers=2)
-    skipped = sorted(p.name for p, _ in decoded.skipped)
-    assert skipped == ["empty.jpg", "notes.txt", "truncated.jpg"]
+    skipped = sorted((s.path.name, s.kind) for s in decoded.skipped)
+    assert skipped == [("empty.jpg", "empty file"), ("notes.txt", "unreadable"), ("truncated.jpg", "unreadable")]
     assert decoded.images.shape == (5, 3, 32, 32) and decoded.images.dtype == torch.uint8
     summary = data.skipped_summary("train", decoded.skipped)
     assert "skipped 3 file(s)" in summary

@@ -53,7 +53,8 @@ def test_writes_the_evaluation_of_the_runtime_an_endpoint_serves(model_tar, labe
     classes = data.class_folders(labelled)
     samples = [(p, label) for p, label in data.list_samples(labelled, classes) if p.suffix == ".jpg"]
     assert result["runtime"] == "onnx" and result["images"] == len(samples) == 20
-    assert result["skipped"] == [{"path": f"{classes[0]}/notes.txt", "reason": result["skipped"][0]["reason"]}]
+    assert result["skipped"] == [{"path": f"{classes[0]}/notes.txt", "kind": "unreadable",
+                                  "reason": result["skipped"][0]["reason"]}]
     # The numbers are those of that runtime on these files, computed here independently.
     with tarfile.open(model_tar) as tar:
         tar.extractall(tmp_path / "model", filter="data")
@@ -78,7 +79,7 @@ def test_writes_the_evaluation_of_the_runtime_an_endpoint_serves(model_tar, labe
     probabilities, maps = runtimes.TorchRuntime(network, PREP).explain(image)
     assert metadata["classes"][probabilities.argmax()] == worst["predicted"]
     assert np.allclose(worst["gradcam"], maps[0], atol=1e-5)
-    assert "skipped 1 unreadable file(s)" in capsys.readouterr().out
+    assert "skipped 1 file(s) that are not readable images (1 unreadable)" in capsys.readouterr().out
 
 
 def test_auto_picks_what_the_server_picks(model_tar, labelled, tmp_path):

@@ -137,7 +137,11 @@ def test_the_handler_answers_explanations(cam_model, runtime):
     # A batch: one explanation per image; above the cap: 413 naming the setting.
     batch = b'{"instances": [{"b64": "%s"}, {"b64": "%s"}]}' % (base64.b64encode(jpeg(4)), base64.b64encode(body))
     answers = handler.predict_fn(handler.input_fn(batch, "application/json", RequestContext("explain=gradcam")), served)
-    assert len(answers["explanations"]) == 2 and answers["explanations"][1]["heatmap_png"] == record["heatmap_png"]
+    # The same image's map in a batch of two: equal up to float rounding (ONNX Runtime picks kernels by batch
+    # size, so the maps may differ in the last bits and a grey level flip at a rounding edge).
+    assert len(answers["explanations"]) == 2
+    batched = explain.decode_image(answers["explanations"][1]["heatmap_png"])
+    assert np.abs(batched.astype(int) - heat.astype(int)).max() <= 1
     triple = b'{"instances": [%s]}' % b",".join([b'{"b64": "%s"}' % base64.b64encode(body)] * 3)
     with pytest.raises(RequestError) as err:
         handler.input_fn(triple, "application/json", RequestContext("explain=gradcam"))

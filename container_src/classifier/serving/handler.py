@@ -21,9 +21,11 @@ import base64
 import binascii
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -34,10 +36,14 @@ from .limits import Deadline, Limits
 
 DEFAULT_TOP_K = 5
 JSON, NPY = "application/json", "application/x-npy"
-# These carry the raw bytes of one image.
-IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/octet-stream")
+# These carry the raw bytes of one image: each format presets.FORMATS reads by its own type, and two
+# generic ones. The body's real format decides how it is read (a PNG sent as image/jpeg is read as the
+# PNG it is): clients mislabel uploads often, and the bytes, not the label, are what a parser meets.
+IMAGE_TYPES = (*(kind for kinds in presets.MEDIA_TYPES.values() for kind in kinds),
+               "application/x-image", "application/octet-stream")
 SUPPORTED_TYPES = IMAGE_TYPES + (JSON, NPY)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+MAX_NPY_VALUE = 1000.0
 
 
 class RequestError(Exception):
@@ -65,6 +71,24 @@ class Inputs:
     explain: bool = False  # explain=gradcam: a heatmap of each image's top class
 
 
+class Predictor(Protocol):
+    """What predict_fn calls: a ServedModel, or in a server worker a batching.BatchedModel in front of it.
+    `deadline` is for the batcher, which drops a request's queued images once it passes; a ServedModel
+    runs one forward pass, which cannot be interrupted, and takes the deadline only to share this type."""
+    runtime: object
+    metadata: dict
+
+    @property
+    def classes(self) -> list[str]: ...
+
+    @property
+    def preprocessing(self) -> dict: ...
+
+    def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray: ...
+
+    def explain(self, batch: np.ndarray, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class ServedModel:
     """The trained model on its runtime (runtimes.py), its metadata, and why that runtime was chosen."""
 
@@ -88,9 +112,8 @@ class ServedModel:
         return self
 
     def predict(self, batch: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
-        """Probabilities (N, classes): the forward pass the trainer scored this runtime with.
-
-        The deadline is the batcher's to enforce (a forward pass cannot be interrupted)."""
+        """Probabilities (N, classes): the forward pass the trainer scored this runtime with (the deadline:
+        see Predictor)."""
         return self.runtime.probabilities(batch)
 
     def explain(self, batch: np.ndarray, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +135,8 @@ def parse_attributes(custom_attributes: str | None, num_classes: int) -> Attribu
         key, sep, value = item.partition("=")
         key, value = key.strip().lower(), value.strip()
         if key == "top_k":
-            if not sep or not value.isdigit() or int(value) < 1:
+            # isdecimal() alone admits other scripts' digits ('٣') and 5,000-digit strings, which int() refuses.
+            if not sep or not (value.isascii() and value.isdecimal()) or len(value) > 9 or int(value) < 1:
                 raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: top_k must be a whole number >= 1, "
                                         f"got {value!r}")
             top_k = min(int(value), num_classes)
@@ -198,7 +222,10 @@ class ImageClassifierHandler:
     def _instances(self, body: bytes) -> list[tuple[str, bytes]]:
         try:
             document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except RecursionError:  # `[` x 100,000: json's C scanner recurses per level
+            raise RequestError(400, "body is not valid JSON: it nests deeper than the parser allows; "
+                                    'send {"instances": [{"b64": "<base64 image>"}, ...]}') from None
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, and integers of over 4,300 digits
             raise RequestError(400, f"body is not valid JSON ({err})") from None
         instances = document.get("instances") if isinstance(document, dict) else None
         if not isinstance(instances, list) or not instances:
@@ -254,6 +281,7 @@ class ImageClassifierHandler:
             raise RequestError(400, f"{what}: {err}") from None
 
     def _npy(self, body: bytes) -> tuple[np.ndarray, bool]:
+        self._check_npy_header(body)
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except ValueError as err:  # also raised for pickled object arrays
@@ -275,16 +303,36 @@ class ImageClassifierHandler:
             raise self._too_many_images(len(batch))
         if not np.isfinite(batch).all():
             raise RequestError(400, "array contains NaN or infinite values")
+        # Normalised pixels lie within about +-3; values near float32's range overflow the forward pass
+        # (inf logits, NaN probabilities, and JSON with NaN in it).
+        if np.abs(batch).max() > MAX_NPY_VALUE:
+            raise RequestError(400, f"array values reach {float(np.abs(batch).max()):.3g}; normalised pixels lie "
+                                    f"within about +-3 (this server refuses beyond +-{MAX_NPY_VALUE:g})")
         return np.ascontiguousarray(batch), single
 
+    @staticmethod
+    def _check_npy_header(body: bytes) -> None:
+        """The shape an .npy header declares must be what the body holds, before numpy allocates it:
+        a 100-byte header may declare terabytes. Other problems are np.load's to name."""
+        stream = io.BytesIO(body)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        try:
+            shape, _, dtype = readers[np.lib.format.read_magic(stream)](stream)
+        except Exception:  # not a header these read (or version 3): np.load says what is wrong
+            return
+        declared = math.prod(shape) * dtype.itemsize
+        if not dtype.hasobject and declared != len(body) - stream.tell():
+            raise RequestError(400, f"the .npy header declares shape {shape} of {dtype} ({declared:,} bytes) but "
+                                    f"the body holds {len(body) - stream.tell():,} bytes of data")
+
     # ---- predict_fn
-    def predict_fn(self, data: Inputs, model: ServedModel, context=None) -> dict:
+    def predict_fn(self, data: Inputs, model: Predictor, context=None) -> dict:
         if data.explain:
             return self._explained(data, model)
         probabilities = model.predict(data.batch, data.deadline)
         return self._ranked(probabilities, data, model)
 
-    def _explained(self, data: Inputs, model: ServedModel) -> dict:
+    def _explained(self, data: Inputs, model: Predictor) -> dict:
         try:
             probabilities, maps = model.explain(data.batch, data.deadline)
         except explain.ExplainUnavailable as err:  # found out only now (an artifact without a recorded layer)
@@ -297,7 +345,7 @@ class ImageClassifierHandler:
         return {**answer, "explanations": records[0] if data.single else records}
 
     @staticmethod
-    def _ranked(probabilities: np.ndarray, data: Inputs, model: ServedModel) -> dict:
+    def _ranked(probabilities: np.ndarray, data: Inputs, model: Predictor) -> dict:
         # Stable sort: equal probabilities keep class order, the same answer on every runtime's run.
         indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :data.top_k]
         ranked = [[{"label": model.classes[i], "index": i, "probability": float(row[i])} for i in top.tolist()]

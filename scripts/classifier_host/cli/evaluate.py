@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from .errors import exit_status
@@ -41,11 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         page = args.output / "evaluation.html"
         page.write_text(evaluation_page.render(result, f"Evaluation of {args.model_data.name} on {args.data}",
                                                args.data))
-        print(evaluation.summary(result) + (f"; skipped {len(result['skipped'])} unreadable file(s)"
-                                            if result["skipped"] else ""))
+        print(evaluation.summary(result) + skipped_counts(result["skipped"]))
         print(f"wrote {args.output / artifact.EVALUATION_FILE} and {page} in {time.monotonic() - start:.0f}s")
 
     return exit_status(evaluate_and_write, EvaluationError, status=2)
+
+
+def skipped_counts(skipped: list[dict]) -> str:
+    """'; skipped 3 file(s) that are not readable images (2 empty file, 1 unreadable)', or nothing."""
+    if not skipped:
+        return ""
+    counts = Counter(entry["kind"] for entry in skipped)
+    reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
+    return f"; skipped {len(skipped)} file(s) that are not readable images ({reasons})"
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.evaluate

@@ -70,7 +70,7 @@ def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
         try:
             images.append(presets.eval_image(path, metadata["preprocessing"]))
         except presets.BadImage as err:
-            skipped.append({"path": str(path.relative_to(data)), "reason": str(err)})
+            skipped.append({"path": str(path.relative_to(data)), "kind": err.kind, "reason": str(err)})
             continue
         labels.append(label)
         sources.append(str(path.relative_to(data)))
