@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -166,11 +166,15 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndar
     return Decoded(images[ok], labels[ok], skipped, [p for (p, _), kept in zip(samples, ok.tolist()) if kept])
 
 
+def count_kinds(kinds: Iterable[str]) -> str:
+    """'2 empty file, 1 unreadable': how many skipped files of each kind (the trainer's and evaluation's logs)."""
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(Counter(kinds).items()))
+
+
 def skipped_summary(split: str, skipped: list[Skipped]) -> str:
-    reasons = Counter(s.kind for s in skipped)
     examples = ", ".join(f"{s.path.name}: {s.message}" for s in skipped[:3])
-    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(reasons.items()))
-    return f"{split}: skipped {len(skipped)} file(s) that are not readable images ({counts}); e.g. {examples}"
+    return (f"{split}: skipped {len(skipped)} file(s) that are not readable images "
+            f"({count_kinds(s.kind for s in skipped)}); e.g. {examples}")
 
 
 class TensorImages(Dataset):

@@ -154,7 +154,7 @@ def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
 def _unreadable(err: Exception) -> BadImage:
     """BadImage for a parser's failure on these bytes. PIL's plugins say "not an image" with OSError,
     SyntaxError and ValueError, but malformed headers, EXIF and chunks also raise struct.error,
-    IndexError, KeyError, TypeError, ZeroDivisionError... (tests/unit/test_presets.py fuzzes them):
+    IndexError, KeyError, TypeError, ZeroDivisionError... (tests/unit/test_cheap_requests.py fuzzes them):
     whatever a parser raises on input bytes is the input's problem, never the server's 500."""
     if isinstance(err, FileNotFoundError):  # listed, then gone: a dangling symbolic link, a file deleted
         return BadImage(f"no such file ({err.strerror}; a dangling symbolic link?)", "missing file")

@@ -14,7 +14,6 @@ import json
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from .errors import exit_status
@@ -52,9 +51,10 @@ def skipped_counts(skipped: list[dict]) -> str:
     """'; skipped 3 file(s) that are not readable images (2 empty file, 1 unreadable)', or nothing."""
     if not skipped:
         return ""
-    counts = Counter(entry["kind"] for entry in skipped)
-    reasons = ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
-    return f"; skipped {len(skipped)} file(s) that are not readable images ({reasons})"
+    from classifier import data
+
+    counts = data.count_kinds(entry["kind"] for entry in skipped)
+    return f"; skipped {len(skipped)} file(s) that are not readable images ({counts})"
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.evaluate
