@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from classifier import data, presets
+from classifier.training import data
+from classifier.model import decoding
 from classifier_host.data import samples as sample_set
 
 
@@ -51,18 +52,18 @@ def main() -> None:
 
         plain = datasets.ImageFolder(train, transform=transforms.Compose([
             transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize(presets.IMAGENET_MEAN, presets.IMAGENET_STD)]))
+            transforms.Normalize(decoding.IMAGENET_MEAN, decoding.IMAGENET_STD)]))
         plain_rate = rate(DataLoader(plain, batch_size=args.batch_size, num_workers=0))
 
         classes = data.class_folders(train)
         samples = data.list_samples(train, classes)
-        side = presets.cache_side(size)
+        side = decoding.cache_side(size)
         start = time.perf_counter()
-        decoded = data.decode_all(samples, lambda p: presets.decode_for_cache(p, size), side, workers=0)
+        decoded = data.decode_all(samples, lambda p: decoding.decode_for_cache(p, size), side, workers=0)
         decode_seconds = time.perf_counter() - start
-        cached = data.TensorImages(decoded.images, decoded.labels, presets.train_transform(size, "basic"))
+        cached = data.TensorImages(decoded.images, decoded.labels, decoding.train_transform(size, "basic"))
         aug_rate = rate(DataLoader(cached, batch_size=args.batch_size, num_workers=0))
-        trivial = data.TensorImages(decoded.images, decoded.labels, presets.train_transform(size, "trivialaugment"))
+        trivial = data.TensorImages(decoded.images, decoded.labels, decoding.train_transform(size, "trivialaugment"))
         trivial_rate = rate(DataLoader(trivial, batch_size=args.batch_size, num_workers=0))
 
     n = len(samples)

@@ -1,4 +1,4 @@
-"""Step-time overhead of the smdebug hook (classifier/debugger.py) on the trainer's training step.
+"""Step-time overhead of the smdebug hook (classifier/debugging/hook.py) on the trainer's training step.
 
     python benchmarks/debugger_overhead.py [--model resnet18] [--image-size 64] [--batch-size 32] [--steps 30]
 
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from torch import nn  # noqa: E402
 
-from classifier import debugger  # noqa: E402
+from classifier.debugging import hook as debug_hook  # noqa: E402
 
 CONFIGS = {"no hook": None, "hook, default intervals (100 / 10)": (100, 10), "hook, every step (1 / 1)": (1, 1)}
 
@@ -38,10 +38,10 @@ def step_times(config, args, out_dir: Path) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     hook = None
     if config is not None:
-        smd = debugger.import_smdebug()
-        debugger.make_relus_not_inplace(model)
-        hook = debugger.own_hook(smd, out_dir, *config)
-        debugger.watch_relu_inputs(hook, model)
+        smd = debug_hook.import_smdebug()
+        debug_hook.make_relus_not_inplace(model)
+        hook = debug_hook.own_hook(smd, out_dir, *config)
+        debug_hook.watch_relu_inputs(hook, model)
         hook.register_module(model)
         hook.register_loss(criterion)
         hook.set_mode(smd.modes.TRAIN)

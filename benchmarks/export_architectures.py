@@ -1,9 +1,9 @@
-"""Which architectures export: the trainer's export step (classifier/export.py) on untrained models.
+"""Which architectures export: the trainer's export step (classifier/training/export.py) on untrained models.
 
     python benchmarks/export_architectures.py [--models resnet50 efficientnet_b0 vit_b_16] [--classes 133]
 
 Each model is built as the trainer builds it (weights=none, a new head), then exported to ONNX fp32
-and int8 and scored through classifier/runtimes.py on random uint8 images (labels random too, so
+and int8 and scored through classifier/model/runtimes.py on random uint8 images (labels random too, so
 accuracy means nothing here; agreement with torch fp32 and the time each step takes do). Prints one
 JSON line per model: exported runtimes, skipped ones with the reason, seconds, file sizes.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from classifier import export, model as model_lib, presets
+from classifier.training import export
+from classifier.model import network as model_lib, decoding
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="test images (random) scored per runtime")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    prep = presets.eval_preprocessing(args.image_size)
+    prep = decoding.eval_preprocessing(args.image_size)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8,
                            generator=generator)

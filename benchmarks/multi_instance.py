@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from classifier import metrics
+from classifier.contract import metrics
 from classifier_host.data import samples as sample_set
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@
 
 Each image of tests/image_cases.cheap_requests() goes through THE eval preprocessing at a ResNet50's
 224 (presets.eval_image: what the server, the trainer's valid/test splits, the evaluation and batch
-transform run) in a fresh process, once with this checkout's classifier/presets.py and once with
+transform run) in a fresh process, once with this checkout's classifier/model/decoding.py and once with
 commit REF's (default 221f319, main before issue 21: resize the whole image, then crop). Each row: the
 seconds and the process's peak memory growth; a case still running after --timeout is stopped and
 shown as such. Then parity on the sample set (make_sample_data's 300 JPEGs, 500x400): the largest and
@@ -86,7 +86,7 @@ def parity(before_file: Path, data_dir: Path) -> list[dict]:
 
     import numpy as np
 
-    from classifier import presets
+    from classifier.model import decoding
 
     spec = importlib.util.spec_from_file_location("presets_before", before_file)
     old = importlib.util.module_from_spec(spec)
@@ -94,12 +94,12 @@ def parity(before_file: Path, data_dir: Path) -> list[dict]:
     files = sorted(data_dir.rglob("*.jpg"))
     rows = []
     for size in (224, 64, 32):
-        prep = presets.eval_preprocessing(size)
-        diffs = [np.abs(old.eval_image(f, prep).astype(int) - presets.eval_image(f, prep).astype(int)) for f in files]
+        prep = decoding.eval_preprocessing(size)
+        diffs = [np.abs(old.eval_image(f, prep).astype(int) - decoding.eval_image(f, prep).astype(int)) for f in files]
         rows.append({"size": size, "images": len(files), "max": int(max(d.max() for d in diffs)),
                      "mean": float(np.mean([d.mean() for d in diffs])),
                      "identical": sum(int(d.max() == 0) for d in diffs)})
-    rows[0]["top1_changed"] = top1_changes(old, files, presets.eval_preprocessing(224))
+    rows[0]["top1_changed"] = top1_changes(old, files, decoding.eval_preprocessing(224))
     return rows
 
 
@@ -108,7 +108,7 @@ def top1_changes(old, files: list[Path], prep: dict) -> int:
     import numpy as np
     import torch
 
-    from classifier import model as model_lib, presets, runtimes
+    from classifier.model import network as model_lib, decoding, runtimes
 
     torch.manual_seed(0)
     runtime = runtimes.TorchRuntime(model_lib.build("resnet18", 133).eval(), prep)
@@ -117,7 +117,7 @@ def top1_changes(old, files: list[Path], prep: dict) -> int:
     for start in range(0, len(files), 32):
         chunk = files[start:start + 32]
         before = runtime.probabilities(np.stack([old.eval_image(f, prep) for f in chunk])).argmax(1)
-        after = runtime.probabilities(np.stack([presets.eval_image(f, prep) for f in chunk])).argmax(1)
+        after = runtime.probabilities(np.stack([decoding.eval_image(f, prep) for f in chunk])).argmax(1)
         changed += int((before != after).sum())
     return changed
 
@@ -172,7 +172,7 @@ def main() -> int:
     before_file.write_text(subprocess.run(["git", "-C", str(ROOT), "show",
                                            f"{args.before}:container_src/classifier/presets.py"],
                                           capture_output=True, text=True, check=True).stdout)
-    after_file = ROOT / "container_src" / "classifier" / "presets.py"
+    after_file = ROOT / "container_src" / "classifier" / "model" / "decoding.py"
     results = []
     print(f"| case | bytes | {args.before}: outcome | time, memory | this checkout: outcome | time, memory |")
     print("|---|---|---|---|---|---|")

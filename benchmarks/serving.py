@@ -9,7 +9,7 @@
 Same machine, same model, same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive
 connection each). The model: a ResNet50 at 224 with 133 outputs (the dog set's), whose head is fitted
 on the sample set's 5 classes (no pretrained weights can be downloaded here; a fitted head makes
-accuracy and int8 agreement mean something), exported by the trainer's own code (classifier/export.py:
+accuracy and int8 agreement mean something), exported by the trainer's own code (classifier/training/export.py:
 ONNX fp32 and static int8, each scored on the sample test split). Rows:
   - each runtime alone (runtimes.py, the server's forward pass) at batch 8 and at batch 1, in this
     process with as many threads as cores: the ceiling any server can approach;
@@ -53,8 +53,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests/ (its image cases and the serving probe)
-from classifier import artifact, data, explain, export, gradcam, inference, model as model_lib, presets, runtimes  # noqa: E402,E501
-from classifier.serving import selection  # noqa: E402
+from classifier.model import artifact, explanations, gradcam, forward, network as model_lib, decoding, runtimes  # noqa: E402,E501
+from classifier.training import data, export
+from classifier.model import selection  # noqa: E402
 from classifier_host.data import samples as sample_set  # noqa: E402
 from tests import image_cases  # noqa: E402
 from tests.serving_probes import ServingContainer, cgroup_memory  # noqa: E402
@@ -78,9 +79,9 @@ def make_model(model_dir: Path) -> None:
         sample_set.make(sample, per_class=(40, 10, 20), width=500, height=400)
     names = [name for name, _, _ in sample_set.CLASSES]
     classes = names + [f"{i:03d}.unused_{i}" for i in range(len(names) + 1, NUM_CLASSES + 1)]
-    prep = presets.eval_preprocessing(IMAGE_SIZE)
+    prep = decoding.eval_preprocessing(IMAGE_SIZE)
     splits = {split: data.list_samples(sample / split, names) for split in ("train", "test")}
-    images = {split: torch.from_numpy(np.stack([presets.eval_image(p, prep) for p, _ in samples]))
+    images = {split: torch.from_numpy(np.stack([decoding.eval_image(p, prep) for p, _ in samples]))
               for split, samples in splits.items()}
     labels = {split: torch.tensor([label for _, label in samples]) for split, samples in splits.items()}
     torch.manual_seed(0)
@@ -112,7 +113,7 @@ def fit_batchnorm(network, images: torch.Tensor, prep: dict) -> None:
     network.train()
     with torch.no_grad():
         for i in range(0, len(images), 16):
-            network(inference.normalize(images[i:i + 16], prep))
+            network(forward.normalize(images[i:i + 16], prep))
     network.eval()
 
 
@@ -121,7 +122,7 @@ def fit_head(network, images: torch.Tensor, labels: torch.Tensor, prep: dict) ->
     head = network.fc
     network.fc = torch.nn.Identity()
     with torch.inference_mode():
-        features = torch.cat([inference.logits(network, images[i:i + 16], prep)
+        features = torch.cat([forward.logits(network, images[i:i + 16], prep)
                               for i in range(0, len(images), 16)])
     network.fc = head
     features = features.clone()
@@ -156,7 +157,7 @@ def runtime_alone(model_dir: Path, name: str, images: list[bytes], batch: int, s
     metadata = artifact.load_metadata(model_dir)
     runtime = selection.build(model_dir, name, metadata, os.cpu_count())
     runtime.start(os.cpu_count() or 1)
-    x = np.stack([presets.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
+    x = np.stack([decoding.eval_image(images[i % len(images)], metadata["preprocessing"]) for i in range(batch)])
     runtime.probabilities(x)  # warm-up
     return images_per_second(runtime, x, seconds)
 
@@ -190,8 +191,8 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
     metadata = artifact.load_metadata(model_dir)
     prep = metadata["preprocessing"]
     plain = plain_exports(model_dir)
-    batch = np.stack([presets.eval_image(images[i % len(images)], prep) for i in range(8)])
-    test = np.stack([presets.eval_image(path, prep) for path, _ in data.list_samples(
+    batch = np.stack([decoding.eval_image(images[i % len(images)], prep) for i in range(8)])
+    test = np.stack([decoding.eval_image(path, prep) for path, _ in data.list_samples(
         WORK / "sample-data" / "test", [c for c in metadata["classes"] if "unused" not in c])])
     result = {"explanation": metadata["explanation"], "without_explain": {}, "explain_alone_ms": {}, "server": []}
     for name in (runtimes.ONNX, runtimes.ONNX_INT8):
@@ -222,7 +223,7 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
                 start = time.perf_counter()
                 out = getattr(runtime, function)(one)
                 if function == "explain":  # and what the server adds: the heatmap and both PNGs
-                    explain.record(out[1][0], one[0], prep, metadata["explanation"]["layer"], "x", 0)
+                    explanations.record(out[1][0], one[0], prep, metadata["explanation"]["layer"], "x", 0)
                 times.append(time.perf_counter() - start)
             result["explain_alone_ms"].setdefault(name, {})[function] = 1000 * statistics.median(times)
         print(name, result["explain_alone_ms"][name], flush=True)

@@ -5,6 +5,6 @@ hyperparameters.json instead, so it sees them exactly as SageMaker delivered the
 """
 import sys
 
-from classifier.train import main
+from classifier.training.trainer import main
 
 sys.exit(main())

@@ -47,6 +47,27 @@ def bomb_png(side: int = 20000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
 
 
+def encode(color, fmt="JPEG", size=(120, 90), mode="RGB") -> bytes:
+    """A plain image of one colour."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def noise_image(seed: int, fmt="JPEG") -> bytes:
+    """A 100x70 photo-like image of random pixels: each seed its own picture."""
+    array = np.random.default_rng(seed).integers(0, 256, (70, 100, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def truncated_jpeg() -> bytes:
+    """The first half of a JPEG: what an interrupted upload sends."""
+    data = noise_image(7)
+    return data[: len(data) // 2]
+
+
 def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
@@ -111,7 +132,7 @@ def flat(size: tuple[int, int], mode: str = "RGB", colour=(40, 120, 200)) -> Ima
 def cheap_requests() -> list[Cheap]:
     """Issue 21's matrix: shapes, formats, frames, modes, metadata chunks and parser inputs, each a few
     bytes to a few MB. Under a ResNet50's preprocessing (resize 256, crop 224) every one must be answered
-    with `status` at a cost bounded by its source pixels (tests/unit/test_cheap_requests.py, the
+    with `status` at a cost bounded by its source pixels (tests/unit/classifier/serving/test_cheap_requests.py, the
     integration suite's test_cheap_requests.py and benchmarks/preprocessing.py)."""
     from PIL import PngImagePlugin
 

@@ -93,16 +93,17 @@ def random_model(sample_data: Path, folder: Path, image_size: int = 224) -> Path
     import numpy as np
     import torch
 
-    from classifier import artifact, data, export, model as model_lib, presets
+    from classifier.model import artifact, network as model_lib, decoding
+    from classifier.training import data, export
 
     torch.manual_seed(0)
     classes = data.class_folders(sample_data / "train")
-    prep = presets.eval_preprocessing(image_size)
+    prep = decoding.eval_preprocessing(image_size)
     network = model_lib.build("resnet18", len(classes)).eval()
     artifact.save(folder, network.state_dict(), classes=classes, model_name="resnet18", image_size=image_size,
                   preprocessing=prep, hyperparameters={}, metrics={}, export={"enabled": True})
     samples = data.list_samples(sample_data / "test", classes)
-    images = torch.from_numpy(np.stack([presets.eval_image(p, prep) for p, _ in samples]))
+    images = torch.from_numpy(np.stack([decoding.eval_image(p, prep) for p, _ in samples]))
     labels = torch.tensor([label for _, label in samples])
     calibration = export.calibration_images(data.list_samples(sample_data / "train", classes)[:16], prep, seed=0)
     outcome = export.export_and_evaluate(network, prep, folder, images, labels, calibration)

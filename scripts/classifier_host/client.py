@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from classifier import presets
+from classifier.model import decoding
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
 TIMEOUT_S = 60  # SageMaker's own limit for one invocation
@@ -53,13 +53,13 @@ class AsyncTarget:
 def content_type_of(source: str, data: bytes) -> str:
     """The image's own format (not its name) as the server names it (image/jpeg, image/webp...), or
     application/x-image for a format the server would refuse by name."""
-    presets.register_heif()
+    decoding.register_heif()
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format
     except (UnidentifiedImageError, OSError) as err:
         raise QueryError(f"{source} is not an image ({err})", 2) from None
-    return presets.MEDIA_TYPES.get(fmt, ("application/x-image",))[0]
+    return decoding.MEDIA_TYPES.get(fmt, ("application/x-image",))[0]
 
 
 def read_source(source: str) -> list[ImageInput]:
@@ -250,12 +250,12 @@ def read_object(s3, location: str) -> bytes:
 
 def save_overlay(folder: Path, source: str, explanation: dict, taken: set[str]) -> Path:
     """The answer's heatmap over its crop as folder/<name>.gradcam.png (names made unique in this run)."""
-    from classifier import explain
+    from classifier.model import explanations
 
     from .reports.overlays import overlay
 
     try:
-        heat, crop = (explain.decode_image(explanation[key]) for key in ("heatmap_png", "crop_png"))
+        heat, crop = (explanations.decode_image(explanation[key]) for key in ("heatmap_png", "crop_png"))
     except (KeyError, ValueError, OSError) as err:
         raise QueryError(f"the explanation for {source} is not two base64 PNGs ({err})") from None
     stem = Path(source_name(source)).stem or "image"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier import artifact, data, explain, presets, runtimes
+from classifier.model import artifact, explanations, decoding, runtimes
+from classifier.training import data
 from classifier_host.data import samples as sample_set
 
 
@@ -37,14 +38,14 @@ def test_the_heat_falls_on_the_shape(model, tmp_path):
                                  masks=True)
     prep = metadata["preprocessing"]
     samples = data.list_samples(root / "test", metadata["classes"])
-    crops = np.stack([presets.eval_image(path, prep) for path, _ in samples])
+    crops = np.stack([decoding.eval_image(path, prep) for path, _ in samples])
     labels = np.array([label for _, label in samples])
     probabilities, maps = runtime.explain(crops)
     ratios, uniform = [], []
     for (path, label), raw, predicted in zip(samples, maps, probabilities.argmax(1)):
         with Image.open(root / sample_set.MASKS / "test" / path.parent.name / f"{path.stem}.png") as mask:
-            on_shape = presets.resize_center_crop(mask.convert("RGB"), prep["resize"], prep["crop"])[0] > 127
-        heat = explain.heatmap(raw, prep["crop"]).astype(np.float64)
+            on_shape = decoding.resize_center_crop(mask.convert("RGB"), prep["resize"], prep["crop"])[0] > 127
+        heat = explanations.heatmap(raw, prep["crop"]).astype(np.float64)
         if predicted != label or on_shape.mean() < 0.02 or heat.sum() == 0:
             continue  # a wrong answer's heat is about another class; a shape cropped away has no inside
         ratios.append(heat_on_shape(heat, on_shape))
@@ -63,9 +64,9 @@ def test_the_trainers_gallery_has_the_grad_cam_of_each_mistake(model, sample_dat
     assert result["explanation"]["layer"] == metadata["explanation"]["layer"] == "layer2"
     prep = metadata["preprocessing"]
     for mistake in result["worst_mistakes"]:
-        crop = presets.eval_image(sample_data / "test" / mistake["source"], prep)
+        crop = decoding.eval_image(sample_data / "test" / mistake["source"], prep)
         probabilities, maps = runtime.explain(crop[None])
         assert metadata["classes"][probabilities.argmax()] == mistake["predicted"]
-        ours = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), prep["crop"]).astype(int)
-        assert np.abs(ours - explain.heatmap(maps[0], prep["crop"]).astype(int)).max() <= 2
-        assert explain.decode_image(mistake["crop_jpeg"]).shape == (64, 64, 3)  # JPEG: near the crop, not equal
+        ours = explanations.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), prep["crop"]).astype(int)
+        assert np.abs(ours - explanations.heatmap(maps[0], prep["crop"]).astype(int)).max() <= 2
+        assert explanations.decode_image(mistake["crop_jpeg"]).shape == (64, 64, 3)  # JPEG: near the crop, not equal

@@ -11,7 +11,8 @@ import torch
 
 from classifier_host.sagemaker import local
 
-from classifier import artifact, metrics, runtimes
+from classifier.model import artifact, runtimes
+from classifier.contract import metrics
 
 from .jobs import SMALL_HP, run_train
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from classifier import hyperparams
+from classifier.contract import hyperparams
 from classifier_host.cli import tune
 from classifier_host.tuning import results, search
 

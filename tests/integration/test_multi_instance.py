@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from classifier_host.sagemaker import local
-from classifier import artifact, inference, metrics, presets
+from classifier.model import artifact, forward, decoding
+from classifier.contract import metrics
 from classifier_host.data import samples as sample_set
 
 from .jobs import SMALL_HP, run_train
@@ -22,9 +23,9 @@ def held_out_accuracy(model_tar, root) -> float:
     images, labels = [], []
     for index, name in enumerate(meta["classes"]):
         for path in sorted((root / "test" / name).iterdir()):
-            images.append(presets.eval_image(path, meta["preprocessing"]))
+            images.append(decoding.eval_image(path, meta["preprocessing"]))
             labels.append(index)
-    probs = inference.probabilities(network, torch.from_numpy(np.stack(images)), meta["preprocessing"])
+    probs = forward.probabilities(network, torch.from_numpy(np.stack(images)), meta["preprocessing"])
     return (probs.argmax(1) == torch.tensor(labels)).float().mean().item()
 
 

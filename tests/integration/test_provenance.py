@@ -20,7 +20,7 @@ from .registry import ROLES, labels, make_build, remove_images, small_context
 def test_context_files_are_what_docker_sends(tmp_path):
     """The digest reads the files docker's own client puts in the build context: the repository's
     .dockerignore on a tree shaped like the repository, compared with what `COPY . /` copied."""
-    for path in ("container_src/classifier/train.py", "container_src/classifier/serving/app.py",
+    for path in ("container_src/classifier/training/trainer.py", "container_src/classifier/serving/app.py",
                  "container_src/classifier/notes.txt", "container_src/sagemaker_program.py",
                  "container_src/classifier/new_package/module.py",
                  "container_src/pyproject.toml", "build/weights/resnet50.pth", "build/output/model.tar.gz",

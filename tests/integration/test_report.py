@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from classifier import rules
+from classifier.debugging import rules
 from classifier_host.reports.training import build_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # smdebug 1.0.34's old API calls

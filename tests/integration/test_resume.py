@@ -17,7 +17,8 @@ import threading
 
 import pytest
 
-from classifier import checkpoint, metrics
+from classifier.training import checkpoint
+from classifier.contract import metrics
 
 from .jobs import ROOT, SMALL_HP
 

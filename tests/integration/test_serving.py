@@ -26,8 +26,8 @@ import pytest
 import requests
 
 from classifier_host.sagemaker import local
-from classifier import artifact, explain, presets, runtimes
-from classifier.serving import selection
+from classifier.model import artifact, explanations, decoding, runtimes
+from classifier.model import selection
 from tests import image_cases
 from tests.serving_probes import VARIANTS, ServingContainer, cgroup_memory, urllib_post
 
@@ -120,7 +120,7 @@ def test_server_agrees_with_the_trainers_evaluation(container, model_dir, sample
     prep, classes = metadata["preprocessing"], metadata["classes"]
     files = sorted((sample_data / "test").rglob("*.jpg"))
     labels = np.array([classes.index(f.parent.name) for f in files])
-    batch = np.stack([presets.eval_image(f, prep) for f in files])
+    batch = np.stack([decoding.eval_image(f, prep) for f in files])
     network, _ = artifact.load(model_dir)
     reference = runtimes.TorchRuntime(network, prep).probabilities(batch)
     on_host = reference if container.runtime == runtimes.TORCH else runtimes.OnnxRuntime(
@@ -153,7 +153,7 @@ def test_explanations_equal_the_offline_ones(container, model_dir, sample_data, 
                                            headers={"X-Amzn-SageMaker-Custom-Attributes": attributes})
     metadata = artifact.load_metadata(model_dir)
     explained = ask("top_k=3,explain=gradcam")
-    problem = explain.problem(container.runtime, metadata)
+    problem = explanations.problem(container.runtime, metadata)
     if problem:
         assert container.runtime != runtimes.TORCH and "needs gradients at layer2" in problem
         assert explained.status_code == 400 and explained.json()["error"] == problem
@@ -163,14 +163,14 @@ def test_explanations_equal_the_offline_ones(container, model_dir, sample_data, 
     answer = explained.json()
     assert answer["predictions"] == ask("top_k=3").json()["predictions"]
     prep = metadata["preprocessing"]
-    crops = np.stack([presets.eval_image(f, prep) for f in files])
+    crops = np.stack([decoding.eval_image(f, prep) for f in files])
     network, _ = artifact.load(model_dir)
     _, maps = runtimes.TorchRuntime(network, prep, metadata["explanation"]).explain(crops)
     for record, raw, crop in zip(answer["explanations"], maps, crops):
         assert record["layer"] == metadata["explanation"]["layer"] == "layer2"
-        assert np.array_equal(explain.decode_image(record["crop_png"]), crop.transpose(1, 2, 0))
-        offline = explain.heatmap(raw, prep["crop"]).astype(int)
-        assert np.abs(explain.decode_image(record["heatmap_png"]).astype(int) - offline).max() <= 2
+        assert np.array_equal(explanations.decode_image(record["crop_png"]), crop.transpose(1, 2, 0))
+        offline = explanations.heatmap(raw, prep["crop"]).astype(int)
+        assert np.abs(explanations.decode_image(record["heatmap_png"]).astype(int) - offline).max() <= 2
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "query.py"), "--url", container.url,
                            "--explain", str(tmp_path / "cams"), *map(str, files[:2])],
                           capture_output=True, text=True, timeout=120)
@@ -239,7 +239,7 @@ def test_bind_to_port_and_graceful_sigterm(any_serve_image, model_dir, sample_da
         served.close()
 
 
-# ---- hardening: what no request may break (the same limits as tests/unit/test_server_wire.py, in the image)
+# ---- hardening: what no request may break (the same limits as tests/unit/classifier/serving/test_server_wire.py, in the image)
 def test_phone_photos_are_read_upright(container, sample_data):
     """Each EXIF orientation: a lossless PNG gives the upright image's probabilities, a re-encoded JPEG its top-1."""
     photo = sorted((sample_data / "test").rglob("*.jpg"))[0].read_bytes()

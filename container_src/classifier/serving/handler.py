@@ -30,8 +30,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from .. import artifact, explain, presets
-from . import selection
+from classifier.model import artifact, explanations, decoding
+from classifier.model import selection
 from .limits import Deadline, Limits
 
 DEFAULT_TOP_K = 5
@@ -39,7 +39,7 @@ JSON, NPY = "application/json", "application/x-npy"
 # These carry the raw bytes of one image: each format presets.FORMATS reads by its own type, and two
 # generic ones. The body's real format decides how it is read (a PNG sent as image/jpeg is read as the
 # PNG it is): clients mislabel uploads often, and the bytes, not the label, are what a parser meets.
-IMAGE_TYPES = (*(kind for kinds in presets.MEDIA_TYPES.values() for kind in kinds),
+IMAGE_TYPES = (*(kind for kinds in decoding.MEDIA_TYPES.values() for kind in kinds),
                "application/x-image", "application/octet-stream")
 SUPPORTED_TYPES = IMAGE_TYPES + (JSON, NPY)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
@@ -141,8 +141,8 @@ def parse_attributes(custom_attributes: str | None, num_classes: int) -> Attribu
                                         f"got {value!r}")
             top_k = min(int(value), num_classes)
         elif key == "explain":
-            if value.lower() != explain.METHOD:
-                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: explain must be {explain.METHOD}, got {value!r}")
+            if value.lower() != explanations.METHOD:
+                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: explain must be {explanations.METHOD}, got {value!r}")
             wants_explanation = True
     return Attributes(top_k, wants_explanation)
 
@@ -176,7 +176,7 @@ class ImageClassifierHandler:
         choice = selection.choose(Path(model_dir), metadata, self.runtime)
         self.preprocessing = metadata["preprocessing"]
         self.num_classes = len(metadata["classes"])
-        self.explain_problem = explain.problem(choice.runtime.name, metadata)
+        self.explain_problem = explanations.problem(choice.runtime.name, metadata)
         return ServedModel(choice.runtime, metadata, choice.reason)
 
     # ---- input_fn
@@ -211,7 +211,7 @@ class ImageClassifierHandler:
     def _check_explanations(self, count: int, attributes: Attributes) -> None:
         """Each explanation costs a pass with gradients (torch) and two PNGs: capped per request."""
         if attributes.explain and count > self.limits.max_explanations:
-            raise RequestError(413, f"explain={explain.METHOD} is limited to {self.limits.max_explanations} images "
+            raise RequestError(413, f"explain={explanations.METHOD} is limited to {self.limits.max_explanations} images "
                                     f"per request (SERVING_MAX_EXPLANATIONS); this one has {count}: send them in "
                                     "several requests")
 
@@ -251,7 +251,7 @@ class ImageClassifierHandler:
         try:
             pixels = 0
             for what, data in sources:
-                image = self._image_call(what, presets.open_image, data, limits.max_image_pixels)
+                image = self._image_call(what, decoding.open_image, data, limits.max_image_pixels)
                 opened.append((what, image))
                 pixels += image.width * image.height
                 if pixels > limits.max_request_pixels:
@@ -262,7 +262,7 @@ class ImageClassifierHandler:
             for what, image in opened:
                 deadline.check("decoding the images")
                 with self.budget.hold(image.width * image.height, min(limits.decode_wait_s, deadline.remaining())):
-                    crops.append(self._image_call(what, presets.eval_decode, image, self.preprocessing))
+                    crops.append(self._image_call(what, decoding.eval_decode, image, self.preprocessing))
             return np.stack(crops)
         finally:
             for _, image in opened:
@@ -273,11 +273,11 @@ class ImageClassifierHandler:
         """presets' errors as HTTP answers: unknown format 415, too many pixels 413, unreadable 400."""
         try:
             return function(*args)
-        except presets.UnsupportedFormat as err:
+        except decoding.UnsupportedFormat as err:
             raise RequestError(415, f"{what}: {err}") from None
-        except presets.TooManyPixels as err:
+        except decoding.TooManyPixels as err:
             raise RequestError(413, f"{what}: {err}") from None
-        except presets.BadImage as err:
+        except decoding.BadImage as err:
             raise RequestError(400, f"{what}: {err}") from None
 
     def _npy(self, body: bytes) -> tuple[np.ndarray, bool]:
@@ -335,12 +335,12 @@ class ImageClassifierHandler:
     def _explained(self, data: Inputs, model: Predictor) -> dict:
         try:
             probabilities, maps = model.explain(data.batch, data.deadline)
-        except explain.ExplainUnavailable as err:  # found out only now (an artifact without a recorded layer)
+        except explanations.ExplainUnavailable as err:  # found out only now (an artifact without a recorded layer)
             raise RequestError(400, str(err)) from None
         answer = self._ranked(probabilities, data, model)
         layer = model.runtime.explanation["layer"]
         top = probabilities.argmax(1)
-        records = [explain.record(raw, row, model.preprocessing, layer, model.classes[i], int(i))
+        records = [explanations.record(raw, row, model.preprocessing, layer, model.classes[i], int(i))
                    for raw, row, i in zip(maps, data.batch, top)]
         return {**answer, "explanations": records[0] if data.single else records}
 

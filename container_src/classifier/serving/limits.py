@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import presets
+from classifier.model import decoding
 
 MIB = 1024 * 1024
 # SageMaker's batch invocation timeout (ModelClientConfig.InvocationsTimeoutInSeconds) defaults to 600 s:
@@ -64,7 +64,7 @@ class Limits:
     @property
     def max_image_pixels(self) -> int:
         """One image may not exceed what a whole request or the worker's budget may hold."""
-        return min(presets.MAX_PIXELS, self.max_request_pixels, self.decode_budget_pixels)
+        return min(decoding.MAX_PIXELS, self.max_request_pixels, self.decode_budget_pixels)
 
     @property
     def drain_bytes(self) -> int:

@@ -72,9 +72,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import resources
+from classifier.contract import resources
 from .limits import BATCH_TIMEOUT_S, MIB, Limits, default_body_budget
-from .selection import AUTO, CHOICES, Gate, RuntimeRequest
+from classifier.model.selection import AUTO, CHOICES, Gate, RuntimeRequest
 
 log = logging.getLogger("classifier.serving")
 
@@ -129,7 +129,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Settings":
-        from ..paths import SageMakerPaths
+        from classifier.contract.paths import SageMakerPaths
 
         batch = _flag(env, "SAGEMAKER_BATCH")
         workers = _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1)
@@ -304,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from .. import artifact
+    from classifier.model import artifact
     from .app import ServingApp
     from .handler import ImageClassifierHandler
-    from .selection import SelectionError
+    from classifier.model.selection import SelectionError
 
     handler = ImageClassifierHandler(settings.limits, settings.runtime)
     try:

@@ -5,7 +5,7 @@
 
 --data holds one folder per class, named as the model's classes (a subset is fine). The forward pass is
 the one a CPU endpoint serves (reports/evaluation.py says how), the page says which. Writes
-OUT/evaluation.json (classifier/evaluation.py) and OUT/evaluation.html.
+OUT/evaluation.json (classifier/model/evaluation.py) and OUT/evaluation.html.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="forward pass (default auto: the one a CPU endpoint serves)")
     args = parser.parse_args(argv)
     start = time.monotonic()
-    from classifier import artifact, evaluation  # numpy here, torch in evaluate: after the arguments
+    from classifier.model import artifact, evaluation  # numpy here, torch in evaluate: after the arguments
 
     from ..reports import evaluation_page
     from ..reports.evaluation import EvaluationError, evaluate, model_folder
@@ -51,7 +51,7 @@ def skipped_counts(skipped: list[dict]) -> str:
     """'; skipped 3 file(s) that are not readable images (2 empty file, 1 unreadable)', or nothing."""
     if not skipped:
         return ""
-    from classifier import data
+    from classifier.training import data
 
     counts = data.count_kinds(entry["kind"] for entry in skipped)
     return f"; skipped {len(skipped)} file(s) that are not readable images ({counts})"

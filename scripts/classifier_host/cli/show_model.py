@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def read_metadata(model_tar: Path) -> dict:
-    from classifier import artifact
+    from classifier.model import artifact
 
     with tarfile.open(model_tar) as tar:
         member = tar.extractfile(artifact.METADATA_FILE)

@@ -7,7 +7,7 @@
         [--instance-count 1] [--spot] [--max-run S] [--max-wait S] [--network-isolation]
         [--debugger sagemaker|project|off]                                      (cloud)
 
-Hyperparameters are the trainer's schema (container_src/classifier/hyperparams.py); they are checked here
+Hyperparameters are the trainer's schema (container_src/classifier/contract/hyperparams.py); they are checked here
 before any container starts, and again by the trainer. The cloud reads AWS_REGION, SAGEMAKER_ROLE_ARN,
 S3_BUCKET (and the optional settings of classifier_host.settings) and the image digests `make push` wrote
 (build/images.json). A local data folder is uploaded first (files already in S3 with the same size and
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from classifier import hyperparams
+    from classifier.contract import hyperparams
 
     from ..tuning import results
 
@@ -140,7 +140,7 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
     from ..sagemaker import session, training
 
     if args.debugger == "project":  # the trainer must know the hook's hyperparameters before a job starts
-        from classifier import hyperparams
+        from classifier.contract import hyperparams
         try:
             hyperparams.parse({**hp, **training.debugger_settings("project", "", cfg.region)[1]})
         except hyperparams.HyperparameterError as err:

@@ -85,7 +85,7 @@ def report(summary: dict, output: Path) -> int:
 
 def local_model(model_data: str, scratch: Path) -> tuple[Path, dict]:
     """(model.tar.gz, its metadata), checked as the server would load it: before any container starts."""
-    from classifier import artifact
+    from classifier.model import artifact
 
     from ..reports.evaluation import EvaluationError, model_folder
     from ..transform.inputs import TransformError
@@ -175,7 +175,7 @@ def run_cloud(args) -> int:
         raise TransformError(f"--input {args.input}: a cloud job reads an s3:// prefix (or add --local for a folder)")
     model_data, training_job = records.cloud_model(args.model_data, args.training_job)
     # The SDK takes over a second to import: only once the settings are known good.
-    from classifier import artifact
+    from classifier.model import artifact
 
     from ..data.s3 import parse_s3_uri
     from ..images import serving

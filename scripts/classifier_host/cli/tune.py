@@ -4,7 +4,7 @@
     python scripts/tune.py --data s3://BUCKET/PREFIX --max-jobs N --max-parallel-jobs M [--spot] [--no-wait]
     python scripts/tune.py --attach TUNING_JOB_NAME [--output-dir DIR]
 
-The search space is classifier.hyperparams.SEARCH_SPACE; `--hp` fixes a value for every trial
+The search space is classifier.contract.hyperparams.SEARCH_SPACE; `--hp` fixes a value for every trial
 (and takes that name out of the search). Both kinds write, in --output-dir, best_hyperparameters.json
 (read by `scripts/train.py --hyperparameters-file`), trials.csv and tuning.png.
 Cloud runs read AWS_REGION, SAGEMAKER_ROLE_ARN and S3_BUCKET (classifier_host.settings) from the
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from classifier import hyperparams
+from classifier.contract import hyperparams
 
 from .. import records, settings
 from ..tuning import results

@@ -11,8 +11,8 @@ import tarfile
 from pathlib import Path
 from typing import IO
 
-from classifier import artifact
-from classifier.runtimes import ONNX, ONNX_INT8
+from classifier.model import artifact
+from classifier.model.runtimes import ONNX, ONNX_INT8
 
 SERVE, SERVE_CPU = "serve", "serve-cpu"  # the roles `make push` records in build/images.json
 GPU_INSTANCE_FAMILIES = ("ml.g", "ml.p")  # NVIDIA instances (ml.inf/ml.trn are Neuron, not CUDA)

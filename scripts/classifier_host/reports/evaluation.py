@@ -3,7 +3,7 @@
 Every file is decoded by the trainer's and server's eval preprocessing (presets.eval_image) and run
 through the runtime a CPU endpoint serves (`auto`: the fastest that passes the gate, as the server picks
 it), so the numbers are the endpoint's. Files that are not readable images are skipped, counted and
-listed. The result is classifier/evaluation.py's, plus the skipped files; scripts/evaluate.py writes it.
+listed. The result is classifier/model/evaluation.py's, plus the skipped files; scripts/evaluate.py writes it.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def model_folder(model_data: Path, scratch: Path) -> Path:
 
 
 def labelled_files(data: Path, classes: list[str]) -> list[tuple[Path, int]]:
-    from classifier import data as data_lib
+    from classifier.training import data as data_lib
 
     if not data.is_dir():
         raise EvaluationError(f"--data {data}: no such folder")
@@ -53,8 +53,8 @@ def labelled_files(data: Path, classes: list[str]) -> list[tuple[Path, int]]:
 def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
     import numpy as np
 
-    from classifier import artifact, evaluation, presets, runtimes
-    from classifier.serving import selection
+    from classifier.model import artifact, evaluation, decoding, runtimes
+    from classifier.model import selection
 
     metadata = artifact.load_metadata(model_dir)
     if runtime_name == selection.AUTO:
@@ -68,8 +68,8 @@ def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
     images, labels, sources, skipped = [], [], [], []
     for path, label in samples:
         try:
-            images.append(presets.eval_image(path, metadata["preprocessing"]))
-        except presets.BadImage as err:
+            images.append(decoding.eval_image(path, metadata["preprocessing"]))
+        except decoding.BadImage as err:
             skipped.append({"path": str(path.relative_to(data)), "kind": err.kind, "reason": str(err)})
             continue
         labels.append(label)

@@ -1,4 +1,4 @@
-"""evaluation.html from evaluation.json (classifier/evaluation.py): one self-contained page.
+"""evaluation.html from evaluation.json (classifier/model/evaluation.py): one self-contained page.
 
 Summary numbers, per-class precision/recall/F1 (worst first), the most confused pairs, a confusion-matrix
 heatmap readable at 133 classes (row-normalised, one labelled row per class), a reliability diagram
@@ -63,11 +63,11 @@ def reliability_diagram(result: dict) -> str:
 
 def thumbnail(path: Path) -> str | None:
     """A small JPEG of the image, upright, as a data URI; None when it cannot be read."""
-    from classifier import presets
+    from classifier.model import decoding
 
     try:
-        image = presets.open_rgb(path)
-    except (presets.BadImage, OSError):
+        image = decoding.open_rgb(path)
+    except (decoding.BadImage, OSError):
         return None
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     return data_uri(lambda out: image.save(out, "JPEG", quality=85), "image/jpeg")
@@ -77,12 +77,12 @@ def gradcam_overlay(mistake: dict, explanation: dict) -> str | None:
     """The crop the model saw with the Grad-CAM of the class it answered drawn over it, as a data URI."""
     import numpy as np
 
-    from classifier import explain
+    from classifier.model import explanations
 
     if "gradcam" not in mistake or "crop_jpeg" not in mistake:
         return None
-    heat = explain.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), explanation["preprocessing"]["crop"])
-    picture = overlay(explain.decode_image(mistake["crop_jpeg"]), heat)
+    heat = explanations.heatmap(np.asarray(mistake["gradcam"], dtype=np.float32), explanation["preprocessing"]["crop"])
+    picture = overlay(explanations.decode_image(mistake["crop_jpeg"]), heat)
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
     return data_uri(lambda out: picture.save(out, "PNG"), "image/png")
 

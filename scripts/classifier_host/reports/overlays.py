@@ -1,6 +1,6 @@
 """Grad-CAM heatmaps drawn over the crops the model saw (query.py --explain, the evaluation page).
 
-The endpoint answers a grey heatmap and the crop as two PNGs (classifier/explain.py) so that any
+The endpoint answers a grey heatmap and the crop as two PNGs (classifier/model/explanations.py) so that any
 client can draw them its own way; this is ours: matplotlib's "jet" colour map, half transparent.
 """
 from __future__ import annotations

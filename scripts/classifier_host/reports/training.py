@@ -5,11 +5,11 @@ S3; already-extracted folders work too), or is a scripts/train.py --output-dir (
 is JOB/report.html unless told otherwise; rules.json lands beside it. `make report` runs it
 (scripts/report.py).
 
-What it reads (see container_src/classifier/debugger.py and profiling.py):
+What it reads (see container_src/classifier/debugging/hook.py and training/profiling.py):
 - model.tar.gz  metadata.json: per-epoch losses and accuracies, test accuracy, hyperparameters;
-                evaluation.json: the test split's evaluation (classifier/evaluation.py), drawn as
+                evaluation.json: the test split's evaluation (classifier/model/evaluation.py), drawn as
                 evaluation.html beside the report (reports/evaluation_page.py) and linked from it
-- output.tar.gz tensors/ or data/tensors/ (smdebug) -> the five local rules (classifier/rules.py)
+- output.tar.gz tensors/ or data/tensors/ (smdebug) -> the five local rules (classifier/debugging/rules.py)
                 and the per-step loss; data/profile/ (or profile/) -> utilisation, operators, split
 """
 from __future__ import annotations
@@ -105,16 +105,16 @@ def read_jsonl(path: Path) -> list[dict]:
 # --- rules and step losses from the tensors ---------------------------------------------------------
 
 def run_local_rules(tensors_dir: Path) -> list[dict]:
-    from classifier import rules
+    from classifier.debugging import rules
 
     return [r.to_dict() for r in rules.evaluate(tensors_dir)]
 
 
 def step_losses(tensors_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Saved training and validation losses by global step."""
-    from classifier import debugger
+    from classifier.debugging import hook
 
-    smd = debugger.import_smdebug()
+    smd = hook.import_smdebug()
     from smdebug.trials import create_trial
 
     trial = create_trial(str(tensors_dir))
@@ -359,7 +359,7 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
             f"<tr><td>{_e(r['rule'])}</td><td><span class='badge {_e(r['status'])}'>{_e(r['status'])}</span></td>"
             f"<td class=num>{'' if r['step'] is None else _e(r['step'])}</td><td>{_e(r['reason'])}</td></tr>"
             for r in rule_results) + "</table><p class=note>Evaluated on the job's smdebug tensors by the "
-            "project's rules (classifier/rules.py); steps are smdebug global steps.</p>")
+            "project's rules (classifier/debugging/rules.py); steps are smdebug global steps.</p>")
     else:
         parts.append("<p class=note>No tensors: rules were not evaluated.</p>")
     parts.append("</section>")

@@ -60,7 +60,7 @@ class JobSpec:
 
     def common(self, data_uri: str) -> dict:
         """The keyword arguments CreateTrainingJob and a tuning job's training definition share (shapes)."""
-        from classifier import metrics
+        from classifier.contract import metrics
         from sagemaker.core import shapes
 
         kms = self.kms_key_id

@@ -2,8 +2,8 @@
 
 The training definition is the training job's own (training.JobSpec): network isolation, inter-container
 encryption and the volume KMS key reach the tuning job's trials too, which v3's HyperparameterTuner would
-drop. The search space is classifier.hyperparams.SEARCH_SPACE; the objective and the metric regexes are
-classifier.metrics'. Local mode has no tuning jobs: classifier_host.tuning.search runs the same space.
+drop. The search space is classifier.contract.hyperparams.SEARCH_SPACE; the objective and the metric regexes are
+classifier.contract.metrics'. Local mode has no tuning jobs: classifier_host.tuning.search runs the same space.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ TUNING_JOB_BASE, TUNING_JOB_MAX = "ic-tune", 32
 
 def parameter_ranges(space: dict):
     """The search space as CreateHyperParameterTuningJob's ParameterRanges (values as strings)."""
-    from classifier import hyperparams
+    from classifier.contract import hyperparams
     from sagemaker.core import shapes
 
     ranges = {"continuous_parameter_ranges": [], "integer_parameter_ranges": [], "categorical_parameter_ranges": []}
@@ -43,7 +43,7 @@ def start_tuning(boto, spec: JobSpec, space: dict, data_uri: str, job_name: str,
                  max_parallel_jobs: int) -> str:
     """CreateHyperParameterTuningJob: Bayesian search maximising the objective, early stopping left to
     SageMaker (`Auto`), every trial a training job as `spec` describes. Returns the job's name."""
-    from classifier import metrics
+    from classifier.contract import metrics
     from sagemaker.core import resources, shapes
 
     common = spec.common(data_uri)

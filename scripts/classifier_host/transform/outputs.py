@@ -3,7 +3,7 @@ accuracy, per-class precision/recall and a confusion-matrix plot.
 
 The container answers each file with {"predictions": [...]} or, in batch mode, an error record
 {"error": ..., "status": ...} (a non-2xx answer would fail the whole job). The scoring is
-classifier.evaluation's (the one the trainer and evaluate.py use), the plot reports.evaluation_page's.
+classifier.model.evaluation's (the one the trainer and evaluate.py use), the plot reports.evaluation_page's.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def score(predictions: list[Prediction], classes: list[str]) -> dict:
     were classified, restricted to the classes that occur (as truth or answer)."""
     import numpy as np
 
-    from classifier import evaluation
+    from classifier.model import evaluation
 
     index = {name: i for i, name in enumerate(classes)}
     pairs = [(index[class_folder(p.path, classes)], index[p.predictions[0]["label"]])

@@ -6,7 +6,7 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from classifier import hyperparams
+from classifier.contract import hyperparams
 
 from . import results
 from .results import Trial

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier import hyperparams, metrics
+from classifier.contract import hyperparams, metrics
 
 BEST_FILE = "best_hyperparameters.json"
 TRIALS_FILE = "trials.csv"

@@ -1,8 +1,8 @@
 """The local hyperparameter search: Optuna's TPE sampler over real SageMaker local-mode training jobs.
 
 Local mode has no tuning jobs, so this plays SageMaker's tuner: it samples the search space of
-classifier.hyperparams, runs one local-mode training job per trial, scores the job by the last
-`best_val_acc` its log prints (the regexes SageMaker scrapes with, classifier.metrics), and records
+classifier.contract.hyperparams, runs one local-mode training job per trial, scores the job by the last
+`best_val_acc` its log prints (the regexes SageMaker scrapes with, classifier.contract.metrics), and records
 a failed job with its reason before going on. Results go through tuning/results.py, like the cloud's.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from classifier import hyperparams, metrics
+from classifier.contract import hyperparams, metrics
 
 from ..sagemaker import local
 from . import results
