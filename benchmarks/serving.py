@@ -409,7 +409,7 @@ def table(rows: list[dict], alone: dict[str, float]) -> str:
 def runtime_table(metadata: dict, alone: dict[str, float], single_ms: dict[str, float]) -> str:
     lines = ["| runtime | file MB | test accuracy | top-1 agreement with torch fp32 | alone, batch 8 img/s | "
              "alone, batch 1 ms |", "|---|---|---|---|---|---|"]
-    for name, scores in artifact.runtimes(metadata).items():
+    for name, scores in artifact.runtime_scores(metadata).items():
         size = (WORK / "model" / scores["file"]).stat().st_size / 1e6
         lines.append(f"| {name} | {size:.0f} | {scores['test_acc']:.3f} | {scores['agreement']:.3f} | "
                      f"{alone[name]:.1f} | {single_ms[name]:.1f} |")
@@ -615,7 +615,7 @@ def main() -> int:
         finally:
             server.close()
     results = {"load_average_1_5_15": os.getloadavg(), "cores": os.cpu_count(), "seconds_per_row": args.seconds,
-               "runtimes": {name: {**artifact.runtimes(metadata)[name], "alone_batch8_images_per_s": alone[name],
+               "runtimes": {name: {**artifact.runtime_scores(metadata)[name], "alone_batch8_images_per_s": alone[name],
                                    "alone_batch1_ms": single_ms[name]} for name in runtimes.NAMES},
                "image_size_mb": sizes, "cold_start_s": cold, "rows": rows}
     (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")

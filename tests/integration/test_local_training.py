@@ -61,7 +61,7 @@ def test_the_image_exports_onnx_and_int8_and_scores_them(trained_model):
     model_tar, log = trained_model
     with tarfile.open(model_tar) as tar:
         meta = json.load(tar.extractfile("metadata.json"))
-    scores = artifact.runtimes(meta)
+    scores = artifact.runtime_scores(meta)
     assert meta["export"]["skipped"] == {} and set(scores) == {runtimes.TORCH, runtimes.ONNX, runtimes.ONNX_INT8}
     found = metrics.parse_metrics(log)
     for name in (runtimes.ONNX, runtimes.ONNX_INT8):

@@ -69,3 +69,29 @@ def test_it_is_under_a_gigabyte(serve_cpu_image):
     size = inspect(serve_cpu_image)["Size"]
     print(f"{serve_cpu_image}: {size / 1e6:.0f} MB")
     assert size <= MAX_SIZE
+
+
+# Each image copies only the packages it runs (docker/Dockerfile; the import contracts in pyproject.toml).
+IMAGE_PACKAGES = {"train_image": ["contract", "debugging", "model", "training"],
+                  "serve_image": ["contract", "model", "serving"],
+                  "serve_cpu_image": ["contract", "model", "serving"]}
+
+
+@pytest.mark.parametrize("image_fixture", sorted(IMAGE_PACKAGES))
+def test_each_image_holds_only_the_packages_it_runs(image_fixture, request):
+    image = request.getfixturevalue(image_fixture)
+    done = run_python(image, "import classifier, pathlib; "
+                             "print(sorted(p.name for p in pathlib.Path(classifier.__file__).parent.iterdir() "
+                             "if p.is_dir() and p.name != '__pycache__'))")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.replace("'", '"')) == IMAGE_PACKAGES[image_fixture]
+
+
+@pytest.mark.parametrize("image_fixture", ["serve_image", "serve_cpu_image"])
+def test_a_serving_image_cannot_import_training_code_and_still_loads_its_server(image_fixture, request):
+    image = request.getfixturevalue(image_fixture)
+    for package in ("classifier.training", "classifier.debugging"):
+        done = run_python(image, f"import {package}")
+        assert done.returncode != 0 and f"No module named '{package}'" in done.stderr, done.stdout + done.stderr
+    done = run_python(image, "import classifier.serving.server, classifier.serving.app; print('ok')")
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -21,17 +21,18 @@ from pathlib import Path
 
 from torch import nn
 
+from classifier.contract import outputs
 from classifier.contract.paths import SageMakerPaths
 
 log = logging.getLogger(__name__)
 
 HOOK_CONFIG = Path("input/config/debughookconfig.json")  # relative to /opt/ml (SageMakerPaths.base)
-COLLECTIONS = ("losses", "weights", "gradients", "relu_input")
+COLLECTIONS = outputs.COLLECTIONS
 # Per-tensor scalars kept for each step; rules read them with Tensor.reduction_value().
 REDUCTIONS = {
-    "weights": dict(reductions=["mean", "std"], abs_reductions=["mean"], norms=["l2"]),
-    "gradients": dict(reductions=["mean", "std"], abs_reductions=["mean"], norms=["l2"]),
-    "relu_input": dict(reductions=["mean", "variance", "min", "max"], abs_reductions=["mean"]),
+    outputs.WEIGHTS: dict(reductions=["mean", "std"], abs_reductions=["mean"], norms=["l2"]),
+    outputs.GRADIENTS: dict(reductions=["mean", "std"], abs_reductions=["mean"], norms=["l2"]),
+    outputs.RELU_INPUT: dict(reductions=["mean", "variance", "min", "max"], abs_reductions=["mean"]),
 }
 
 
@@ -77,7 +78,7 @@ def watch_relu_inputs(hook, model: nn.Module) -> None:
     """Every nn.ReLU's input goes to `relu_input`, whatever the module is called ("relu" in ResNets,
     "features.1" in VGG). smdebug names them <module>_input_<n-th call in the step>, so a ResNet block
     that calls its one ReLU module twice gives two tensors."""
-    relu_input = hook.get_collection("relu_input")
+    relu_input = hook.get_collection(outputs.RELU_INPUT)
     for module in model.modules():
         if isinstance(module, nn.ReLU):
             relu_input.add_module_tensors(module, inputs=True, outputs=False)
@@ -111,12 +112,12 @@ def own_hook(smd, out_dir: Path, save_interval: int, loss_interval: int):
                    ModeKeys.EVAL: SaveConfigMode(save_interval=1)}
     hook = _hook_class(smd)(out_dir=str(out_dir), save_config=SaveConfig(save_interval=save_interval),
                             include_collections=list(COLLECTIONS), export_tensorboard=False)
-    hook.get_collection("losses").save_config = loss_config
+    hook.get_collection(outputs.LOSSES).save_config = loss_config
     for name, reductions in REDUCTIONS.items():
         hook.get_collection(name).reduction_config = ReductionConfig(**reductions, save_raw_tensor=False)
     # Weights, gradients and ReLU inputs are training-step quantities: none at validation or test steps.
     never = SaveConfigMode(start_step=0, end_step=0)
-    for name in ("weights", "gradients", "relu_input"):
+    for name in (outputs.WEIGHTS, outputs.GRADIENTS, outputs.RELU_INPUT):
         hook.get_collection(name).save_config = {ModeKeys.TRAIN: SaveConfigMode(save_interval=save_interval),
                                                  ModeKeys.EVAL: never, ModeKeys.PREDICT: never}
     return hook

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
+from classifier.contract import outputs
 from classifier.debugging.hook import import_smdebug
 
 ISSUES, NO_ISSUES, NO_DATA = "IssuesFound", "NoIssuesFound", "InsufficientData"
@@ -89,7 +90,7 @@ class _LossRule(_ProjectRule):
     @cached_property
     def series(self) -> tuple[list[tuple[int, float]], list[EvalRound]]:
         smd = import_smdebug()
-        names = self.base_trial.tensor_names(collection="losses")
+        names = self.base_trial.tensor_names(collection=outputs.LOSSES)
         if not names:
             raise InsufficientData("no `losses` collection was saved")
         loss = self.base_trial.tensor(names[0])
@@ -156,15 +157,22 @@ class VanishingGradient(_ProjectRule):
                 f"(limit {self.threshold:g})")
 
 
-class Overfit(_LossRule):
+class _ValidationLossRule(_LossRule):
+    """A rule over the epochs' (training, validation) loss pairs: it needs validation losses saved."""
+
+    def __init__(self, base_trial):
+        super().__init__(base_trial)
+        if not self.series[1]:
+            raise InsufficientData("no validation losses were saved")
+
+
+class Overfit(_ValidationLossRule):
     name = "overfit"
 
     def __init__(self, base_trial, ratio_threshold: float = 0.1, patience: int = 2):
         super().__init__(base_trial)
         self.ratio_threshold, self.patience = ratio_threshold, patience
         self.largest, self.running, self.best_val = -math.inf, 0, math.inf
-        if not self.series[1]:
-            raise InsufficientData("no validation losses were saved")
 
     def invoke_at_step(self, step):
         index = self.round_ending_at(step)
@@ -193,15 +201,13 @@ class Overfit(_LossRule):
                 f"(limit {self.ratio_threshold:.0%} for {self.patience} epochs)")
 
 
-class Overtraining(_LossRule):
+class Overtraining(_ValidationLossRule):
     name = "overtraining"
 
     def __init__(self, base_trial, patience: int = 3, delta: float = 0.01):
         super().__init__(base_trial)
         self.patience, self.delta = patience, delta
         self.best, self.best_index = math.inf, -1
-        if not self.series[1]:
-            raise InsufficientData("no validation losses were saved")
 
     def invoke_at_step(self, step):
         index = self.round_ending_at(step)
@@ -263,7 +269,7 @@ class PoorWeightInitialization(_ProjectRule):
     def __init__(self, base_trial, threshold: float = 10.0, steps: int = 3):
         super().__init__(base_trial)
         self.threshold, self.steps = threshold, steps
-        self.names = base_trial.tensor_names(collection="relu_input")
+        self.names = base_trial.tensor_names(collection=outputs.RELU_INPUT)
         if not self.names:
             raise InsufficientData("no `relu_input` collection was saved")
         smd = import_smdebug()

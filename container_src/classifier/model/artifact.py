@@ -10,7 +10,7 @@
                     torch fp32's probabilities for them: a server re-checks its runtime on its own CPU
     explanation     (v2) where Grad-CAM looks (gradcam.locate): {"method", "layer", "map", "head_weights"} or
                     {"unsupported": why}; head_weights: the ONNX exports carry its CAM as a second output
-    evaluation.json (v2) the test split's evaluation (classifier/evaluation.py) through the runtime
+    evaluation.json (v2) the test split's evaluation (classifier/model/evaluation.py) through the runtime
                     a CPU endpoint serves: per-class scores, confusions, calibration, worst mistakes
 
 Version 1 artifacts (no runtimes, no exports) still load: they serve with torch.
@@ -24,16 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.model.runtimes import ONNX, ONNX_INT8, TORCH
+from classifier.contract.outputs import (CHECK_IMAGES_FILE, CHECK_PROBABILITIES_FILE, EVALUATION_FILE, METADATA_FILE,
+                                        ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE)
+from classifier.model.runtime_names import ONNX, ONNX_INT8, TORCH
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-WEIGHTS_FILE = "model.pt"
-METADATA_FILE = "metadata.json"
-RUNTIME_FILES = {TORCH: WEIGHTS_FILE, ONNX: "model.onnx", ONNX_INT8: "model.int8.onnx"}
-CHECK_IMAGES_FILE = "check_images.npy"
-CHECK_PROBABILITIES_FILE = "check_probabilities.npy"
-EVALUATION_FILE = "evaluation.json"
+RUNTIME_FILES = {TORCH: WEIGHTS_FILE, ONNX: ONNX_FILE, ONNX_INT8: ONNX_INT8_FILE}
 REQUIRED_KEYS = ("format_version", "classes", "model_name", "image_size", "preprocessing")
 
 
@@ -57,7 +54,7 @@ def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: s
         "preprocessing": preprocessing,
         "hyperparameters": hyperparameters,
         "metrics": metrics,
-        "runtimes": runtimes({"metrics": metrics}),
+        "runtimes": runtime_scores({"metrics": metrics}),
         "export": export or {"enabled": False},
     }
     if explanation:
@@ -78,7 +75,7 @@ def drop_exports(model_dir: Path, export: dict) -> None:
     for name in exports + [CHECK_IMAGES_FILE, CHECK_PROBABILITIES_FILE, EVALUATION_FILE]:  # the evaluation follows
         (model_dir / name).unlink(missing_ok=True)
     metadata = load_metadata(model_dir)
-    record_runtimes(model_dir, runtimes({"metrics": metadata.get("metrics", {})}), export)
+    record_runtimes(model_dir, runtime_scores({"metrics": metadata.get("metrics", {})}), export)
 
 
 def _write_metadata(model_dir: Path, metadata: dict) -> None:
@@ -88,7 +85,7 @@ def _write_metadata(model_dir: Path, metadata: dict) -> None:
     partial.replace(model_dir / METADATA_FILE)
 
 
-def runtimes(metadata: dict) -> dict[str, dict]:
+def runtime_scores(metadata: dict) -> dict[str, dict]:
     """Per runtime in the artifact: its file, test_acc and agreement; a version 1 artifact has torch only."""
     if "runtimes" in metadata:
         return metadata["runtimes"]
@@ -120,7 +117,7 @@ def load_check_set(model_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def save_evaluation(model_dir: Path, result: dict) -> None:
-    """evaluation.json: classifier/evaluation.py's result for the test split."""
+    """evaluation.json: classifier/model/evaluation.py's result for the test split."""
     (model_dir / EVALUATION_FILE).write_text(json.dumps(result) + "\n")
 
 
@@ -149,7 +146,7 @@ def check_metadata(metadata: dict, where: str) -> dict:
 
 def exported(model_dir: Path, metadata: dict) -> dict[str, dict]:
     """The runtimes this artifact can run on: those metadata.json scores whose file is present."""
-    return {name: scores for name, scores in runtimes(metadata).items()
+    return {name: scores for name, scores in runtime_scores(metadata).items()
             if name in RUNTIME_FILES and (model_dir / RUNTIME_FILES[name]).is_file()}
 
 

@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from classifier.model import runtimes
+from classifier.model import runtime_names
 
 METHOD = "gradcam"
 CAM_OUTPUT = "cam"  # the ONNX export's second output when the model has one (gradcam.WithCam)
@@ -33,7 +33,7 @@ def problem(runtime: str, metadata: dict) -> str | None:
     recorded = metadata.get("explanation")
     if recorded and "unsupported" in recorded:
         return f"explain={METHOD} is not available for this model: {recorded['unsupported']}"
-    if runtime == runtimes.TORCH:
+    if runtime == runtime_names.TORCH:
         return None
     if not recorded:
         return (f"explain={METHOD} needs the torch runtime for this model (its ONNX export predates explanations): "

@@ -9,19 +9,16 @@ no torch, and a torch-only server needs no onnxruntime. Each runtime imports its
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-TORCH, ONNX, ONNX_INT8 = "torch", "onnx", "onnx-int8"
-NAMES = (TORCH, ONNX, ONNX_INT8)
-LIBRARY = {TORCH: "torch", ONNX: "onnxruntime", ONNX_INT8: "onnxruntime"}
+# The names live apart (runtime_names) so that the artifact and the explanations can name runtimes
+# without importing the runtimes, which import them: one direction, no cycle.
+from classifier.model.runtime_names import LIBRARY, NAMES, ONNX, ONNX_INT8, TORCH, installed
 
-
-def installed(name: str) -> bool:
-    """Whether this image has the library runtime `name` needs (serve-cpu has no torch)."""
-    return importlib.util.find_spec(LIBRARY[name]) is not None
+__all__ = ["LIBRARY", "NAMES", "ONNX", "ONNX_INT8", "TORCH", "OnnxRuntime", "TorchRuntime", "installed",
+           "normalize", "probabilities_in_batches", "softmax"]
 
 
 class TorchRuntime:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import torch
 
+from classifier.contract import outputs
+
 log = logging.getLogger(__name__)
 
-SUBDIR = "profile"
-SYSTEM, TRACE, OPERATORS, EPOCHS = "system.jsonl", "trace.json", "operators.json", "epochs.jsonl"
+SUBDIR = outputs.PROFILE_DIR
+SYSTEM, TRACE, OPERATORS, EPOCHS = outputs.SYSTEM_FILE, outputs.TRACE_FILE, outputs.OPERATORS_FILE, outputs.EPOCHS_FILE
 WARMUP_STEPS = 2  # the first steps pay for allocator and cuDNN start-up; leave them out of the window
 TOP_OPERATORS = 25
 

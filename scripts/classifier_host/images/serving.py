@@ -26,7 +26,7 @@ def image_role(metadata: dict, instance_type: str) -> tuple[str, str]:
     """('serve' | 'serve-cpu', why) for an artifact's metadata on `instance_type`."""
     if is_gpu(instance_type):
         return SERVE, f"{instance_type} has a GPU: the serve image (torch with AMP)"
-    onnx = [name for name in (ONNX_INT8, ONNX) if name in artifact.runtimes(metadata)]
+    onnx = [name for name in (ONNX_INT8, ONNX) if name in artifact.runtime_scores(metadata)]
     if onnx:
         return SERVE_CPU, f"{instance_type} is a CPU instance and the model has {' and '.join(onnx)} exports"
     return SERVE, (f"the model has no ONNX export ({_why_not(metadata)}): the serve image runs it with torch "

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classifier.contract import outputs
+
 from ..data.archives import unpack_once
 from . import evaluation_page
 from .figures import DPI, png, pyplot
@@ -71,10 +73,10 @@ def unpack(job_dir: Path) -> None:
 def find(job_dir: Path) -> JobFiles:
     unpack(job_dir)
     files = JobFiles(job_dir)
-    metadata = sorted(job_dir.rglob("metadata.json"))
+    metadata = sorted(job_dir.rglob(outputs.METADATA_FILE))
     if metadata:
         files.metadata = json.loads(metadata[0].read_text())
-        evaluation = metadata[0].parent / "evaluation.json"
+        evaluation = metadata[0].parent / outputs.EVALUATION_FILE
         if evaluation.is_file():
             files.evaluation = json.loads(evaluation.read_text())
     else:
@@ -85,7 +87,7 @@ def find(job_dir: Path) -> JobFiles:
     else:
         files.notes.append("no smdebug tensors (debugger=false, or SageMaker Debugger kept them in S3): "
                            "rules not evaluated")
-    profiles = sorted(p for p in job_dir.rglob("profile") if p.is_dir())
+    profiles = sorted(p for p in job_dir.rglob(outputs.PROFILE_DIR) if p.is_dir())
     if profiles:
         files.profile_dir = profiles[0]
     else:
@@ -118,7 +120,7 @@ def step_losses(tensors_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from smdebug.trials import create_trial
 
     trial = create_trial(str(tensors_dir))
-    names = trial.tensor_names(collection="losses")
+    names = trial.tensor_names(collection=outputs.LOSSES)
     series = {"train": [], "validation": []}
     if not names:
         return series
@@ -409,9 +411,9 @@ def build_report(job: Path, out: Path | None = None) -> Path:
     rule_results = run_local_rules(files.tensors_dir) if files.tensors_dir else []
     series = step_losses(files.tensors_dir) if files.tensors_dir else None
     profile = files.profile_dir
-    samples = read_jsonl(profile / "system.jsonl") if profile else []
-    epochs = read_jsonl(profile / "epochs.jsonl") if profile else []
-    operators = json.loads((profile / "operators.json").read_text()) if profile and (profile / "operators.json").is_file() else []
+    samples = read_jsonl(profile / outputs.SYSTEM_FILE) if profile else []
+    epochs = read_jsonl(profile / outputs.EPOCHS_FILE) if profile else []
+    operators = json.loads((profile / outputs.OPERATORS_FILE).read_text()) if profile and (profile / outputs.OPERATORS_FILE).is_file() else []
     out = Path(out) if out else files.job_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     if files.evaluation:

@@ -73,7 +73,7 @@ def test_version_1_artifacts_still_load_and_serve_with_torch(tmp_path):
         "format_version": 1, "classes": list("abcd"), "model_name": "resnet18", "image_size": 32,
         "preprocessing": PREP, "hyperparameters": {}, "metrics": {"test_acc": 0.5}}))
     loaded, metadata = artifact.load(tmp_path)
-    assert artifact.runtimes(metadata) == {runtimes.TORCH: {"file": "model.pt", "test_acc": 0.5, "agreement": 1.0}}
+    assert artifact.runtime_scores(metadata) == {runtimes.TORCH: {"file": "model.pt", "test_acc": 0.5, "agreement": 1.0}}
     assert artifact.load_check_set(tmp_path) is None
 
 

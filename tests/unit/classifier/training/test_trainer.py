@@ -89,7 +89,7 @@ def test_artifact_round_trip(trained, tiny_data):
 def test_every_runtime_is_exported_and_scored_as_the_server_would_run_it(trained, tiny_data):
     paths, log, _ = trained
     meta = artifact.load_metadata(paths.model)
-    scores = artifact.runtimes(meta)
+    scores = artifact.runtime_scores(meta)
     assert set(scores) == {runtimes.TORCH, runtimes.ONNX, runtimes.ONNX_INT8}
     assert meta["export"]["enabled"] and meta["export"]["skipped"] == {} and meta["export"]["seconds"] > 0
     assert scores[runtimes.TORCH]["test_acc"] == pytest.approx(meta["metrics"]["test_acc"], abs=1e-6)
@@ -154,7 +154,7 @@ def test_an_export_that_breaks_leaves_a_torch_only_artifact(trained, tiny_data, 
     samples = data.list_samples(tiny_data / "train", meta["classes"])
     trainer.export_runtimes(hyperparams.parse(SMALL), copy, samples, data.TensorImages(*split_images(tiny_data, meta)))
     after = artifact.load_metadata(copy.model)
-    assert list(artifact.runtimes(after)) == [runtimes.TORCH]
+    assert list(artifact.runtime_scores(after)) == [runtimes.TORCH]
     assert "No space left on device" in after["export"]["skipped"][runtimes.ONNX]
     assert sorted(p.name for p in copy.model.iterdir()) == ["metadata.json", "model.pt"]
     artifact.load(copy.model)  # still servable
@@ -177,7 +177,7 @@ def test_same_seed_same_run_on_cpu_and_export_turns_off(trained, tiny_data, tmp_
     assert sorted(p.name for p in model_dir.iterdir()) == ["evaluation.json", "metadata.json", "model.pt"]
     assert json.loads((model_dir / "evaluation.json").read_text())["runtime"] == runtimes.TORCH  # no exports
     meta = artifact.load_metadata(model_dir)
-    assert meta["export"] == {"enabled": False} and list(artifact.runtimes(meta)) == [runtimes.TORCH]
+    assert meta["export"] == {"enabled": False} and list(artifact.runtime_scores(meta)) == [runtimes.TORCH]
     assert not set(metrics.EXPORT_METRICS) & set(second)
     assert artifact.load_check_set(model_dir) is None
 
