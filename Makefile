@@ -50,14 +50,15 @@ JOB ?= $(OUTPUT)
 
 
 
-.PHONY: help setup test test-unit test-integration docker-engine build print-images sample-data train demo tune \
+.PHONY: help setup lint format test test-unit test-integration docker-engine build print-images sample-data train demo tune \
         benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
         benchmark-serving transform benchmark-transform benchmark-preprocessing
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
 	@echo "make test              every test, Docker included (installs/starts the engine when needed)"
-	@echo "make test-unit         unit tests only (no Docker)"
+	@echo "make test-unit         lint, then unit tests only (no Docker)"
+	@echo "make lint              ruff check and ruff format --check (make format fixes what it can)"
 	@echo "make build             build the training image and the two serving images ($(TRAIN_IMAGE), $(SERVE_IMAGE), $(SERVE_CPU_IMAGE)); DOCKER_BUILD_FLAGS=... for docker build"
 	@echo "make print-images      image references, one per line: train, serve, serve-cpu"
 	@echo "make sample-data       generate the sample image set in $(DATA)"
@@ -78,11 +79,12 @@ help:
 	@echo "make benchmark-preprocessing what each crafted cheap image costs, before/after issue 21, and served"
 	@echo "make clean             remove build outputs (keeps the wheelhouse and images)"
 
-$(VENV)/.installed: pyproject.toml requirements/host.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
+$(VENV)/.installed: pyproject.toml requirements/host.lock requirements/test.lock container_src/pyproject.toml docker/requirements/train-nodeps.txt
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found; install Python 3.11"; exit 1; }
 	$(PYTHON_BIN) -m venv $(VENV)
 	# Hash-checked installs: every package is the very file the lock names (make lock regenerates it).
-	$(PY) -m pip install --quiet --require-hashes -r requirements/host.lock
+	# host.lock: what the commands run; test.lock: what the tests add (pyproject.toml's [test] group).
+	$(PY) -m pip install --quiet --require-hashes -r requirements/host.lock -r requirements/test.lock
 	# smdebug (rules and report on the host) declares protobuf<=3.20.3: installed without its requirements.
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r docker/requirements/train-nodeps.txt
 	# pip refuses editable installs in hash-checking mode: the project's own packages come last, with
@@ -189,13 +191,22 @@ demo: build
 	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) scripts/deploy.py --local \
 		--model-data $(OUTPUT)/model.tar.gz --query $(DATA)/test/*/*_0000.jpg
 
-test-unit: setup
+# ruff ([tool.ruff] in pyproject.toml): a lint finding or an unformatted file fails the tests; `make format` fixes both.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test-unit: lint
 	$(PY) -m pytest tests/unit -q
 
 test-integration: build registry-server
 	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) -m pytest tests/integration -q
 
-test: build registry-server
+test: lint build registry-server
 	TRAIN_IMAGE=$(TRAIN_IMAGE) SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) -m pytest tests -q
 
 # JOB: a job folder (model.tar.gz / output.tar.gz, local or downloaded from S3), or an --output-dir

@@ -8,9 +8,11 @@ uint8 tensors) against plain torchvision.datasets.ImageFolder with the usual PIL
 
 The trainer's loader hands uint8 batches to the training step, which normalises them on the
 device (GPU), so normalisation is not part of its loader cost; the plain loader normalises in the
-loader, as torchvision's recipes do. Prints the plain rate, the trainer's first-epoch (decode) and cached-epoch rates, the rate averaged
-over a whole run of --epochs, and the ratios. One process, one torch thread: images/s per core.
+loader, as torchvision's recipes do. Prints the plain rate, the trainer's first-epoch (decode) and
+cached-epoch rates, the rate averaged over a whole run of --epochs, and the ratios. One process, one
+torch thread: images/s per core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from classifier.training import data
 from classifier.model import decoding
+from classifier.training import data
 from classifier_host.data import samples as sample_set
 
 
@@ -50,9 +52,17 @@ def main() -> None:
         train = root / "train"
         print(f"{args.images} JPEGs of ~500x400 (quality 90), crop {size}, 1 process, 1 torch thread")
 
-        plain = datasets.ImageFolder(train, transform=transforms.Compose([
-            transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize(decoding.IMAGENET_MEAN, decoding.IMAGENET_STD)]))
+        plain = datasets.ImageFolder(
+            train,
+            transform=transforms.Compose(
+                [
+                    transforms.RandomResizedCrop(size),
+                    transforms.RandomHorizontalFlip(),
+                    transforms.ToTensor(),
+                    transforms.Normalize(decoding.IMAGENET_MEAN, decoding.IMAGENET_STD),
+                ]
+            ),
+        )
         plain_rate = rate(DataLoader(plain, batch_size=args.batch_size, num_workers=0))
 
         classes = data.class_folders(train)

@@ -8,25 +8,26 @@ everything saved every step (the worst case; the demo saves every 4). Configurat
 several rounds, on one thread, and the figure compared is the process's CPU time per step: on a
 machine shared with other jobs, wall-clock step times swing by several times from load alone.
 """
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torchvision
+from torch import nn
 
-from classifier.debugging import hook as debug_hook  # noqa: E402
+from classifier.debugging import hook as debug_hook
 
 CONFIGS = {"no hook": None, "hook, default intervals (100 / 10)": (100, 10), "hook, every step (1 / 1)": (1, 1)}
 
@@ -76,8 +77,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.getLogger("smdebug").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    print(f"{args.model}, {args.image_size}px, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, "
-          f"device cpu, {torch.get_num_threads()} threads")
+    print(
+        f"{args.model}, {args.image_size}px, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, "
+        f"device cpu, {torch.get_num_threads()} threads"
+    )
     times = {name: [] for name in CONFIGS}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
@@ -87,8 +90,10 @@ def main() -> None:
     base = statistics.mean(times["no hook"])
     for name, values in times.items():
         mean = statistics.mean(values)
-        print(f"{name:38s} mean CPU time/step {mean * 1000:7.1f} ms (median {statistics.median(values) * 1000:7.1f})  "
-              f"overhead {100 * (mean / base - 1):+6.1f}%")
+        print(
+            f"{name:38s} mean CPU time/step {mean * 1000:7.1f} ms (median {statistics.median(values) * 1000:7.1f})  "
+            f"overhead {100 * (mean / base - 1):+6.1f}%"
+        )
 
 
 if __name__ == "__main__":

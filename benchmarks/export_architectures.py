@@ -7,6 +7,7 @@ and int8 and scored through classifier/model/runtimes.py on random uint8 images 
 accuracy means nothing here; agreement with torch fp32 and the time each step takes do). Prints one
 JSON line per model: exported runtimes, skipped ones with the reason, seconds, file sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from classifier.model import decoding
+from classifier.model import network as model_lib
 from classifier.training import export
-from classifier.model import network as model_lib, decoding
 
 
 def main() -> None:
@@ -31,20 +33,33 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     prep = decoding.eval_preprocessing(args.image_size)
     generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8,
-                           generator=generator)
+    images = torch.randint(
+        0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8, generator=generator
+    )
     labels = torch.randint(0, args.classes, (args.images,), generator=generator)
-    calibration = images[:export.CALIBRATION_IMAGES // 2].numpy()
+    calibration = images[: export.CALIBRATION_IMAGES // 2].numpy()
     for name in args.models:
         torch.manual_seed(0)
         network = model_lib.build(name, args.classes).eval()
         with tempfile.TemporaryDirectory() as folder:
             outcome = export.export_and_evaluate(network, prep, Path(folder), images, labels, calibration)
-            sizes = {runtime: round((Path(folder) / score["file"]).stat().st_size / 1e6, 1)
-                     for runtime, score in outcome.scores.items() if runtime != "torch"}
-        print(json.dumps({"model": name, "seconds": round(outcome.seconds, 1), "size_mb": sizes,
-                          "agreement": {r: s["agreement"] for r, s in outcome.scores.items()},
-                          "skipped": outcome.skipped}), flush=True)
+            sizes = {
+                runtime: round((Path(folder) / score["file"]).stat().st_size / 1e6, 1)
+                for runtime, score in outcome.scores.items()
+                if runtime != "torch"
+            }
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "seconds": round(outcome.seconds, 1),
+                    "size_mb": sizes,
+                    "agreement": {r: s["agreement"] for r, s in outcome.scores.items()},
+                    "skipped": outcome.skipped,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ left out (start-up). Every local instance shares this machine's cores, so the fi
 the distributed path works and what it costs here, not how real instances scale (see README).
 Writes build/benchmarks/multi_instance.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,17 @@ from classifier_host.data import samples as sample_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HPS = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64", "batch-size": "32",
-       "lr": "0.003", "augment": "basic", "debugger": "false", "profiling": "false"}
+HPS = {
+    "model-name": "resnet18",
+    "weights": "none",
+    "fine-tune": "full",
+    "image-size": "64",
+    "batch-size": "32",
+    "lr": "0.003",
+    "augment": "basic",
+    "debugger": "false",
+    "profiling": "false",
+}
 
 
 def train_image() -> str:
@@ -36,8 +46,19 @@ def train_image() -> str:
 
 
 def run(image: str, data: Path, output: Path, count: int, epochs: int) -> dict:
-    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data), "--output-dir",
-            str(output), "--image", image, "--instance-count", str(count)]
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--local",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(output),
+        "--image",
+        image,
+        "--instance-count",
+        str(count),
+    ]
     for name, value in {**HPS, "epochs": str(epochs)}.items():
         args += ["--hp", f"{name}={value}"]
     start = time.perf_counter()
@@ -45,8 +66,12 @@ def run(image: str, data: Path, output: Path, count: int, epochs: int) -> dict:
     if done.returncode:
         raise SystemExit(f"{count}-instance job failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     rates = metrics.parse_metrics(done.stdout)["images_per_sec"][1:]
-    return {"instances": count, "images_per_sec": statistics.median(rates), "per_epoch": rates,
-            "job_seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "instances": count,
+        "images_per_sec": statistics.median(rates),
+        "per_epoch": rates,
+        "job_seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def main() -> None:
@@ -62,8 +87,10 @@ def main() -> None:
     base = results[0]["images_per_sec"]
     print(f"{'instances':>9} {'images/s':>9} {'vs first':>9} {'job s':>6}   (machine: {os.cpu_count()} cores)")
     for r in results:
-        print(f"{r['instances']:>9} {r['images_per_sec']:>9.1f} {r['images_per_sec'] / base:>8.2f}x "
-              f"{r['job_seconds']:>6.0f}")
+        print(
+            f"{r['instances']:>9} {r['images_per_sec']:>9.1f} {r['images_per_sec'] / base:>8.2f}x "
+            f"{r['job_seconds']:>6.0f}"
+        )
     out = ROOT / "build" / "benchmarks" / "multi_instance.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cpu_count": os.cpu_count(), "hyperparameters": HPS, "results": results}, indent=2))

@@ -18,6 +18,7 @@ The servers before issue 21 are not rebuilt here: their figures are in the issue
 the worker SIGKILLed for memory after 17 s).
 Writes build/bench-preprocessing/results.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,13 +71,20 @@ def measure(presets_file: Path, images: list[bytes], timeout: float, work: Path)
         paths.append(work / f"{i}.img")
         paths[-1].write_bytes(image)
     try:
-        done = subprocess.run([sys.executable, "-c", ONE_CASE, str(presets_file), *map(str, paths)],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_CASE, str(presets_file), *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"outcome": f"stopped after {timeout:g} s", "seconds": None, "peak_mib": None}
     if done.returncode:
-        return {"outcome": f"died ({done.returncode}): {done.stderr.strip().splitlines()[-1][:80]}",
-                "seconds": None, "peak_mib": None}
+        return {
+            "outcome": f"died ({done.returncode}): {done.stderr.strip().splitlines()[-1][:80]}",
+            "seconds": None,
+            "peak_mib": None,
+        }
     outcome, seconds, grown = json.loads(done.stdout)
     return {"outcome": outcome, "seconds": seconds, "peak_mib": grown / 2**20}
 
@@ -96,9 +104,15 @@ def parity(before_file: Path, data_dir: Path) -> list[dict]:
     for size in (224, 64, 32):
         prep = decoding.eval_preprocessing(size)
         diffs = [np.abs(old.eval_image(f, prep).astype(int) - decoding.eval_image(f, prep).astype(int)) for f in files]
-        rows.append({"size": size, "images": len(files), "max": int(max(d.max() for d in diffs)),
-                     "mean": float(np.mean([d.mean() for d in diffs])),
-                     "identical": sum(int(d.max() == 0) for d in diffs)})
+        rows.append(
+            {
+                "size": size,
+                "images": len(files),
+                "max": int(max(d.max() for d in diffs)),
+                "mean": float(np.mean([d.mean() for d in diffs])),
+                "identical": sum(int(d.max() == 0) for d in diffs),
+            }
+        )
     rows[0]["top1_changed"] = top1_changes(old, files, decoding.eval_preprocessing(224))
     return rows
 
@@ -108,14 +122,15 @@ def top1_changes(old, files: list[Path], prep: dict) -> int:
     import numpy as np
     import torch
 
-    from classifier.model import network as model_lib, decoding, runtimes
+    from classifier.model import decoding, runtimes
+    from classifier.model import network as model_lib
 
     torch.manual_seed(0)
     runtime = runtimes.TorchRuntime(model_lib.build("resnet18", 133).eval(), prep)
     runtime.start(threads=2)
     changed = 0
     for start in range(0, len(files), 32):
-        chunk = files[start:start + 32]
+        chunk = files[start : start + 32]
         before = runtime.probabilities(np.stack([old.eval_image(f, prep) for f in chunk])).argmax(1)
         after = runtime.probabilities(np.stack([decoding.eval_image(f, prep) for f in chunk])).argmax(1)
         changed += int((before != after).sum())
@@ -143,8 +158,9 @@ def serve_costs(data_dir: Path, repeat: int) -> list[dict]:
                         status, _ = urllib_post(served.url, case.body, case.content_type, case.attributes)
                         took.append(time.perf_counter() - start)
                         statuses.add(status)
-                    rows.append({"variant": variant, "case": case.name, "status": sorted(statuses),
-                                 "slowest_s": max(took)})
+                    rows.append(
+                        {"variant": variant, "case": case.name, "status": sorted(statuses), "slowest_s": max(took)}
+                    )
                     print(f"| {variant} | {case.name} | {sorted(statuses)} | {max(took):.3f} s |", flush=True)
                 restarts = served.logs().count("Booting worker") - 1
                 print(f"{variant}: {restarts} worker restart(s)")
@@ -169,9 +185,14 @@ def main() -> int:
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     before_file = WORK / f"presets-{args.before}.py"
-    before_file.write_text(subprocess.run(["git", "-C", str(ROOT), "show",
-                                           f"{args.before}:container_src/classifier/presets.py"],
-                                          capture_output=True, text=True, check=True).stdout)
+    before_file.write_text(
+        subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{args.before}:container_src/classifier/presets.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     after_file = ROOT / "container_src" / "classifier" / "model" / "decoding.py"
     results = []
     print(f"| case | bytes | {args.before}: outcome | time, memory | this checkout: outcome | time, memory |")
@@ -181,14 +202,19 @@ def main() -> int:
             images = images_of(case)
             if not images:
                 continue
-            row = {"case": case.name, "bytes": len(case.body),
-                   "before": measure(before_file, images, args.timeout, Path(scratch)),
-                   "after": measure(after_file, images, args.timeout, Path(scratch))}
+            row = {
+                "case": case.name,
+                "bytes": len(case.body),
+                "before": measure(before_file, images, args.timeout, Path(scratch)),
+                "after": measure(after_file, images, args.timeout, Path(scratch)),
+            }
             results.append(row)
             print(f"| {case.name} | {len(case.body):,} | {cell(row['before'])} {cell(row['after'])}", flush=True)
     slowest = max(results, key=lambda r: r["after"]["seconds"] or 0)
-    print(f"\nslowest case now: {slowest['case']}, {slowest['after']['seconds']:.3f} s, "
-          f"{slowest['after']['peak_mib']:.0f} MiB")
+    print(
+        f"\nslowest case now: {slowest['case']}, {slowest['after']['seconds']:.3f} s, "
+        f"{slowest['after']['peak_mib']:.0f} MiB"
+    )
     data_dir = args.data or WORK / "sample-data"
     if not (data_dir / "test").is_dir():
         from classifier_host.data import samples
@@ -197,8 +223,10 @@ def main() -> int:
     same = parity(before_file, data_dir)
     print(f"\nparity with {args.before} on {data_dir}:")
     for row in same:
-        print(f"  at {row['size']}: {row['images']} images, largest difference {row['max']} grey level(s), mean "
-              f"{row['mean']:.4f}, {row['identical']} identical")
+        print(
+            f"  at {row['size']}: {row['images']} images, largest difference {row['max']} grey level(s), mean "
+            f"{row['mean']:.4f}, {row['identical']} identical"
+        )
     print(f"  top-1 of a seeded ResNet18 at 224: {same[0]['top1_changed']} of {same[0]['images']} images change class")
     served = []
     if args.serve:
@@ -206,8 +234,9 @@ def main() -> int:
         served = serve_costs(data_dir, args.repeat)
         worst = max(served, key=lambda r: r["slowest_s"])
         print(f"\nslowest served case: {worst['case']} on {worst['variant']}, {worst['slowest_s']:.3f} s")
-    (WORK / "results.json").write_text(json.dumps({"before": args.before, "cases": results, "parity": same,
-                                                   "served": served}, indent=2) + "\n")
+    (WORK / "results.json").write_text(
+        json.dumps({"before": args.before, "cases": results, "parity": same, "served": served}, indent=2) + "\n"
+    )
     return 0
 
 

@@ -22,7 +22,8 @@ shares the cores with the server: its CPU share is reported beside every row.
 Writes build/bench-serving/results.json and serving.png; prints a Markdown table for the README.
 
 --against REF: this checkout's serving image and the same image with commit REF's serving code and
-serving packages (`git archive REF`), one container each, loaded in turn (A B A B ...) at the last --concurrency, `--repeats` times each;
+serving packages (`git archive REF`), one container each, loaded in turn (A B A B ...) at the last
+--concurrency, `--repeats` times each;
 prints the median req/s and p99 of each and their ratio (so a change to the server is judged
 against its predecessor in one run, under the same noise).
 --attack: the requests of tests/image_cases.attack() all at once against the container with this
@@ -32,6 +33,7 @@ exports without it (logits only), alone at batch 8, interleaved: what carrying e
 that do not ask for them, and whether their answers change; then each runtime's explain pass alone and
 each image's latency with and without explain=gradcam through the server, one client.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,9 +55,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests/ (its image cases and the serving probe)
-from classifier.model import artifact, explanations, gradcam, forward, network as model_lib, decoding, runtimes  # noqa: E402,E501
-from classifier.training import data, export
-from classifier.model import selection  # noqa: E402
+from classifier.model import (  # noqa: E402
+    artifact,
+    decoding,
+    explanations,
+    forward,
+    gradcam,
+    runtimes,
+    selection,
+)
+from classifier.model import network as model_lib  # noqa: E402
+from classifier.training import data, export  # noqa: E402
 from classifier_host.data import samples as sample_set  # noqa: E402
 from tests import image_cases  # noqa: E402
 from tests.serving_probes import ServingContainer, cgroup_memory  # noqa: E402
@@ -81,8 +91,10 @@ def make_model(model_dir: Path) -> None:
     classes = names + [f"{i:03d}.unused_{i}" for i in range(len(names) + 1, NUM_CLASSES + 1)]
     prep = decoding.eval_preprocessing(IMAGE_SIZE)
     splits = {split: data.list_samples(sample / split, names) for split in ("train", "test")}
-    images = {split: torch.from_numpy(np.stack([decoding.eval_image(p, prep) for p, _ in samples]))
-              for split, samples in splits.items()}
+    images = {
+        split: torch.from_numpy(np.stack([decoding.eval_image(p, prep) for p, _ in samples]))
+        for split, samples in splits.items()
+    }
     labels = {split: torch.tensor([label for _, label in samples]) for split, samples in splits.items()}
     torch.manual_seed(0)
     network = model_lib.build(MODEL, NUM_CLASSES)
@@ -91,15 +103,26 @@ def make_model(model_dir: Path) -> None:
     test = runtimes.TorchRuntime(network, prep).probabilities(images["test"])
     test_acc = float((test.argmax(1) == labels["test"].numpy()).mean())
     explanation = gradcam.locate(network, IMAGE_SIZE)
-    artifact.save(model_dir, network.state_dict(), classes=classes, model_name=MODEL, image_size=IMAGE_SIZE,
-                  preprocessing=prep, hyperparameters={}, metrics={"test_acc": test_acc}, export={"enabled": True},
-                  explanation=explanation)
+    artifact.save(
+        model_dir,
+        network.state_dict(),
+        classes=classes,
+        model_name=MODEL,
+        image_size=IMAGE_SIZE,
+        preprocessing=prep,
+        hyperparameters={},
+        metrics={"test_acc": test_acc},
+        export={"enabled": True},
+        explanation=explanation,
+    )
     calibration = export.calibration_images(splits["train"], prep, seed=0)
     np.save(model_dir.parent / "calibration.npy", calibration, allow_pickle=False)  # --explain re-exports with it
-    outcome = export.export_and_evaluate(network, prep, model_dir, images["test"], labels["test"], calibration,
-                                         explanation)
-    artifact.record_runtimes(model_dir, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2),
-                                                         "skipped": outcome.skipped})
+    outcome = export.export_and_evaluate(
+        network, prep, model_dir, images["test"], labels["test"], calibration, explanation
+    )
+    artifact.record_runtimes(
+        model_dir, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped}
+    )
 
 
 def fit_batchnorm(network, images: torch.Tensor, prep: dict) -> None:
@@ -113,7 +136,7 @@ def fit_batchnorm(network, images: torch.Tensor, prep: dict) -> None:
     network.train()
     with torch.no_grad():
         for i in range(0, len(images), 16):
-            network(forward.normalize(images[i:i + 16], prep))
+            network(forward.normalize(images[i : i + 16], prep))
     network.eval()
 
 
@@ -122,8 +145,7 @@ def fit_head(network, images: torch.Tensor, labels: torch.Tensor, prep: dict) ->
     head = network.fc
     network.fc = torch.nn.Identity()
     with torch.inference_mode():
-        features = torch.cat([forward.logits(network, images[i:i + 16], prep)
-                              for i in range(0, len(images), 16)])
+        features = torch.cat([forward.logits(network, images[i : i + 16], prep) for i in range(0, len(images), 16)])
     network.fc = head
     features = features.clone()
     optimizer = torch.optim.LBFGS(head.parameters(), max_iter=200)
@@ -133,6 +155,7 @@ def fit_head(network, images: torch.Tensor, labels: torch.Tensor, prep: dict) ->
         loss = torch.nn.functional.cross_entropy(head(features), labels) + 1e-4 * head.weight.square().sum()
         loss.backward()
         return loss
+
     optimizer.step(closure)
 
 
@@ -192,12 +215,20 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
     prep = metadata["preprocessing"]
     plain = plain_exports(model_dir)
     batch = np.stack([decoding.eval_image(images[i % len(images)], prep) for i in range(8)])
-    test = np.stack([decoding.eval_image(path, prep) for path, _ in data.list_samples(
-        WORK / "sample-data" / "test", [c for c in metadata["classes"] if "unused" not in c])])
+    test = np.stack(
+        [
+            decoding.eval_image(path, prep)
+            for path, _ in data.list_samples(
+                WORK / "sample-data" / "test", [c for c in metadata["classes"] if "unused" not in c]
+            )
+        ]
+    )
     result = {"explanation": metadata["explanation"], "without_explain": {}, "explain_alone_ms": {}, "server": []}
     for name in (runtimes.ONNX, runtimes.ONNX_INT8):
-        pair = {"with the CAM output": runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], prep),
-                "logits only": runtimes.OnnxRuntime(name, plain / artifact.RUNTIME_FILES[name], prep)}
+        pair = {
+            "with the CAM output": runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], prep),
+            "logits only": runtimes.OnnxRuntime(name, plain / artifact.RUNTIME_FILES[name], prep),
+        }
         for runtime in pair.values():
             runtime.start(os.cpu_count())
             runtime.probabilities(batch)
@@ -210,7 +241,8 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
         result["without_explain"][name] = {
             **{f"{label} img/s": statistics.median(v) for label, v in speeds.items()},
             "max probability difference": float(np.abs(a - b).max()),
-            "top-1 identical": float((a.argmax(1) == b.argmax(1)).mean())}
+            "top-1 identical": float((a.argmax(1) == b.argmax(1)).mean()),
+        }
         print(name, result["without_explain"][name], flush=True)
     for name in runtimes.NAMES:
         runtime = selection.build(model_dir, name, metadata, os.cpu_count())
@@ -233,30 +265,54 @@ def explanation_costs(model_dir: Path, image: str, cpu_image: str, images: list[
             load(server.url, server.path, server.headers, images, 1, 3)
             for attributes in ("top_k=5", "top_k=5,explain=gradcam"):
                 headers = {**server.headers, "X-Amzn-SageMaker-Custom-Attributes": attributes}
-                row = {"server": label, "runtime": server.runtime, "attributes": attributes,
-                       **load(server.url, server.path, headers, images, 1, seconds)}
+                row = {
+                    "server": label,
+                    "runtime": server.runtime,
+                    "attributes": attributes,
+                    **load(server.url, server.path, headers, images, 1, seconds),
+                }
                 result["server"].append(row)
-                print(f"{label} ({server.runtime}) {attributes}: {row['throughput']:.1f} req/s, p50 {row['p50_ms']:.0f} ms,"
-                      f" failures {row['failures']}", flush=True)
+                print(
+                    f"{label} ({server.runtime}) {attributes}: {row['throughput']:.1f} req/s,"
+                    f" p50 {row['p50_ms']:.0f} ms, failures {row['failures']}",
+                    flush=True,
+                )
         finally:
             server.close()
     return result
 
 
 def explanation_tables(result: dict) -> str:
-    lines = ["| runtime | img/s, exports with the CAM output | img/s, logits only | ratio | "
-             "max probability difference | top-1 identical |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| runtime | img/s, exports with the CAM output | img/s, logits only | ratio | "
+        "max probability difference | top-1 identical |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, row in result["without_explain"].items():
         with_cam, plain = row["with the CAM output img/s"], row["logits only img/s"]
-        lines.append(f"| {name} | {with_cam:.1f} | {plain:.1f} | {with_cam / plain:.2f} | "
-                     f"{row['max probability difference']:.2g} | {row['top-1 identical']:.3f} |")
-    lines += ["", "| runtime | forward pass, 1 image (ms) | explain pass + heatmap + PNGs, 1 image (ms) |", "|---|---|---|"]
-    lines += [f"| {name} | {row['probabilities']:.1f} | {row['explain']:.1f} |"
-              for name, row in result["explain_alone_ms"].items()]
-    lines += ["", "| server (runtime) | without explain: req/s (p50 ms) | explain=gradcam: req/s (p50 ms) |", "|---|---|---|"]
-    for plain, explained in zip(result["server"][::2], result["server"][1::2]):
-        lines.append(f"| {plain['server']} ({plain['runtime']}) | {plain['throughput']:.1f} ({plain['p50_ms']:.0f}) | "
-                     f"{explained['throughput']:.1f} ({explained['p50_ms']:.0f}) |")
+        lines.append(
+            f"| {name} | {with_cam:.1f} | {plain:.1f} | {with_cam / plain:.2f} | "
+            f"{row['max probability difference']:.2g} | {row['top-1 identical']:.3f} |"
+        )
+    lines += [
+        "",
+        "| runtime | forward pass, 1 image (ms) | explain pass + heatmap + PNGs, 1 image (ms) |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {row['probabilities']:.1f} | {row['explain']:.1f} |"
+        for name, row in result["explain_alone_ms"].items()
+    ]
+    lines += [
+        "",
+        "| server (runtime) | without explain: req/s (p50 ms) | explain=gradcam: req/s (p50 ms) |",
+        "|---|---|---|",
+    ]
+    for plain, explained in zip(result["server"][::2], result["server"][1::2], strict=True):
+        lines.append(
+            f"| {plain['server']} ({plain['runtime']}) | {plain['throughput']:.1f} ({plain['p50_ms']:.0f}) | "
+            f"{explained['throughput']:.1f} ({explained['p50_ms']:.0f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -297,11 +353,21 @@ def load(url: str, path: str, headers: dict, images: list[bytes], concurrency: i
         w.join()
     wall = time.perf_counter() - wall_before
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
-    return {"concurrency": concurrency, "requests": len(latencies), "failures": len(failures),
-            "throughput": len(latencies) / wall, "p50_ms": 1000 * pick(0.50), "p95_ms": 1000 * pick(0.95),
-            "p99_ms": 1000 * pick(0.99), "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
-            "loadgen_cpu_share": (_cpu_seconds() - cpu_before) / (wall * (os.cpu_count() or 1))}
+
+    def pick(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "failures": len(failures),
+        "throughput": len(latencies) / wall,
+        "p50_ms": 1000 * pick(0.50),
+        "p95_ms": 1000 * pick(0.95),
+        "p99_ms": 1000 * pick(0.99),
+        "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
+        "loadgen_cpu_share": (_cpu_seconds() - cpu_before) / (wall * (os.cpu_count() or 1)),
+    }
 
 
 def _cpu_seconds() -> float:
@@ -329,8 +395,12 @@ def torchserve_venv() -> Path:
     python = TS_VENV / "bin" / "python"
     if not (TS_VENV / "bin" / "torchserve").exists():
         subprocess.run([sys.executable, "-m", "venv", str(TS_VENV)], check=True)
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()][0]
         Path(site, "project-venv.pth").write_text(ours + "\n")
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *TS_PINS], check=True)
@@ -351,24 +421,57 @@ class TorchServe:
             "from torchvision.models.resnet import Bottleneck, ResNet\n\n\n"
             "class Classifier(ResNet):\n"
             "    def __init__(self):\n"
-            f"        super().__init__(Bottleneck, [3, 4, 6, 3], num_classes={NUM_CLASSES})\n")
+            f"        super().__init__(Bottleneck, [3, 4, 6, 3], num_classes={NUM_CLASSES})\n"
+        )
         classes = artifact.load_metadata(model_dir)["classes"]
         (home / "index_to_name.json").write_text(json.dumps({str(i): c for i, c in enumerate(classes)}))
-        subprocess.run([str(bin_dir / "torch-model-archiver"), "--model-name", "dogs", "--version", "1.0",
-                        "--model-file", str(home / "model.py"), "--serialized-file", str(model_dir / "model.pt"),
-                        "--handler", "image_classifier", "--extra-files", str(home / "index_to_name.json"),
-                        "--export-path", str(home / "store")], check=True)
+        subprocess.run(
+            [
+                str(bin_dir / "torch-model-archiver"),
+                "--model-name",
+                "dogs",
+                "--version",
+                "1.0",
+                "--model-file",
+                str(home / "model.py"),
+                "--serialized-file",
+                str(model_dir / "model.pt"),
+                "--handler",
+                "image_classifier",
+                "--extra-files",
+                str(home / "index_to_name.json"),
+                "--export-path",
+                str(home / "store"),
+            ],
+            check=True,
+        )
         (home / "config.properties").write_text(
             f"inference_address=http://127.0.0.1:{TS_PORT}\nmanagement_address=http://127.0.0.1:{TS_PORT + 1}\n"
-            f"metrics_address=http://127.0.0.1:{TS_PORT + 2}\ndisable_token_authorization=true\n")
+            f"metrics_address=http://127.0.0.1:{TS_PORT + 2}\ndisable_token_authorization=true\n"
+        )
         started = time.monotonic()
         self.log = open(home / "torchserve.log", "w")
         self.env, self.home = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, home
         env = self.env
         self.process = subprocess.Popen(
-            [str(bin_dir / "torchserve"), "--start", "--foreground", "--ncs", "--disable-token-auth",
-             "--model-store", str(home / "store"), "--models", "dogs=dogs.mar", "--ts-config",
-             str(home / "config.properties")], cwd=home, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                str(bin_dir / "torchserve"),
+                "--start",
+                "--foreground",
+                "--ncs",
+                "--disable-token-auth",
+                "--model-store",
+                str(home / "store"),
+                "--models",
+                "dogs=dogs.mar",
+                "--ts-config",
+                str(home / "config.properties"),
+            ],
+            cwd=home,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{TS_PORT}"
         wait_http(self.url + "/ping", 300)
         import requests  # /ping is up before the model's workers: wait until the model answers
@@ -383,8 +486,13 @@ class TorchServe:
 
     def close(self) -> None:
         # The launcher's exit leaves the Java frontend and its Python workers running: ask them to stop.
-        subprocess.run([str(TS_VENV / "bin" / "torchserve"), "--stop"], env=self.env, cwd=self.home,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [str(TS_VENV / "bin" / "torchserve"), "--stop"],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            timeout=120,
+        )
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
@@ -394,25 +502,36 @@ class TorchServe:
 
 # ---- report
 def table(rows: list[dict], alone: dict[str, float]) -> str:
-    lines = ["| server | runtime | clients | req/s | vs torch fp32 server | % of runtime alone | p50 ms | p95 ms | "
-             "p99 ms | load-gen CPU |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | runtime | clients | req/s | vs torch fp32 server | % of runtime alone | p50 ms | p95 ms | "
+        "p99 ms | load-gen CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         base = next((b for b in rows if b["server"] == BASELINE and b["concurrency"] == r["concurrency"]), None)
-        lines.append(f"| {r['server']} | {r['runtime']} | {r['concurrency']} | {r['throughput']:.1f} | "
-                     + (f"{r['throughput'] / base['throughput']:.2f}x" if base else "") + " | "
-                     f"{100 * r['throughput'] / alone[r['runtime']]:.0f}% | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
-                     f"{r['p99_ms']:.0f} | {100 * r['loadgen_cpu_share']:.0f}% |"
-                     + (f" ({r['failures']} failed)" if r["failures"] else ""))
+        lines.append(
+            f"| {r['server']} | {r['runtime']} | {r['concurrency']} | {r['throughput']:.1f} | "
+            + (f"{r['throughput'] / base['throughput']:.2f}x" if base else "")
+            + " | "
+            f"{100 * r['throughput'] / alone[r['runtime']]:.0f}% | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+            f"{r['p99_ms']:.0f} | {100 * r['loadgen_cpu_share']:.0f}% |"
+            + (f" ({r['failures']} failed)" if r["failures"] else "")
+        )
     return "\n".join(lines)
 
 
 def runtime_table(metadata: dict, alone: dict[str, float], single_ms: dict[str, float]) -> str:
-    lines = ["| runtime | file MB | test accuracy | top-1 agreement with torch fp32 | alone, batch 8 img/s | "
-             "alone, batch 1 ms |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| runtime | file MB | test accuracy | top-1 agreement with torch fp32 | alone, batch 8 img/s | "
+        "alone, batch 1 ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, scores in artifact.runtime_scores(metadata).items():
         size = (WORK / "model" / scores["file"]).stat().st_size / 1e6
-        lines.append(f"| {name} | {size:.0f} | {scores['test_acc']:.3f} | {scores['agreement']:.3f} | "
-                     f"{alone[name]:.1f} | {single_ms[name]:.1f} |")
+        lines.append(
+            f"| {name} | {size:.0f} | {scores['test_acc']:.3f} | {scores['agreement']:.3f} | "
+            f"{alone[name]:.1f} | {single_ms[name]:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -438,8 +557,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def image_size_mb(image: str) -> float:
-    out = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
+    ).stdout
     return int(out) / 1e6
 
 
@@ -463,22 +583,40 @@ def image_of(ref: str, image: str) -> str:
     context = WORK / f"image-{ref}"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "container_src/classifier",
-                              "docker/requirements/serve.txt"], capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "container_src/classifier", "docker/requirements/serve.txt"],
+        capture_output=True,
+        check=True,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(context)], input=archive, check=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(context / "wheels"),
-                    "-r", str(context / "docker/requirements/serve.txt")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(context / "wheels"),
+            "-r",
+            str(context / "docker/requirements/serve.txt"),
+        ],
+        check=True,
+    )
     (context / "Dockerfile").write_text(
         f"FROM {image}\nCOPY wheels/ /tmp/wheels/\n"
         "RUN pip install --quiet --no-index --no-deps /tmp/wheels/*.whl && rm -r /tmp/wheels\n"
-        "COPY container_src/classifier/ /opt/program/classifier/\n")
+        "COPY container_src/classifier/ /opt/program/classifier/\n"
+    )
     subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
     shutil.rmtree(context)
     return tag
 
 
-def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurrency: int, seconds: float,
-            repeats: int) -> dict:
+def against(
+    ref: str, image: str, model_dir: Path, images: list[bytes], concurrency: int, seconds: float, repeats: int
+) -> dict:
     """This checkout's server and REF's, same model, loaded in turn `repeats` times each."""
     variants = {"this checkout": image, ref: image_of(ref, image)}
     servers = {name: ServingContainer(tag, model_dir, ping_deadline_s=120) for name, tag in variants.items()}
@@ -490,22 +628,39 @@ def against(ref: str, image: str, model_dir: Path, images: list[bytes], concurre
             for name, server in servers.items():
                 row = load(server.url, server.path, server.headers, images, concurrency, seconds)
                 runs[name].append(row)
-                print(f"repeat {repeat + 1}/{repeats} {name}: {row['throughput']:.2f} req/s, p99 {row['p99_ms']:.0f} ms"
-                      + (f", {row['failures']} failed" if row["failures"] else ""), flush=True)
+                print(
+                    f"repeat {repeat + 1}/{repeats} {name}: {row['throughput']:.2f} req/s, p99 {row['p99_ms']:.0f} ms"
+                    + (f", {row['failures']} failed" if row["failures"] else ""),
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.close()
-    medians = {name: {"throughput": statistics.median(r["throughput"] for r in rows),
-                      "p99_ms": statistics.median(r["p99_ms"] for r in rows),
-                      "failures": sum(r["failures"] for r in rows)} for name, rows in runs.items()}
+    medians = {
+        name: {
+            "throughput": statistics.median(r["throughput"] for r in rows),
+            "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+            "failures": sum(r["failures"] for r in rows),
+        }
+        for name, rows in runs.items()
+    }
     ratio = medians["this checkout"]["throughput"] / medians[ref]["throughput"]
     print("\n| server code | clients | median req/s | median p99 ms | runs |\n|---|---|---|---|---|")
     for name, m in medians.items():
-        print(f"| {name} | {concurrency} | {m['throughput']:.2f} | {m['p99_ms']:.0f} | "
-              + ", ".join(f"{r['throughput']:.2f}" for r in runs[name]) + " |")
+        print(
+            f"| {name} | {concurrency} | {m['throughput']:.2f} | {m['p99_ms']:.0f} | "
+            + ", ".join(f"{r['throughput']:.2f}" for r in runs[name])
+            + " |"
+        )
     print(f"\nthis checkout / {ref}: {ratio:.3f}x throughput at {concurrency} clients")
-    return {"against": ref, "concurrency": concurrency, "seconds_per_run": seconds, "runs": runs,
-            "medians": medians, "throughput_ratio": ratio}
+    return {
+        "against": ref,
+        "concurrency": concurrency,
+        "seconds_per_run": seconds,
+        "runs": runs,
+        "medians": medians,
+        "throughput_ratio": ratio,
+    }
 
 
 def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
@@ -518,7 +673,9 @@ def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
     try:
         load(server.url, server.path, server.headers, images, 16, 5)  # steady state: batches of 8 ran
         before, warm_peak = cgroup_memory(server.id)
-        requests_ = image_cases.attack() + [("good 500x400 JPEG", body, "image/jpeg", {200, 503}) for body in images[:16]]
+        requests_ = image_cases.attack() + [
+            ("good 500x400 JPEG", body, "image/jpeg", {200, 503}) for body in images[:16]
+        ]
         start = time.monotonic()
 
         def send(item):
@@ -539,18 +696,28 @@ def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
     for name, status, _ in answers:
         statuses.setdefault(name, {}).setdefault(str(status), 0)
         statuses[name][str(status)] += 1
-    result = {"memory_before_mib": before / 2**20, "memory_peak_before_attack_mib": warm_peak / 2**20,
-              "memory_peak_mib": peak / 2**20, "attack_seconds": took, "worker_restarts": restarts,
-              "ping_after": ping, "statuses": statuses, "unexpected": [a for a in answers if not a[2]]}
+    result = {
+        "memory_before_mib": before / 2**20,
+        "memory_peak_before_attack_mib": warm_peak / 2**20,
+        "memory_peak_mib": peak / 2**20,
+        "attack_seconds": took,
+        "worker_restarts": restarts,
+        "ping_after": ping,
+        "statuses": statuses,
+        "unexpected": [a for a in answers if not a[2]],
+    }
     print(json.dumps(result, indent=2))
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)")
-    parser.add_argument("--cpu-image", default=os.environ.get("SERVE_CPU_IMAGE"),
-                        help="slim serving image (default: make print-images)")
+    parser.add_argument(
+        "--image", default=os.environ.get("SERVE_IMAGE"), help="serving image (default: make print-images)"
+    )
+    parser.add_argument(
+        "--cpu-image", default=os.environ.get("SERVE_CPU_IMAGE"), help="slim serving image (default: make print-images)"
+    )
     parser.add_argument("--seconds", type=float, default=20, help="load duration per row")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-torchserve", action="store_true", help="skip the TorchServe baseline")
@@ -559,17 +726,20 @@ def main() -> int:
     parser.add_argument("--attack", action="store_true", help="memory peak under the hardening attack")
     parser.add_argument("--explain", action="store_true", help="what explanations cost, and what they do not")
     args = parser.parse_args()
-    made = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True,
-                          check=True).stdout.split()
+    made = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True
+    ).stdout.split()
     image, cpu_image = args.image or made[1], args.cpu_image or made[2]
     WORK.mkdir(parents=True, exist_ok=True)
     model_dir = WORK / "model"
     make_model(model_dir)
     model_dir.chmod(0o755)
     images = make_images(32)
-    print(f"{len(images)} JPEGs 500x400, {statistics.fmean(map(len, images)) / 1024:.0f} KB average; "
-          f"{MODEL} {NUM_CLASSES} classes at {IMAGE_SIZE}; {os.cpu_count()} cores, load average {os.getloadavg()}",
-          flush=True)
+    print(
+        f"{len(images)} JPEGs 500x400, {statistics.fmean(map(len, images)) / 1024:.0f} KB average; "
+        f"{MODEL} {NUM_CLASSES} classes at {IMAGE_SIZE}; {os.cpu_count()} cores, load average {os.getloadavg()}",
+        flush=True,
+    )
 
     if args.against:
         result = against(args.against, image, model_dir, images, args.concurrency[-1], args.seconds, args.repeats)
@@ -589,15 +759,21 @@ def main() -> int:
     single_ms = {name: 1000 / runtime_alone(model_dir, name, images, 1, args.seconds / 2) for name in runtimes.NAMES}
     print(runtime_table(metadata, alone, single_ms), flush=True)
     sizes = {name: image_size_mb(ref) for name, ref in (("serve", image), ("serve-cpu", cpu_image))}
-    cold = {"serve (torch)": cold_starts(image, model_dir, {"SERVING_RUNTIME": "torch"}, 3),
-            "serve-cpu (auto)": cold_starts(cpu_image, model_dir, {}, 3)}
+    cold = {
+        "serve (torch)": cold_starts(image, model_dir, {"SERVING_RUNTIME": "torch"}, 3),
+        "serve-cpu (auto)": cold_starts(cpu_image, model_dir, {}, 3),
+    }
     print(f"image sizes MB: {sizes}; cold starts s: {cold}", flush=True)
-    servers = [(BASELINE, image, {"SERVING_RUNTIME": "torch"}),
-               ("serve", image, {"SERVING_RUNTIME": "onnx"}),
-               ("serve", image, {"SERVING_RUNTIME": "onnx-int8"}),
-               ("serve-cpu (auto)", cpu_image, {})]
-    starters = [(name, lambda ref=ref, env=env: ServingContainer(ref, model_dir, env, ping_deadline_s=120))
-                for name, ref, env in servers]
+    servers = [
+        (BASELINE, image, {"SERVING_RUNTIME": "torch"}),
+        ("serve", image, {"SERVING_RUNTIME": "onnx"}),
+        ("serve", image, {"SERVING_RUNTIME": "onnx-int8"}),
+        ("serve-cpu (auto)", cpu_image, {}),
+    ]
+    starters = [
+        (name, lambda ref=ref, env=env: ServingContainer(ref, model_dir, env, ping_deadline_s=120))
+        for name, ref, env in servers
+    ]
     if not args.no_torchserve:
         starters.append(("TorchServe 0.12 (defaults)", lambda: TorchServe(model_dir)))
     rows = []
@@ -608,23 +784,40 @@ def main() -> int:
         try:
             load(server.url, server.path, server.headers, images, 2, 3)  # warm the connections and caches
             for concurrency in args.concurrency:
-                row = {"server": name, "runtime": runtime,
-                       **load(server.url, server.path, server.headers, images, concurrency, args.seconds)}
+                row = {
+                    "server": name,
+                    "runtime": runtime,
+                    **load(server.url, server.path, server.headers, images, concurrency, args.seconds),
+                }
                 rows.append(row)
                 print(table([row], alone).splitlines()[-1], flush=True)
         finally:
             server.close()
-    results = {"load_average_1_5_15": os.getloadavg(), "cores": os.cpu_count(), "seconds_per_row": args.seconds,
-               "runtimes": {name: {**artifact.runtime_scores(metadata)[name], "alone_batch8_images_per_s": alone[name],
-                                   "alone_batch1_ms": single_ms[name]} for name in runtimes.NAMES},
-               "image_size_mb": sizes, "cold_start_s": cold, "rows": rows}
+    results = {
+        "load_average_1_5_15": os.getloadavg(),
+        "cores": os.cpu_count(),
+        "seconds_per_row": args.seconds,
+        "runtimes": {
+            name: {
+                **artifact.runtime_scores(metadata)[name],
+                "alone_batch8_images_per_s": alone[name],
+                "alone_batch1_ms": single_ms[name],
+            }
+            for name in runtimes.NAMES
+        },
+        "image_size_mb": sizes,
+        "cold_start_s": cold,
+        "rows": rows,
+    }
     (WORK / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(rows, WORK / "serving.png")
-    print(f"\nload average at the end (1/5/15 min): {os.getloadavg()}; the load generator and every other "
-          "process on the machine share its cores with the server")
+    print(
+        f"\nload average at the end (1/5/15 min): {os.getloadavg()}; the load generator and every other "
+        "process on the machine share its cores with the server"
+    )
     print(runtime_table(metadata, alone, single_ms))
     print("\n| image | size MB | cold start s (docker run -> /ping 200), median of 3 |\n|---|---|---|")
-    for (name, size), times in zip(sizes.items(), cold.values()):
+    for (name, size), times in zip(sizes.items(), cold.values(), strict=True):
         print(f"| {name} | {size:.0f} | {statistics.median(times):.2f} ({', '.join(f'{t:.2f}' for t in times)}) |")
     print()
     print(table(rows, alone))

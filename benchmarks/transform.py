@@ -10,6 +10,7 @@ query.py's client sends the files to one by one (the endpoint's start timed apar
 transform also runs over a tenth of the files, so its fixed cost (process, model check, container start,
 result files) and its rate per additional image can be told apart. Prints each rate and the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def transform(model: Path, data: Path, image: str, output: Path) -> float:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "transform.py"), "--local", "--model-data", str(model),
-                           "--input", str(data), "--output", str(output), "--image", image],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "transform.py"),
+            "--local",
+            "--model-data",
+            str(model),
+            "--input",
+            str(data),
+            "--output",
+            str(output),
+            "--image",
+            image,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         sys.exit(f"transform failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.monotonic() - start
@@ -90,8 +105,11 @@ def main() -> None:
     print(f"{'endpoint, one by one (requests)':38s} {count / query_s:9.1f} {query_s:8.1f}")
     print(f"{'endpoint start (deploy_local)':38s} {'':9s} {up_s:8.1f}")
     print(f"{'endpoint incl. start':38s} {count / (up_s + query_s):9.1f} {up_s + query_s:8.1f}")
-    print(f"ratios: transform / endpoint incl. start {(up_s + query_s) / batch_s:.2f}x; per additional image "
-          f"{marginal / (count / query_s):.2f}x")
+    print(
+        f"ratios: transform / endpoint incl. start {(up_s + query_s) / batch_s:.2f}x; per additional image "
+        f"{marginal / (count / query_s):.2f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

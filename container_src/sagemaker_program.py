@@ -3,6 +3,7 @@
 sagemaker-training also passes the hyperparameters as --name value arguments; the trainer reads
 hyperparameters.json instead, so it sees them exactly as SageMaker delivered them.
 """
+
 import sys
 
 from classifier.training.trainer import main

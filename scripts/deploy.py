@@ -12,6 +12,7 @@
 
 The command lives in classifier_host.cli.deploy (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import deploy

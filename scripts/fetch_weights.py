@@ -4,6 +4,7 @@
 
 The command lives in classifier_host.cli.fetch_weights (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import fetch_weights

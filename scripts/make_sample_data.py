@@ -1,7 +1,8 @@
 """Make a small image set in the dog-breed layout (train/ valid/ test/, one folder per class).
 
-    python scripts/make_sample_data.py DIR [--per-class 40 10 10] [--width 256 --height 200] [--masks]
+python scripts/make_sample_data.py DIR [--per-class 40 10 10] [--width 256 --height 200] [--masks]
 """
+
 import sys
 
 from classifier_host.cli import make_sample_data

@@ -1,7 +1,8 @@
 """Write a CycloneDX SBOM (JSON, spec 1.6) of a built image: its Python and Debian packages, its labels.
 
-    python scripts/sbom.py IMAGE OUTPUT.cdx.json      (make sbom; make push writes one per image)
+python scripts/sbom.py IMAGE OUTPUT.cdx.json      (make sbom; make push writes one per image)
 """
+
 import sys
 
 from classifier_host.cli import sbom

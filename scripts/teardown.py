@@ -4,6 +4,7 @@
 
 The command lives in classifier_host.cli.teardown (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import teardown

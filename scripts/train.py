@@ -9,6 +9,7 @@
 
 The command lives in classifier_host.cli.train (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import train

@@ -5,6 +5,7 @@
 
 The command lives in classifier_host.cli.transform (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import transform

@@ -6,6 +6,7 @@
 
 The command lives in classifier_host.cli.tune (`--help` for every option).
 """
+
 import sys
 
 from classifier_host.cli import tune

@@ -1,4 +1,5 @@
 """Fixtures shared by unit and integration tests: a small generated data set in the dog-breed layout."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Images the serving and training tests need: photos stored the way phones store them (pixels as
 shot plus an EXIF Orientation tag, 1-8) and a decompression bomb."""
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,16 @@ ORIENTATION_TAG = 0x0112
 def stored_as(upright: np.ndarray, orientation: int) -> np.ndarray:
     """The pixels a camera stores for an upright scene under each EXIF orientation (the spec's table,
     written with numpy so the tests do not borrow PIL's own mapping)."""
-    return {1: upright, 2: upright[:, ::-1], 3: upright[::-1, ::-1], 4: upright[::-1],
-            5: upright.transpose(1, 0, 2), 6: np.rot90(upright, 1), 7: upright[::-1, ::-1].transpose(1, 0, 2),
-            8: np.rot90(upright, -1)}[orientation]
+    return {
+        1: upright,
+        2: upright[:, ::-1],
+        3: upright[::-1, ::-1],
+        4: upright[::-1],
+        5: upright.transpose(1, 0, 2),
+        6: np.rot90(upright, 1),
+        7: upright[::-1, ::-1].transpose(1, 0, 2),
+        8: np.rot90(upright, -1),
+    }[orientation]
 
 
 def with_orientation(pixels: np.ndarray, orientation: int, fmt: str) -> bytes:
@@ -42,9 +50,13 @@ def rotated(image: bytes, orientation: int, fmt: str) -> bytes:
 def bomb_png(side: int = 20000) -> bytes:
     """A valid PNG header claiming side x side pixels (400 MP by default) over a few bytes of data."""
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
-                                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 def encode(color, fmt="JPEG", size=(120, 90), mode="RGB") -> bytes:
@@ -92,18 +104,21 @@ def attack() -> list[tuple[str, bytes, str, set[int]]]:
     big_rgba = png(Image.new("RGBA", (7500, 7500), (10, 200, 30, 128)))
     ppm = io.BytesIO()
     Image.new("RGB", (32, 32)).save(ppm, "PPM")
-    return ([("7 MB body", b"\xff" * (7 * 1024 * 1024), "image/jpeg", {413})] * 3
-            + [("50,000 tiny PNGs", tiny_pngs_body(50_000), "application/json", {413})] * 3
-            + [("400 MP header", bomb_png(), "image/png", {413})] * 3
-            + [("56 MP RGBA", big_rgba, "image/png", {200, 503})] * 4
-            + [("2 x 56 MP RGBA", b64_instances(big_rgba, big_rgba), "application/json", {200, 503})] * 2
-            + [("PPM", ppm.getvalue(), "application/octet-stream", {415})] * 2)
+    return (
+        [("7 MB body", b"\xff" * (7 * 1024 * 1024), "image/jpeg", {413})] * 3
+        + [("50,000 tiny PNGs", tiny_pngs_body(50_000), "application/json", {413})] * 3
+        + [("400 MP header", bomb_png(), "image/png", {413})] * 3
+        + [("56 MP RGBA", big_rgba, "image/png", {200, 503})] * 4
+        + [("2 x 56 MP RGBA", b64_instances(big_rgba, big_rgba), "application/json", {200, 503})] * 2
+        + [("PPM", ppm.getvalue(), "application/octet-stream", {415})] * 2
+    )
 
 
 @dataclass(frozen=True)
 class Cheap:
     """A request that costs a client almost nothing to send: what the server must answer and what its
     decoding may cost (`pixels`: the source pixels it decodes, all its images together)."""
+
     name: str
     body: bytes
     content_type: str
@@ -155,17 +170,37 @@ def cheap_requests() -> list[Cheap]:
         Cheap("64 x 1x20000 PNG in JSON", b64_instances(*[thin] * 64), "application/json", 400),
         Cheap("20x400 PNG (20:1, the limit)", png(flat((20, 400))), "image/png", 200, pixels=8_000),
         Cheap("8000x400 PNG (20:1)", png(flat((8000, 400))), "image/png", 200, pixels=3_200_000),
-        Cheap("64 x 2000x100 PNG in JSON", b64_instances(*[png(flat((2000, 100)))] * 64), "application/json", 200,
-              pixels=64 * 200_000),
+        Cheap(
+            "64 x 2000x100 PNG in JSON",
+            b64_instances(*[png(flat((2000, 100)))] * 64),
+            "application/json",
+            200,
+            pixels=64 * 200_000,
+        ),
         Cheap("1x1 PNG", png(flat((1, 1))), "image/png", 200, pixels=1),
         Cheap("7000x7000 palette PNG", png(flat((7000, 7000), "P", 3)), "image/png", 200, pixels=49_000_000),
         Cheap("7000x7000 1-bit PNG", png(flat((7000, 7000), "1", 1)), "image/png", 200, pixels=49_000_000),
-        Cheap("16-bit grey PNG", png(Image.fromarray(np.full((300, 400), 40000, np.uint16))), "image/png", 200,
-              pixels=120_000),
-        Cheap("2000-frame GIF", encoded(gif_frames[0], "GIF", save_all=True, append_images=gif_frames[1:]),
-              "image/gif", 200, pixels=4096),
-        Cheap("200-page TIFF", encoded(tiff_pages[0], "TIFF", save_all=True, append_images=tiff_pages[1:]),
-              "image/tiff", 200, pixels=4096),
+        Cheap(
+            "16-bit grey PNG",
+            png(Image.fromarray(np.full((300, 400), 40000, np.uint16))),
+            "image/png",
+            200,
+            pixels=120_000,
+        ),
+        Cheap(
+            "2000-frame GIF",
+            encoded(gif_frames[0], "GIF", save_all=True, append_images=gif_frames[1:]),
+            "image/gif",
+            200,
+            pixels=4096,
+        ),
+        Cheap(
+            "200-page TIFF",
+            encoded(tiff_pages[0], "TIFF", save_all=True, append_images=tiff_pages[1:]),
+            "image/tiff",
+            200,
+            pixels=4096,
+        ),
         Cheap("PNG with 60 x 1 MB zTXt", encoded(photo, "PNG", pnginfo=text), "image/png", 200, pixels=120_000),
         Cheap("PNG with one 5 MB zTXt", encoded(photo, "PNG", pnginfo=one_big_text), "image/png", 400),
         Cheap("PNG with a 5 MB ICC profile", encoded(photo, "PNG", icc_profile=b"\0" * 5_000_000), "image/png", 400),
@@ -177,8 +212,7 @@ def cheap_requests() -> list[Cheap]:
         Cheap("deep JSON: [ x 100,000", b"[" * 100_000, "application/json", 400),
         Cheap('deep JSON: {"instances": [[[[...', b'{"instances": ' + b"[" * 100_000, "application/json", 400),
         Cheap("JSON integer of 5,000 digits", b'{"instances": ' + b"1" * 5000 + b"}", "application/json", 400),
-        Cheap(".npy header declaring 12 GB", npy_header((20000, 3, 224, 224), b"\0" * 1000), "application/x-npy",
-              400),
+        Cheap(".npy header declaring 12 GB", npy_header((20000, 3, 224, 224), b"\0" * 1000), "application/x-npy", 400),
         # "²" is a digit to str.isdigit() but not to int(), and latin-1 (what HTTP headers carry).
         Cheap("top_k of a superscript digit", png(photo), "image/png", 400, attributes="top_k=\u00b2"),
         Cheap("top_k of 5,000 digits", png(photo), "image/png", 400, attributes="top_k=" + "9" * 5000),

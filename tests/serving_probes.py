@@ -1,5 +1,6 @@
 """How tests and benchmarks run and probe a serving container: `docker run IMAGE serve`, requests sent
 as most clients send them, and the memory the container used."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,14 @@ class ServingContainer:
     path = "/invocations"
     headers = {"Content-Type": "image/jpeg"}
 
-    def __init__(self, image: str, model_dir: Path, env: dict[str, str] | None = None, port: int = 8080,
-                 ping_deadline_s: float = 60):
+    def __init__(
+        self,
+        image: str,
+        model_dir: Path,
+        env: dict[str, str] | None = None,
+        port: int = 8080,
+        ping_deadline_s: float = 60,
+    ):
         args = ["docker", "run", "-d", "-p", f"127.0.0.1::{port}", "-v", f"{model_dir}:/opt/ml/model:ro"]
         for name, value in (env or {}).items():
             args += ["-e", f"{name}={value}"]
@@ -30,8 +37,9 @@ class ServingContainer:
         self.started = time.monotonic()
         self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()
         try:
-            mapping = subprocess.run(["docker", "port", self.id, str(port)], capture_output=True, text=True,
-                                     check=True).stdout.split()[0]
+            mapping = subprocess.run(
+                ["docker", "port", self.id, str(port)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
             self.url = "http://" + mapping
             self.cold_start_s = self.wait_ready(ping_deadline_s)
             self.runtime = self.ping()[1]["runtime"]
@@ -68,7 +76,10 @@ class ServingContainer:
 def urllib_post(url: str, body: bytes, content_type: str, attributes: str = "") -> tuple[int, dict]:
     """POST /invocations with urllib, which sends the whole body before it reads a byte of the answer
     (as urllib3 and botocore do): (status, JSON answer)."""
-    headers = {"Content-Type": content_type, **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {})}
+    headers = {
+        "Content-Type": content_type,
+        **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {}),
+    }
     request = urllib.request.Request(url + "/invocations", data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as answer:
@@ -79,10 +90,13 @@ def urllib_post(url: str, body: bytes, content_type: str, attributes: str = "") 
 
 def cgroup_memory(container_id: str) -> tuple[int, int]:
     """(current, peak) bytes of the container's cgroup: v2 memory.current/peak, v1 usage/max_usage."""
-    script = ("cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
-              "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes")
-    out = subprocess.run(["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True,
-                         check=True).stdout.split()
+    script = (
+        "cat /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.peak 2>/dev/null || "
+        "cat /sys/fs/cgroup/memory/memory.usage_in_bytes /sys/fs/cgroup/memory/memory.max_usage_in_bytes"
+    )
+    out = subprocess.run(
+        ["docker", "exec", container_id, "sh", "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
     return int(out[0]), int(out[1])
 
 
@@ -93,21 +107,32 @@ def random_model(sample_data: Path, folder: Path, image_size: int = 224) -> Path
     import numpy as np
     import torch
 
-    from classifier.model import artifact, network as model_lib, decoding
+    from classifier.model import artifact, decoding
+    from classifier.model import network as model_lib
     from classifier.training import data, export
 
     torch.manual_seed(0)
     classes = data.class_folders(sample_data / "train")
     prep = decoding.eval_preprocessing(image_size)
     network = model_lib.build("resnet18", len(classes)).eval()
-    artifact.save(folder, network.state_dict(), classes=classes, model_name="resnet18", image_size=image_size,
-                  preprocessing=prep, hyperparameters={}, metrics={}, export={"enabled": True})
+    artifact.save(
+        folder,
+        network.state_dict(),
+        classes=classes,
+        model_name="resnet18",
+        image_size=image_size,
+        preprocessing=prep,
+        hyperparameters={},
+        metrics={},
+        export={"enabled": True},
+    )
     samples = data.list_samples(sample_data / "test", classes)
     images = torch.from_numpy(np.stack([decoding.eval_image(p, prep) for p, _ in samples]))
     labels = torch.tensor([label for _, label in samples])
     calibration = export.calibration_images(data.list_samples(sample_data / "train", classes)[:16], prep, seed=0)
     outcome = export.export_and_evaluate(network, prep, folder, images, labels, calibration)
-    artifact.record_runtimes(folder, outcome.scores, {"enabled": True, "seconds": outcome.seconds,
-                                                      "skipped": outcome.skipped})
+    artifact.record_runtimes(
+        folder, outcome.scores, {"enabled": True, "seconds": outcome.seconds, "skipped": outcome.skipped}
+    )
     folder.chmod(0o755)  # the container's user reads it through the bind mount
     return folder

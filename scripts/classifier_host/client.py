@@ -2,6 +2,7 @@
 endpoint, real-time (InvokeEndpoint) or asynchronous (the request uploaded to S3, InvokeEndpointAsync, the
 answer read back from S3), through sagemaker-core. What scripts/query.py and `deploy.py --query` use.
 """
+
 from __future__ import annotations
 
 import io
@@ -45,6 +46,7 @@ class ImageInput:
 class AsyncTarget:
     """Where an async endpoint's requests are uploaded (s3://BUCKET/PREFIX/async/input), how long SageMaker
     may work on one and the caller waits for its answer, and the KMS key of the uploads (optional)."""
+
     input_s3: str
     timeout_s: int
     kms_key_id: str | None = None
@@ -110,16 +112,24 @@ def parse_answer(body: bytes | str, where: str) -> dict:
 def invoke_url(url: str, image: ImageInput, top_k: int, explain: bool = False) -> dict:
     endpoint = url.rstrip("/") + "/invocations"
     try:
-        response = requests.post(endpoint, data=image.data, timeout=TIMEOUT_S, headers={
-            "Content-Type": image.content_type, "Accept": "application/json",
-            "X-Amzn-SageMaker-Custom-Attributes": custom_attributes(top_k, explain)})
+        response = requests.post(
+            endpoint,
+            data=image.data,
+            timeout=TIMEOUT_S,
+            headers={
+                "Content-Type": image.content_type,
+                "Accept": "application/json",
+                "X-Amzn-SageMaker-Custom-Attributes": custom_attributes(top_k, explain),
+            },
+        )
     except requests.ConnectionError:
         raise QueryError(f"cannot reach {endpoint}: is the container running (make deploy)?") from None
     except requests.RequestException as err:
         raise QueryError(f"request to {endpoint} failed: {err}") from None
     if response.status_code != 200:
-        raise QueryError(f"{endpoint} answered {response.status_code} for {image.source}: "
-                         f"{answer_error(response.text)}")
+        raise QueryError(
+            f"{endpoint} answered {response.status_code} for {image.source}: {answer_error(response.text)}"
+        )
     return parse_answer(response.content, endpoint)
 
 
@@ -135,8 +145,9 @@ def endpoint_errors(endpoint: str, source: str):
         # ModelError: the container answered 4xx/5xx; its message carries the container's own.
         status = err.response.get("OriginalStatusCode")
         detail = f" (container status {status})" if status else ""
-        raise QueryError(f"endpoint {endpoint} refused {source}: {error.get('Code')}{detail}: "
-                         f"{error.get('Message')}") from None
+        raise QueryError(
+            f"endpoint {endpoint} refused {source}: {error.get('Code')}{detail}: {error.get('Message')}"
+        ) from None
     except BotoCoreError as err:  # no credentials, no region, no network
         raise QueryError(f"cannot reach endpoint {endpoint}: {err}") from None
 
@@ -160,8 +171,9 @@ def invoke_endpoint(boto, endpoint: str, image: ImageInput, top_k: int, explain:
     from .sagemaker import endpoints
 
     with endpoint_errors(endpoint, image.source):
-        body = endpoints.invoke(boto, endpoint, image.data, image.content_type,
-                                custom_attributes=custom_attributes(top_k, explain))
+        body = endpoints.invoke(
+            boto, endpoint, image.data, image.content_type, custom_attributes=custom_attributes(top_k, explain)
+        )
     return parse_answer(body, f"endpoint {endpoint}")
 
 
@@ -173,26 +185,36 @@ def is_async_endpoint(boto, endpoint: str) -> bool:
         return endpoints.is_async(boto, endpoint)
 
 
-def invoke_endpoint_async(boto, endpoint: str, image: ImageInput, top_k: int, explain: bool,
-                          target: AsyncTarget) -> dict:
+def invoke_endpoint_async(
+    boto, endpoint: str, image: ImageInput, top_k: int, explain: bool, target: AsyncTarget
+) -> dict:
     """One image to an async endpoint: upload it, queue it, wait for its answer or its failure in S3."""
     from .sagemaker import endpoints
 
     s3 = boto.client("s3")
     request = upload_request(s3, target, image)
     with endpoint_errors(endpoint, image.source):
-        output, failure = endpoints.invoke_async(boto, endpoint, request, image.content_type, target.timeout_s,
-                                                 custom_attributes=custom_attributes(top_k, explain))
+        output, failure = endpoints.invoke_async(
+            boto,
+            endpoint,
+            request,
+            image.content_type,
+            target.timeout_s,
+            custom_attributes=custom_attributes(top_k, explain),
+        )
     found = wait_for_either(s3, (output, failure), target.timeout_s)
     if found is None:
-        raise QueryError(f"endpoint {endpoint}: no answer for {image.source} within {target.timeout_s} s: neither "
-                         f"{output} nor {failure} exists. The request may still be queued (an endpoint scaled to "
-                         "zero takes minutes to start an instance): look there later, or wait longer with "
-                         "--async-timeout")
+        raise QueryError(
+            f"endpoint {endpoint}: no answer for {image.source} within {target.timeout_s} s: neither "
+            f"{output} nor {failure} exists. The request may still be queued (an endpoint scaled to "
+            "zero takes minutes to start an instance): look there later, or wait longer with "
+            "--async-timeout"
+        )
     body = read_object(s3, found)
     if found == failure:
-        raise QueryError(f"endpoint {endpoint} failed on {image.source}: "
-                         f"{answer_error(body.decode('utf-8', 'replace'))} ({failure})")
+        raise QueryError(
+            f"endpoint {endpoint} failed on {image.source}: {answer_error(body.decode('utf-8', 'replace'))} ({failure})"
+        )
     return parse_answer(body, f"endpoint {endpoint}")
 
 

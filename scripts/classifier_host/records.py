@@ -3,6 +3,7 @@
 build/cloud/NAME.txt: the last training job (deploy.py reads it), endpoint (query.py, teardown.py).
 build/images.json: the digests `make push` recorded; cloud jobs and endpoints run exactly those.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,15 @@ def cloud_model(model_data: str | None, training_job: str | None) -> tuple[str |
         return model_data, None
     job = training_job or recorded("training-job")
     if not job:
-        raise SettingsError("no model: give --training-job NAME or --model-data s3://..., "
-                            "or train first (make train MODE=cloud records the job)")
+        raise SettingsError(
+            "no model: give --training-job NAME or --model-data s3://..., "
+            "or train first (make train MODE=cloud records the job)"
+        )
     return None, job
 
 
 # ---- the image digests `make push` recorded (build/images.json) ----
+
 
 def cloud_image(given: str | None, role: str) -> str:
     """--image when it names a registry (ECR...), else the digest `make push` recorded for `role`:

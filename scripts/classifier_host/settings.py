@@ -11,6 +11,7 @@
 
 Also the project's paths (ROOT, build/...): the one place that knows where the checkout is.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ DEBUGGER_MODES = ("sagemaker", "project", "off")
 REQUIRED_HELP = {
     "AWS_REGION": "the AWS region to work in, e.g. export AWS_REGION=us-east-1",
     "SAGEMAKER_ROLE_ARN": "the ARN of the SageMaker execution role (README: 'IAM'), "
-                          "e.g. arn:aws:iam::123456789012:role/image-classifier-sagemaker",
+    "e.g. arn:aws:iam::123456789012:role/image-classifier-sagemaker",
     "S3_BUCKET": "an S3 bucket in AWS_REGION for data and model artifacts, e.g. export S3_BUCKET=my-bucket",
 }
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
@@ -81,8 +82,9 @@ def load(*required: str, env: dict[str, str] | None = None) -> Settings:
         raise SettingsError("missing AWS setting(s) " + ", ".join(missing) + ":\n" + "\n".join(lines))
     role = env.get("SAGEMAKER_ROLE_ARN", "").strip() or None
     if role and not ROLE_ARN.match(role):
-        raise SettingsError(f"SAGEMAKER_ROLE_ARN={role!r} is not an IAM role ARN "
-                            "(expected arn:aws:iam::ACCOUNT:role/NAME)")
+        raise SettingsError(
+            f"SAGEMAKER_ROLE_ARN={role!r} is not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)"
+        )
     bucket = env.get("S3_BUCKET", "").strip().removeprefix("s3://").strip("/") or None
     if bucket and "/" in bucket:
         raise SettingsError(f"S3_BUCKET={bucket!r} must be a bucket name only; put the key prefix in S3_PREFIX")

@@ -3,6 +3,7 @@
 The trained model is shared by every integration test (serving, tuning... build on it) so CI runs
 one training job, not one per test.
 """
+
 from __future__ import annotations
 
 import os

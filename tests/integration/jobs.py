@@ -1,4 +1,5 @@
 """Helpers shared by integration tests: the small training configuration and the launcher call."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,10 +8,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # The small configuration that trains in CPU minutes (same as `make demo`).
-SMALL_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "64",
-            "epochs": "8", "batch-size": "32", "lr": "0.003", "augment": "basic",
-            # 32 training steps in all: save tensors often enough for the debugger rules (test_report.py).
-            "debugger-save-interval": "4", "debugger-loss-interval": "1"}
+SMALL_HP = {
+    "model-name": "resnet18",
+    "weights": "none",
+    "fine-tune": "full",
+    "image-size": "64",
+    "epochs": "8",
+    "batch-size": "32",
+    "lr": "0.003",
+    "augment": "basic",
+    # 32 training steps in all: save tensors often enough for the debugger rules (test_report.py).
+    "debugger-save-interval": "4",
+    "debugger-loss-interval": "1",
+}
 
 
 def images() -> list[str]:
@@ -21,8 +31,18 @@ def images() -> list[str]:
 
 def run_train(data: Path, output: Path, image: str, hps: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     """scripts/train.py --local as a user runs it; returns the finished process (log in stdout)."""
-    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data),
-            "--output-dir", str(output), "--image", image, *extra]
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--local",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(output),
+        "--image",
+        image,
+        *extra,
+    ]
     for name, value in hps.items():
         args += ["--hp", f"{name}={value}"]
     return subprocess.run(args, capture_output=True, text=True, timeout=1200, cwd=ROOT)

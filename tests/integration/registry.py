@@ -1,6 +1,7 @@
 """A real registry for push tests: Debian's docker-registry (distribution 2.8) on 127.0.0.1, with its
 own config, htpasswd login and a temp storage dir; plus small images built by the real `make build`
 (labels, inputs digest) from a small context, to push through the real code path in seconds."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,7 +49,7 @@ log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: {workdir / 'storage'}
+    rootdirectory: {workdir / "storage"}
 http:
   addr: 127.0.0.1:{port}
   secret: {uuid.uuid4().hex}
@@ -110,20 +111,32 @@ def image_variables(refs: dict[str, str]) -> dict[str, str]:
 def make_build(root: Path, context: Path, refs: dict[str, str], *flags: str) -> subprocess.CompletedProcess:
     """`make build` of the small images (role -> ref), as a user (or CodeBuild) runs it."""
     names = [f"{name}={ref}" for name, ref in image_variables(refs).items()]
-    done = subprocess.run(["make", "-s", "build", f"BUILD_CONTEXT={context}", *names, *flags], cwd=root,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["make", "-s", "build", f"BUILD_CONTEXT={context}", *names, *flags],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
 
 def labels(ref: str) -> dict[str, str]:
-    return json.loads(subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
-                                     check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", ref],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
 
 
 def image_id(ref: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def remove_images(*refs: str) -> None:

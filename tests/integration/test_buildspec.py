@@ -4,6 +4,7 @@ StartBuild call would give. Target: the local registry; BUILD_CONTEXT (documente
 makes `make build` build small images instead of the 6 GB ones, and PYTEST_ADDOPTS narrows the unit
 tests of pre_build to a few (the full unit suite runs in `make test` anyway). A typo in a command, a
 phase or a key fails the test."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,11 @@ def load_buildspec(path: Path) -> dict:
             problems.append(f"phase {phase} has no commands")
         if isinstance(body, dict):
             problems += [f"phase {phase}: unknown key {k!r}" for k in set(body) - PHASE_KEYS]
-            problems += [f"phase {phase}: command {i + 1} is not a string (an unquoted ': ' in YAML?)"
-                         for i, c in enumerate(body.get("commands") or []) if not isinstance(c, str)]
+            problems += [
+                f"phase {phase}: command {i + 1} is not a string (an unquoted ': ' in YAML?)"
+                for i, c in enumerate(body.get("commands") or [])
+                if not isinstance(c, str)
+            ]
     if problems:
         raise ValueError(f"{path.name}: " + "; ".join(sorted(problems)))
     return spec
@@ -49,13 +53,15 @@ def load_buildspec(path: Path) -> dict:
 
 def phase_script(spec: dict, exported_file: Path) -> str:
     """One bash script: each command runs, and a failing one stops the build like CodeBuild does."""
-    lines = ["cd \"$CODEBUILD_SRC_DIR\""]
+    lines = ['cd "$CODEBUILD_SRC_DIR"']
     for phase in PHASES:
         for i, command in enumerate(spec["phases"].get(phase, {}).get("commands", [])):
-            lines.append(f"echo \"[{phase}] running command {i + 1} at $(date +%T)\"")
+            lines.append(f'echo "[{phase}] running command {i + 1} at $(date +%T)"')
             lines.append(command.rstrip("\n"))
-            lines.append(f"rc=$?; if [ $rc -ne 0 ]; then echo \"[{phase}] command {i + 1} failed with exit "
-                         f"status $rc: \"{shlex.quote(command[:200])} >&2; exit $rc; fi")
+            lines.append(
+                f'rc=$?; if [ $rc -ne 0 ]; then echo "[{phase}] command {i + 1} failed with exit '
+                f'status $rc: "{shlex.quote(command[:200])} >&2; exit $rc; fi'
+            )
     for name in spec.get("env", {}).get("exported-variables", []):
         lines.append(f"printf '%s=%s\\n' {name} \"${name}\" >> {shlex.quote(str(exported_file))}")
     return "\n".join(lines) + "\n"
@@ -63,11 +69,19 @@ def phase_script(spec: dict, exported_file: Path) -> str:
 
 def codebuild_env(spec: dict, overrides: dict[str, str]) -> dict[str, str]:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    env = {**os.environ,
-           "CODEBUILD_CI": "true", "CODEBUILD_SRC_DIR": str(ROOT), "CODEBUILD_BUILD_ID": f"image-classifier:{uuid.uuid4()}",
-           "CODEBUILD_BUILD_NUMBER": "1", "CODEBUILD_BUILD_SUCCEEDING": "1", "CODEBUILD_INITIATOR": "test",
-           "CODEBUILD_RESOLVED_SOURCE_VERSION": commit, "CODEBUILD_SOURCE_VERSION": commit,
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "CODEBUILD_CI": "true",
+        "CODEBUILD_SRC_DIR": str(ROOT),
+        "CODEBUILD_BUILD_ID": f"image-classifier:{uuid.uuid4()}",
+        "CODEBUILD_BUILD_NUMBER": "1",
+        "CODEBUILD_BUILD_SUCCEEDING": "1",
+        "CODEBUILD_INITIATOR": "test",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": commit,
+        "CODEBUILD_SOURCE_VERSION": commit,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     env.update({k: str(v) for k, v in spec.get("env", {}).get("variables", {}).items()})
     env.update(overrides)
     return env
@@ -77,8 +91,13 @@ def run_buildspec(path: Path, overrides: dict[str, str], workdir: Path) -> tuple
     spec = load_buildspec(path)
     shell = spec.get("env", {}).get("shell", "sh")
     exported = workdir / "exported.env"
-    done = subprocess.run([shell, "-c", phase_script(spec, exported)], env=codebuild_env(spec, overrides),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [shell, "-c", phase_script(spec, exported)],
+        env=codebuild_env(spec, overrides),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     values = dict(line.split("=", 1) for line in exported.read_text().splitlines()) if exported.exists() else {}
     return done, values
 
@@ -101,21 +120,29 @@ def test_buildspec_phases_push_and_export_the_image_uris(local_registry, keep_im
     tag = uuid.uuid4().hex[:12]
     refs = {role: f"{local_registry.address}/sagemaker-image-classifier-{role}:{tag}" for role in ROLES}
     try:
-        done, exported = run_buildspec(ROOT / "buildspec.yml", {
-            "REGISTRY": local_registry.address, "REGISTRY_USER": local_registry.user,
-            "REGISTRY_PASSWORD": local_registry.password,
-            "BUILD_CONTEXT": str(small_context(tmp_path / "context", f"buildspec {tag}")),
-            **image_variables(refs),
-            "PYTEST_ADDOPTS": "-k 'test_settings or test_push'"}, tmp_path)
+        done, exported = run_buildspec(
+            ROOT / "buildspec.yml",
+            {
+                "REGISTRY": local_registry.address,
+                "REGISTRY_USER": local_registry.user,
+                "REGISTRY_PASSWORD": local_registry.password,
+                "BUILD_CONTEXT": str(small_context(tmp_path / "context", f"buildspec {tag}")),
+                **image_variables(refs),
+                "PYTEST_ADDOPTS": "-k 'test_settings or test_push'",
+            },
+            tmp_path,
+        )
         log = done.stdout[-6000:] + done.stderr[-6000:]
         assert done.returncode == 0, log
         # pre_build ran the unit tests: pytest's summary line, all passed.
-        summary = re.search(r"^(\d+) passed(, \d+ (deselected|skipped|warnings?))* in [\d.]+s", done.stdout, re.MULTILINE)
+        summary = re.search(
+            r"^(\d+) passed(, \d+ (deselected|skipped|warnings?))* in [\d.]+s", done.stdout, re.MULTILINE
+        )
         assert summary and int(summary[1]) > 0, log
         pushed = json.loads(keep_images_record.read_text())
     finally:
         remove_images(*refs.values())
-    for role, name in zip(ROLES, image_variables(refs)):  # TRAIN_IMAGE -> TRAIN_IMAGE_URI...
+    for role, name in zip(ROLES, image_variables(refs), strict=True):  # TRAIN_IMAGE -> TRAIN_IMAGE_URI...
         assert exported[f"{name}_URI"] == pushed[role]["uri"]
     assert exported["TRAIN_IMAGE_URI"].startswith(f"{local_registry.address}/sagemaker-image-classifier-train@sha256:")
     assert exported["IMAGE_TAG"]

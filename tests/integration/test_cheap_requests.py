@@ -2,6 +2,7 @@
 preprocessing (resize 256, crop 224), each answered with its status while the container's memory stays
 within what the case's source pixels need; then 8 at once, with no worker restart and memory under the
 bound of the concurrent attack test (test_serving.py)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +49,9 @@ def test_each_cheap_request_its_status_and_memory_bounded_by_its_pixels(containe
         assert status == case.status, (case.name, answer)
         assert status == 200 or answer["error"], case.name
         _, peak = cgroup_memory(container.id)
-        assert peak - baseline <= slack + 10 * case.pixels, \
+        assert peak - baseline <= slack + 10 * case.pixels, (
             f"{case.name}: the container grew {(peak - baseline) / 2**20:.0f} MiB"
+        )
     assert container.logs().count("Booting worker") == 1
 
 
@@ -59,8 +61,11 @@ def test_eight_at_once_leave_the_worker_up_and_memory_bounded(container):
         answers = list(pool.map(lambda case: (case, send(container, case)), CASES * 2))
     for case, (status, answer) in answers:
         # A good image may wait behind the 49 MP ones for the decode budget: a 503 that says so.
-        assert status == case.status or (status == 503 and "SERVING_DECODE_BUDGET_MEGAPIXELS" in answer["error"]), \
-            (case.name, status, answer)
+        assert status == case.status or (status == 503 and "SERVING_DECODE_BUDGET_MEGAPIXELS" in answer["error"]), (
+            case.name,
+            status,
+            answer,
+        )
     assert requests.get(container.url + "/ping", timeout=2).status_code == 200
     assert container.logs().count("Booting worker") == 1, container.logs()[-3000:]
     _, peak = cgroup_memory(container.id)

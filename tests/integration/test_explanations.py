@@ -1,16 +1,16 @@
 """Grad-CAM of the model the local-mode job trained: its heat falls on the shapes, and the trainer's
 evaluation gallery carries the same maps the host computes."""
+
 from __future__ import annotations
 
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.model import artifact, explanations, decoding, runtimes
+from classifier.model import artifact, decoding, explanations, runtimes
 from classifier.training import data
 from classifier_host.data import samples as sample_set
 
@@ -34,15 +34,13 @@ def test_the_heat_falls_on_the_shape(model, tmp_path):
     leave room to tell: at 60% of the crop a shape could hold at most 1.7x. On the images the model gets
     right, Grad-CAM puts on average at least twice the shape's area share of its heat on the shape."""
     folder, runtime, metadata = model
-    root = sample_set.make(tmp_path / "held-out", per_class=(0, 0, 16), seed=7, scale=(0.3, 0.45),
-                                 masks=True)
+    root = sample_set.make(tmp_path / "held-out", per_class=(0, 0, 16), seed=7, scale=(0.3, 0.45), masks=True)
     prep = metadata["preprocessing"]
     samples = data.list_samples(root / "test", metadata["classes"])
     crops = np.stack([decoding.eval_image(path, prep) for path, _ in samples])
-    labels = np.array([label for _, label in samples])
     probabilities, maps = runtime.explain(crops)
     ratios, uniform = [], []
-    for (path, label), raw, predicted in zip(samples, maps, probabilities.argmax(1)):
+    for (path, label), raw, predicted in zip(samples, maps, probabilities.argmax(1), strict=True):
         with Image.open(root / sample_set.MASKS / "test" / path.parent.name / f"{path.stem}.png") as mask:
             on_shape = decoding.resize_center_crop(mask.convert("RGB"), prep["resize"], prep["crop"])[0] > 127
         heat = explanations.heatmap(raw, prep["crop"]).astype(np.float64)
@@ -52,8 +50,10 @@ def test_the_heat_falls_on_the_shape(model, tmp_path):
         uniform.append(heat_on_shape(np.ones_like(heat), on_shape))
     assert len(ratios) >= 0.4 * len(samples), f"the model got only {len(ratios)} of {len(samples)} right"
     assert np.allclose(uniform, 1.0)
-    print(f"heat on the shape: {np.mean(ratios):.2f}x its area share (median {np.median(ratios):.2f}x, "
-          f"{len(ratios)} images)")
+    print(
+        f"heat on the shape: {np.mean(ratios):.2f}x its area share (median {np.median(ratios):.2f}x, "
+        f"{len(ratios)} images)"
+    )
     assert np.mean(ratios) >= 2.0, sorted(ratios)
 
 

@@ -1,4 +1,5 @@
 """The training image in real SageMaker local mode (docker-compose, sagemaker.core.local)."""
+
 import io
 import json
 import subprocess
@@ -9,10 +10,9 @@ from pathlib import Path
 
 import torch
 
-from classifier_host.sagemaker import local
-
-from classifier.model import artifact, runtimes
 from classifier.contract import metrics
+from classifier.model import artifact, runtimes
+from classifier_host.sagemaker import local
 
 from .jobs import SMALL_HP, run_train
 
@@ -20,8 +20,15 @@ from .jobs import SMALL_HP, run_train
 def test_model_tar_holds_what_the_server_needs(trained_model):
     model_tar, log = trained_model
     with tarfile.open(model_tar) as tar:
-        assert sorted(tar.getnames()) == ["check_images.npy", "check_probabilities.npy", "evaluation.json",
-                                          "metadata.json", "model.int8.onnx", "model.onnx", "model.pt"]
+        assert sorted(tar.getnames()) == [
+            "check_images.npy",
+            "check_probabilities.npy",
+            "evaluation.json",
+            "metadata.json",
+            "model.int8.onnx",
+            "model.onnx",
+            "model.pt",
+        ]
         evaluation = json.load(tar.extractfile("evaluation.json"))
         meta = json.load(tar.extractfile("metadata.json"))
         state = torch.load(io.BytesIO(tar.extractfile("model.pt").read()), weights_only=True)
@@ -40,8 +47,10 @@ def test_model_tar_holds_what_the_server_needs(trained_model):
     # Local mode's working folder (a copy of the model) is gone with the job.
     # (It holds the job's docker-compose.yaml; the SDK's default, a bare mkdtemp, was never removed.)
     job = (model_tar.parent / "last_training_job.txt").read_text().strip()
-    compose_files = [*Path(tempfile.gettempdir()).glob("*/docker-compose.yaml"),
-                     *Path(tempfile.gettempdir()).glob(f"{local.LOCAL_SCRATCH_PREFIX}*/*/docker-compose.yaml")]
+    compose_files = [
+        *Path(tempfile.gettempdir()).glob("*/docker-compose.yaml"),
+        *Path(tempfile.gettempdir()).glob(f"{local.LOCAL_SCRATCH_PREFIX}*/*/docker-compose.yaml"),
+    ]
     assert not [f for f in compose_files if job in f.read_text(errors="replace")]
 
 
@@ -74,17 +83,23 @@ def test_the_image_exports_onnx_and_int8_and_scores_them(trained_model):
 def test_bad_hyperparameter_fails_the_job_with_the_reason(sample_data, train_image, tmp_path):
     # local.train_local directly: past the launcher's own check, the container must refuse it too
     import pytest
+
     job = f"bad-hp-{uuid.uuid4().hex[:8]}"
     with pytest.raises(RuntimeError) as info:
-        local.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"},
-                                  job_name=job)
+        local.train_local(train_image, sample_data, tmp_path, {**SMALL_HP, "batch-size": "many"}, job_name=job)
     message = str(info.value)
     assert "HyperparameterError" in message and "'batch-size'" in message and "'many'" in message
     # Local mode never runs `compose down`; train_local removes the job's container, failed or not.
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={train_image}"], capture_output=True,
-                         text=True, check=True).stdout.split()
-    envs = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", *ids], capture_output=True,
-                          text=True).stdout if ids else ""
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"ancestor={train_image}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    envs = (
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Env}}", *ids], capture_output=True, text=True
+        ).stdout
+        if ids
+        else ""
+    )
     assert f"TRAINING_JOB_NAME={job}" not in envs
 
 

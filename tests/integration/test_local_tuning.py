@@ -1,5 +1,6 @@
 """The local search over real SageMaker local-mode training jobs: 3 short trials on the sample data plus
 one trial the trainer refuses inside its container, which must be recorded and must not stop the search."""
+
 import csv
 import json
 
@@ -19,9 +20,17 @@ REFUSED = {"lr": 50.0}
 def test_local_search_records_a_failed_trial_and_writes_the_best(sample_data, train_image, tmp_path):
     space = tune.search_space(FIXED)
     lines = []
-    trials = search.search(search.local_job_runner(train_image, sample_data), tmp_path, max_jobs=4,
-                           fixed=FIXED, space=space, seed=0, first_trials=[REFUSED], name="it-tune",
-                           say=lines.append)
+    trials = search.search(
+        search.local_job_runner(train_image, sample_data),
+        tmp_path,
+        max_jobs=4,
+        fixed=FIXED,
+        space=space,
+        seed=0,
+        first_trials=[REFUSED],
+        name="it-tune",
+        say=lines.append,
+    )
     statuses = [t.status for t in trials]
     assert statuses == ["Failed", "Completed", "Completed", "Completed"], [t.failure_reason for t in trials]
     refused = trials[0]

@@ -1,14 +1,15 @@
 """instance_count=2 in local mode: two training containers on SageMaker's local network, gloo between them."""
+
 import json
 import tarfile
 
 import numpy as np
 import torch
 
-from classifier_host.sagemaker import local
-from classifier.model import artifact, forward, decoding
 from classifier.contract import metrics
+from classifier.model import artifact, decoding, forward
 from classifier_host.data import samples as sample_set
+from classifier_host.sagemaker import local
 
 from .jobs import SMALL_HP, run_train
 
@@ -51,4 +52,6 @@ def test_two_instances_train_a_model_as_good_as_one(trained_model, sample_data, 
     held_out = sample_set.make(tmp_path / "held-out", per_class=(0, 0, 60), seed=123)
     single = held_out_accuracy(single_tar, held_out)
     multi = held_out_accuracy(tmp_path / "model.tar.gz", held_out)
-    assert abs(multi - single) <= 0.05, f"held-out accuracy (300 images): 2 instances {multi:.3f}, 1 instance {single:.3f}"
+    assert abs(multi - single) <= 0.05, (
+        f"held-out accuracy (300 images): 2 instances {multi:.3f}, 1 instance {single:.3f}"
+    )

@@ -1,5 +1,6 @@
 """The provenance labels of the built images, what the inputs digest reads, and that the labels leave
 the layer cache alone. Real docker builds; the small ones take seconds."""
+
 from __future__ import annotations
 
 import datetime
@@ -20,29 +21,45 @@ from .registry import ROLES, labels, make_build, remove_images, small_context
 def test_context_files_are_what_docker_sends(tmp_path):
     """The digest reads the files docker's own client puts in the build context: the repository's
     .dockerignore on a tree shaped like the repository, compared with what `COPY . /` copied."""
-    for path in ("container_src/classifier/training/trainer.py", "container_src/classifier/serving/app.py",
-                 "container_src/classifier/notes.txt", "container_src/sagemaker_program.py",
-                 "container_src/classifier/new_package/module.py",
-                 "container_src/pyproject.toml", "build/weights/resnet50.pth", "build/output/model.tar.gz",
-                 "build/wheelhouse/torch.whl", "scripts/train.py", "README.md", ".venv/bin/python"):
+    for path in (
+        "container_src/classifier/training/trainer.py",
+        "container_src/classifier/serving/app.py",
+        "container_src/classifier/notes.txt",
+        "container_src/sagemaker_program.py",
+        "container_src/classifier/new_package/module.py",
+        "container_src/pyproject.toml",
+        "build/weights/resnet50.pth",
+        "build/output/model.tar.gz",
+        "build/wheelhouse/torch.whl",
+        "scripts/train.py",
+        "README.md",
+        ".venv/bin/python",
+    ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(path)
     (tmp_path / ".dockerignore").write_text((ROOT / ".dockerignore").read_text())
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
     image = f"provenance-context-test:{uuid.uuid4().hex[:12]}"
-    subprocess.run(["docker", "build", "-q", "-f", "docker/Dockerfile", "-t", image, "."], cwd=tmp_path,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "build", "-q", "-f", "docker/Dockerfile", "-t", image, "."],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     try:
-        container = subprocess.run(["docker", "create", image, "none"], check=True, capture_output=True,
-                                   text=True).stdout.strip()
+        container = subprocess.run(
+            ["docker", "create", image, "none"], check=True, capture_output=True, text=True
+        ).stdout.strip()
         exported = subprocess.run(["docker", "export", container], check=True, capture_output=True).stdout
         subprocess.run(["docker", "rm", container], capture_output=True)
     finally:
         remove_images(image)
     with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
         # (etc/, dev/ and .dockerenv are docker's own, made in every container.)
-        copied = {m.name for m in tar.getmembers() if m.isfile() and not m.name.startswith(("etc/", "dev/", ".dockerenv"))}
+        copied = {
+            m.name for m in tar.getmembers() if m.isfile() and not m.name.startswith(("etc/", "dev/", ".dockerenv"))
+        }
     # The Dockerfile and .dockerignore are read by docker, not copied: inputs all the same.
     assert copied | {"docker/Dockerfile", ".dockerignore"} == set(provenance.context_files(tmp_path))
     assert "container_src/classifier/serving/app.py" in copied and "README.md" not in copied
@@ -87,8 +104,12 @@ def test_labels_never_invalidate_the_layer_cache(tmp_path):
 
 
 def layers(ref: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", ref],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", ref],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def locked(*locks: str) -> dict[str, str]:
@@ -103,13 +124,23 @@ def locked(*locks: str) -> dict[str, str]:
 
 def test_the_sbom_lists_every_locked_package_and_every_debian_one(train_image, serve_image, serve_cpu_image, tmp_path):
     """Read from the image itself: every package the locks install, at its locked version, and dpkg's list."""
-    for image, locks in ((train_image, ("base", "train", "train-nodeps")), (serve_image, ("base", "serve")),
-                         (serve_cpu_image, ("serve-cpu",))):
+    for image, locks in (
+        (train_image, ("base", "train", "train-nodeps")),
+        (serve_image, ("base", "serve")),
+        (serve_cpu_image, ("serve-cpu",)),
+    ):
         bom = json.loads(sbom.write(image, tmp_path / "sbom.cdx.json", provenance.Docker()).read_text())
-        python = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in bom["components"]
-                  if c["purl"].startswith("pkg:pypi/")}
+        python = {
+            re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"]
+            for c in bom["components"]
+            if c["purl"].startswith("pkg:pypi/")
+        }
         assert {name: python.get(name) for name in locked(*locks)} == locked(*locks)
-        dpkg = subprocess.run(["docker", "run", "--rm", "--entrypoint", "dpkg-query", image, "-W", "-f", "${Package}\n"],
-                              check=True, capture_output=True, text=True).stdout.split()
+        dpkg = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "dpkg-query", image, "-W", "-f", "${Package}\n"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         assert {c["name"] for c in bom["components"] if c["purl"].startswith("pkg:deb/")} == set(dpkg)
         assert bom["metadata"]["component"]["bom-ref"] == image

@@ -3,6 +3,7 @@
 with no layer cache (a CI retry) is not pushed again and the same digests are recorded; a changed input
 under the same tag is refused. Small images built by the real `make build` from a small context go
 through the same code path as the real ones (pushing the 6 GB training image would take minutes)."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,19 @@ from .jobs import ROOT
 from .registry import ROLES, image_id, image_variables, labels, make_build, remove_images, small_context
 
 
-def make_push(registry, refs: dict[str, str], images_file, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def make_push(
+    registry, refs: dict[str, str], images_file, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = env or {**os.environ, "REGISTRY_USER": registry.user, "REGISTRY_PASSWORD": registry.password}
     names = [f"{name}={ref}" for name, ref in image_variables(refs).items()]
-    return subprocess.run(["make", "-s", "push", f"REGISTRY={registry.address}", *names, f"IMAGES_FILE={images_file}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "-s", "push", f"REGISTRY={registry.address}", *names, f"IMAGES_FILE={images_file}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -62,7 +71,9 @@ def test_push_pull_round_trip_keeps_the_digest_and_records_labels_and_sboms(loca
         remove_images(entry["uri"])
 
 
-def test_a_rebuild_without_cache_is_not_pushed_again_and_a_changed_input_is_refused(local_registry, small_images, tmp_path):
+def test_a_rebuild_without_cache_is_not_pushed_again_and_a_changed_input_is_refused(
+    local_registry, small_images, tmp_path
+):
     refs, context = small_images
     record = tmp_path / "images.json"
     first = make_push(local_registry, refs, record)
@@ -78,13 +89,18 @@ def test_a_rebuild_without_cache_is_not_pushed_again_and_a_changed_input_is_refu
         rebuilt = labels(ref)
         assert image_id(ref) != before[role][0]
         assert rebuilt[INPUTS_LABEL] == before[role][1][INPUTS_LABEL]
-        print(f"rebuilt {role} with --no-cache: image id {before[role][0][:19]} -> {image_id(ref)[:19]}, "
-              f"inputs {rebuilt[INPUTS_LABEL]}")
+        print(
+            f"rebuilt {role} with --no-cache: image id {before[role][0][:19]} -> {image_id(ref)[:19]}, "
+            f"inputs {rebuilt[INPUTS_LABEL]}"
+        )
     again = make_push(local_registry, refs, record)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("built from the same inputs") == len(ROLES) and "Pushed" not in again.stdout
     assert {role: entry["digest"] for role, entry in json.loads(record.read_text()).items()} == digests
-    print("push after the rebuild:\n" + "\n".join(l for l in again.stdout.splitlines() if "inputs" in l or ": " in l))
+    print(
+        "push after the rebuild:\n"
+        + "\n".join(line for line in again.stdout.splitlines() if "inputs" in line or ": " in line)
+    )
 
     # One input changed, same tag: refused, nothing recorded.
     (context / "content.txt").write_text("something else")
@@ -102,7 +118,11 @@ def test_push_without_login_is_refused_by_the_registry(local_registry, small_ima
     """The registry really demands the login the push performs (so the test above proves the login path)."""
     refs, _ = small_images
     subprocess.run(["docker", "logout", local_registry.address], capture_output=True)
-    done = make_push(local_registry, refs, tmp_path / "i.json",
-                     env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")})
+    done = make_push(
+        local_registry,
+        refs,
+        tmp_path / "i.json",
+        env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+    )
     assert done.returncode != 0
     assert "401" in done.stderr or "no basic auth" in done.stderr.lower() or "unauthorized" in done.stderr.lower()

@@ -1,4 +1,5 @@
 """The job report built from the shared local-mode training job (tensors, profile, metadata all real)."""
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,19 @@ def test_job_output_holds_tensors_and_profile(built):
 def test_report_holds_every_section(built):
     path, _, _ = built
     page = path.read_text()
-    for heading in ("Test-split evaluation", "Recommendations", "Loss and accuracy", "Debugger rules",
-                    "System utilisation", "Where step time goes: data loading vs compute",
-                    "Top operators (torch.profiler window)"):
+    for heading in (
+        "Test-split evaluation",
+        "Recommendations",
+        "Loss and accuracy",
+        "Debugger rules",
+        "System utilisation",
+        "Where step time goes: data loading vs compute",
+        "Top operators (torch.profiler window)",
+    ):
         assert f"<h2>{heading}</h2>" in page, heading
     # Charts are inline (self-contained): epoch loss, epoch accuracy, step loss, utilisation, split, operators.
     assert page.count("data:image/png;base64,") == 6
-    assert "src=\"http" not in page and "<script" not in page
+    assert 'src="http' not in page and "<script" not in page
     for missing in ("No utilisation samples", "No per-epoch timing", "No profiler window", "No tensors"):
         assert missing not in page
     assert "aten::" in page  # real operators from the torch.profiler window

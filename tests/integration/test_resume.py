@@ -8,6 +8,7 @@ One job of 3 epochs, run three times with one checkpoint folder (a file:// chann
      a warning, the job resumes after epoch 2 and finishes.
 The three logs together must hold each epoch's metric line exactly once.
 """
+
 import json
 import re
 import subprocess
@@ -17,15 +18,21 @@ import threading
 
 import pytest
 
-from classifier.training import checkpoint
 from classifier.contract import metrics
+from classifier.training import checkpoint
 
 from .jobs import ROOT, SMALL_HP
 
 EPOCHS = 3
 # Batches of 8: 25 short steps per epoch, room to act in the middle of one after seeing step 2.
-HPS = {**SMALL_HP, "epochs": str(EPOCHS), "batch-size": "8", "log-interval": "1", "debugger": "false",
-       "profiling": "false"}
+HPS = {
+    **SMALL_HP,
+    "epochs": str(EPOCHS),
+    "batch-size": "8",
+    "log-interval": "1",
+    "debugger": "false",
+    "profiling": "false",
+}
 STEPS = 25  # 200 sample training images / 8
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -33,8 +40,19 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def run_job(data, output, image, folder, trigger: str | None = None, action: list[str] | None = None):
     """The launcher with --checkpoint-dir; when a log line contains `trigger`, run `action` + the
     container's name. Returns (exit code, log, container name)."""
-    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data),
-            "--output-dir", str(output), "--image", image, "--checkpoint-dir", str(folder)]
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--local",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(output),
+        "--image",
+        image,
+        "--checkpoint-dir",
+        str(folder),
+    ]
     for name, value in HPS.items():
         args += ["--hp", f"{name}={value}"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
@@ -72,13 +90,20 @@ def interrupted_runs(sample_data, train_image, tmp_path_factory):
     folder, output = tmp / "checkpoints", tmp / "output"
     runs, containers = [], []
     try:
-        code, log, name = run_job(sample_data, output, train_image, folder, f"epoch 2/{EPOCHS} step 2/{STEPS}",
-                                  ["docker", "stop", "--time", "60"])
+        code, log, name = run_job(
+            sample_data,
+            output,
+            train_image,
+            folder,
+            f"epoch 2/{EPOCHS} step 2/{STEPS}",
+            ["docker", "stop", "--time", "60"],
+        )
         containers.append(name)
         runs.append((code, log, exit_code(log, name), [p for p, _ in checkpoint.candidates(folder)]))
 
-        code, log, name = run_job(sample_data, output, train_image, folder, f"epoch 3/{EPOCHS} step 2/{STEPS}",
-                                  ["docker", "kill"])
+        code, log, name = run_job(
+            sample_data, output, train_image, folder, f"epoch 3/{EPOCHS} step 2/{STEPS}", ["docker", "kill"]
+        )
         containers.append(name)
         runs.append((code, log, exit_code(log, name), [p for p, _ in checkpoint.candidates(folder)]))
 

@@ -1,5 +1,6 @@
 """The serve-cpu image as built: no torch, the packages its lock names and nothing else, the same hosting
 contract as the serve image, and small. (How it serves is tested with the serve image, in test_serving.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ MAX_SIZE = 1_000_000_000  # bytes, as `docker image inspect` counts them (the ta
 
 
 def run_python(image: str, code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def inspect(image: str) -> dict:
@@ -30,8 +35,10 @@ def test_it_has_no_torch(serve_cpu_image, module):
 
 
 def test_it_imports_what_it_serves_with(serve_cpu_image):
-    done = run_python(serve_cpu_image, "import onnxruntime, numpy, PIL, pillow_heif, gunicorn; "
-                                       "print(onnxruntime.get_available_providers())")
+    done = run_python(
+        serve_cpu_image,
+        "import onnxruntime, numpy, PIL, pillow_heif, gunicorn; print(onnxruntime.get_available_providers())",
+    )
     assert done.returncode == 0, done.stderr
     assert "CPUExecutionProvider" in done.stdout
 
@@ -39,10 +46,14 @@ def test_it_imports_what_it_serves_with(serve_cpu_image):
 def test_its_venv_holds_exactly_the_locked_packages(serve_cpu_image):
     """Every installed distribution is a line of serve-cpu.txt at its version, and the other way round
     (no pip or setuptools either: the image installs nothing)."""
-    done = run_python(serve_cpu_image, "import importlib.metadata as m; "
-                                       "print('\\n'.join(f'{d.name}=={d.version}' for d in m.distributions()))")
+    done = run_python(
+        serve_cpu_image,
+        "import importlib.metadata as m; print('\\n'.join(f'{d.name}=={d.version}' for d in m.distributions()))",
+    )
     assert done.returncode == 0, done.stderr
-    installed = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1] for line in done.stdout.split()}
+    installed = {
+        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1] for line in done.stdout.split()
+    }
     lock = (ROOT / "docker" / "requirements" / "serve-cpu.txt").read_text()
     locked = {name.lower(): version for name, version in re.findall(r"^([\w.-]+)==(\S+) --hash=", lock, re.MULTILINE)}
     assert installed == locked
@@ -56,9 +67,23 @@ def test_it_keeps_the_serve_images_hosting_contract(serve_cpu_image, serve_image
     assert cpu["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert cpu["ExposedPorts"] == torch["ExposedPorts"] == {"8080/tcp": {}}
     assert cpu["Env"] == torch["Env"]
-    done = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", serve_cpu_image, "-c",
-                           "test -f /opt/program/classifier/serving/server.py && id -u model-server && "
-                           "cat /usr/local/bin/serve"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "sh",
+            serve_cpu_image,
+            "-c",
+            "test -f /opt/program/classifier/serving/server.py && id -u model-server && cat /usr/local/bin/serve",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     uid, script = done.stdout.split("\n", 1)
     assert int(uid) != 0
@@ -72,17 +97,22 @@ def test_it_is_under_a_gigabyte(serve_cpu_image):
 
 
 # Each image copies only the packages it runs (docker/Dockerfile; the import contracts in pyproject.toml).
-IMAGE_PACKAGES = {"train_image": ["contract", "debugging", "model", "training"],
-                  "serve_image": ["contract", "model", "serving"],
-                  "serve_cpu_image": ["contract", "model", "serving"]}
+IMAGE_PACKAGES = {
+    "train_image": ["contract", "debugging", "model", "training"],
+    "serve_image": ["contract", "model", "serving"],
+    "serve_cpu_image": ["contract", "model", "serving"],
+}
 
 
 @pytest.mark.parametrize("image_fixture", sorted(IMAGE_PACKAGES))
 def test_each_image_holds_only_the_packages_it_runs(image_fixture, request):
     image = request.getfixturevalue(image_fixture)
-    done = run_python(image, "import classifier, pathlib; "
-                             "print(sorted(p.name for p in pathlib.Path(classifier.__file__).parent.iterdir() "
-                             "if p.is_dir() and p.name != '__pycache__'))")
+    done = run_python(
+        image,
+        "import classifier, pathlib; "
+        "print(sorted(p.name for p in pathlib.Path(classifier.__file__).parent.iterdir() "
+        "if p.is_dir() and p.name != '__pycache__'))",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.replace("'", '"')) == IMAGE_PACKAGES[image_fixture]
 

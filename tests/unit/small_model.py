@@ -1,4 +1,5 @@
 """The small artifact the serving and client tests share (saved by the `model_dir` fixture)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,14 @@ def save(path: Path) -> Path:
 
     torch.manual_seed(0)
     model = network.build("resnet18", len(CLASSES))
-    artifact.save(path, model.state_dict(), classes=CLASSES, model_name="resnet18", image_size=IMAGE_SIZE,
-                  preprocessing=decoding.eval_preprocessing(IMAGE_SIZE), hyperparameters={}, metrics={})
+    artifact.save(
+        path,
+        model.state_dict(),
+        classes=CLASSES,
+        model_name="resnet18",
+        image_size=IMAGE_SIZE,
+        preprocessing=decoding.eval_preprocessing(IMAGE_SIZE),
+        hyperparameters={},
+        metrics={},
+    )
     return path

@@ -1,5 +1,6 @@
 """The package's shape: the import contracts in pyproject.toml ([tool.importlinter]), checked by
 import-linter on the real tree, and shown to catch a wrong import on a copy of it."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ LINT = Path(sys.executable).with_name("lint-imports")
 def lint(root: Path, sources: Path) -> subprocess.CompletedProcess:
     # The copy's packages first on the path: import-linter reads the packages Python would import.
     env = {**os.environ, "PYTHONPATH": f"{sources / 'container_src'}{os.pathsep}{sources / 'scripts'}"}
-    return subprocess.run([str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=sources,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=sources,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_tree_keeps_every_contract():

@@ -7,13 +7,15 @@ Defaults follow the published evidence for the dog-breed set (see README, "Train
 ImageNet ResNet50, fine-tune layer4 + head with AdamW at a low learning rate, cosine schedule with
 warm-up, label smoothing 0.1, TrivialAugmentWide, RandomResizedCrop 224 / eval 256->224.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 # Keys SageMaker adds on its own. The tuner's key is accepted (and ignored); the SDK's
 # framework keys (sagemaker_*) are ignored.
@@ -43,11 +45,12 @@ class Param:
             value = _convert(text, self.type)
         except ValueError:
             raise HyperparameterError(
-                f"hyperparameter '{self.name}': {text!r} is not a valid {self.type.__name__}"
-                f" ({self.help})") from None
+                f"hyperparameter '{self.name}': {text!r} is not a valid {self.type.__name__} ({self.help})"
+            ) from None
         if self.choices and value not in self.choices:
             raise HyperparameterError(
-                f"hyperparameter '{self.name}': {value!r} is not one of {', '.join(map(str, self.choices))}")
+                f"hyperparameter '{self.name}': {value!r} is not one of {', '.join(map(str, self.choices))}"
+            )
         if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
             bound = ">" if self.min_exclusive else ">="
             raise HyperparameterError(f"hyperparameter '{self.name}': {value!r} must be {bound} {self.min}")
@@ -110,10 +113,20 @@ def _check_weights(value: str) -> str | None:
 
 SCHEMA: tuple[Param, ...] = (
     Param("model-name", str, "resnet50", "torchvision classification model", check=_check_model_name),
-    Param("weights", str, "imagenet", "'imagenet' (baked into the image), 'none', or a path to a state dict",
-          check=_check_weights),
-    Param("fine-tune", str, "last-block", "which parameters train: the new head, the last block + head, or all",
-          choices=("head", "last-block", "full")),
+    Param(
+        "weights",
+        str,
+        "imagenet",
+        "'imagenet' (baked into the image), 'none', or a path to a state dict",
+        check=_check_weights,
+    ),
+    Param(
+        "fine-tune",
+        str,
+        "last-block",
+        "which parameters train: the new head, the last block + head, or all",
+        choices=("head", "last-block", "full"),
+    ),
     Param("epochs", int, 15, "passes over the training set", min=1, max=1000),
     Param("batch-size", int, 64, "images per step per process", min=1, max=4096),
     Param("lr", float, 1e-4, "peak learning rate", min=0.0, max=10.0, min_exclusive=True),
@@ -124,38 +137,84 @@ SCHEMA: tuple[Param, ...] = (
     Param("scheduler", str, "cosine", "learning-rate schedule after warm-up", choices=("cosine", "constant")),
     Param("warmup-epochs", int, 1, "linear warm-up length in epochs", min=0, max=100),
     Param("image-size", int, 224, "training crop and eval crop size in pixels", min=32, max=1024),
-    Param("augment", str, "trivialaugment", "training augmentation on top of random-resized-crop + flip",
-          choices=("trivialaugment", "basic")),
+    Param(
+        "augment",
+        str,
+        "trivialaugment",
+        "training augmentation on top of random-resized-crop + flip",
+        choices=("trivialaugment", "basic"),
+    ),
     Param("num-workers", int, -1, "data-loader worker processes; -1 = one per CPU (at most 8)", min=-1, max=64),
     Param("cache-images", bool, True, "keep decoded training images in memory (falls back when too large)"),
-    Param("val-fraction", float, 0.1, "share of train/ held out when valid/ is missing", min=0.0, max=0.5,
-          min_exclusive=True),
-    Param("test-fraction", float, 0.1, "share of train/ held out when test/ is missing", min=0.0, max=0.5,
-          min_exclusive=True),
+    Param(
+        "val-fraction",
+        float,
+        0.1,
+        "share of train/ held out when valid/ is missing",
+        min=0.0,
+        max=0.5,
+        min_exclusive=True,
+    ),
+    Param(
+        "test-fraction",
+        float,
+        0.1,
+        "share of train/ held out when test/ is missing",
+        min=0.0,
+        max=0.5,
+        min_exclusive=True,
+    ),
     Param("log-interval", int, 20, "steps between progress lines", min=1, max=100000),
     Param("seed", int, 42, "random seed (runs repeat exactly on CPU)", min=0, max=2**31 - 1),
     # Checkpoints and resume (classifier/training/checkpoint.py; README "Multi-instance and spot training").
-    Param("checkpoint-dir", str, "/opt/ml/checkpoints",
-          "checkpoint folder, written after every epoch and on SIGTERM, resumed from at start (SageMaker creates "
-          "/opt/ml/checkpoints only with checkpoint_s3_uri: without it, checkpoints are off); 'none' = off",
-          check=lambda v: None if v == "none" or v.startswith("/") else "must be an absolute path or 'none'"),
-    # Debugging and profiling (classifier/debugging/hook.py, classifier/training/profiling.py; README "Debugging and profiling").
+    Param(
+        "checkpoint-dir",
+        str,
+        "/opt/ml/checkpoints",
+        "checkpoint folder, written after every epoch and on SIGTERM, resumed from at start (SageMaker creates "
+        "/opt/ml/checkpoints only with checkpoint_s3_uri: without it, checkpoints are off); 'none' = off",
+        check=lambda v: None if v == "none" or v.startswith("/") else "must be an absolute path or 'none'",
+    ),
+    # Debugging and profiling (classifier/debugging/hook.py, classifier/training/profiling.py;
+    # README "Debugging and profiling").
     Param("debugger", bool, True, "save tensors with the smdebug hook (the job fails if smdebug cannot work)"),
-    Param("tensors-dir", str, "/opt/ml/output/tensors",
-          "where the hook writes when SageMaker Debugger is not attached (/opt/ml/output/data/tensors: "
-          "returned in output.tar.gz)", check=lambda v: None if v.startswith("/") else "must be an absolute path"),
-    Param("debugger-save-interval", int, 100, "training steps between saves of weights, gradients, ReLU inputs",
-          min=1, max=1000000),
-    Param("debugger-loss-interval", int, 10, "training steps between saved losses (validation: every step)",
-          min=1, max=1000000),
+    Param(
+        "tensors-dir",
+        str,
+        "/opt/ml/output/tensors",
+        "where the hook writes when SageMaker Debugger is not attached (/opt/ml/output/data/tensors: "
+        "returned in output.tar.gz)",
+        check=lambda v: None if v.startswith("/") else "must be an absolute path",
+    ),
+    Param(
+        "debugger-save-interval",
+        int,
+        100,
+        "training steps between saves of weights, gradients, ReLU inputs",
+        min=1,
+        max=1000000,
+    ),
+    Param(
+        "debugger-loss-interval",
+        int,
+        10,
+        "training steps between saved losses (validation: every step)",
+        min=1,
+        max=1000000,
+    ),
     Param("profiling", bool, True, "sample CPU/GPU/memory use and record a torch.profiler window"),
-    Param("profiler-steps", int, 5, "training steps in the torch.profiler window (after 2 warm-up steps)",
-          min=1, max=1000),
-    Param("monitor-interval-ms", int, 500, "system utilisation sampling period in milliseconds", min=50,
-          max=60000),
+    Param(
+        "profiler-steps", int, 5, "training steps in the torch.profiler window (after 2 warm-up steps)", min=1, max=1000
+    ),
+    Param("monitor-interval-ms", int, 500, "system utilisation sampling period in milliseconds", min=50, max=60000),
     # Exports for faster serving (classifier/training/export.py; README "ONNX exports").
-    Param("export", bool, True, "also write the model as ONNX fp32 and int8 (static, calibrated), each scored on "
-          "the test split against torch; a model that does not export stays torch-only; false = torch only"),
+    Param(
+        "export",
+        bool,
+        True,
+        "also write the model as ONNX fp32 and int8 (static, calibrated), each scored on "
+        "the test split against torch; a model that does not export stays torch-only; false = torch only",
+    ),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
 
@@ -163,6 +222,7 @@ BY_NAME = {p.name: p for p in SCHEMA}
 # --- The tuning search space (one definition for the SageMaker tuner and the local tuner) ---------
 # classifier_host.sagemaker.tuning turns it into a tuning job's ParameterRanges, classifier_host.tuning.search
 # into Optuna suggestions; tests check that every value it can produce passes the schema above.
+
 
 @dataclass(frozen=True)
 class Continuous:
@@ -197,11 +257,9 @@ SEARCH_SPACE: dict[str, Continuous | Integer | Categorical] = {
 
 def parse(raw: dict[str, Any]) -> SimpleNamespace:
     """Validate what SageMaker delivers; attributes use underscores (batch-size -> batch_size)."""
-    unknown = sorted(k for k in raw if k not in BY_NAME and k not in TUNER_KEYS
-                     and not k.startswith(SAGEMAKER_PREFIX))
+    unknown = sorted(k for k in raw if k not in BY_NAME and k not in TUNER_KEYS and not k.startswith(SAGEMAKER_PREFIX))
     if unknown:
-        raise HyperparameterError(
-            f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+        raise HyperparameterError(f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
     values = {p.name: (p.parse(raw[p.name]) if p.name in raw else p.default) for p in SCHEMA}
     return SimpleNamespace(**{name.replace("-", "_"): value for name, value in values.items()})
 

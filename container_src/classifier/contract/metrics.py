@@ -4,6 +4,7 @@ SageMaker's tuner scrapes metrics from the job log with regexes; `METRIC_REGEXES
 (scripts/ hands it to the SDK as `metric_definitions`), and the local tuner and tests parse with it
 too, so the format can never drift between writer and readers.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,13 +14,18 @@ PREFIX = "[metrics]"
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 
 EPOCH_METRICS = (
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_sec",
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "epoch_seconds",
+    "images_per_sec",
 )
 FINAL_METRICS = ("best_val_acc", "test_loss", "test_acc")
 # After the final line, when the trainer exports (classifier/training/export.py): per exported runtime
 # (`runtime_metric`) its test accuracy and top-1 agreement with torch fp32, and the time export took.
-EXPORT_METRICS = ("onnx_test_acc", "onnx_agreement", "onnx_int8_test_acc", "onnx_int8_agreement",
-                  "export_seconds")
+EXPORT_METRICS = ("onnx_test_acc", "onnx_agreement", "onnx_int8_test_acc", "onnx_int8_agreement", "export_seconds")
 # The tuning objective: SageMaker scores the last value it scrapes, which is the final line's.
 OBJECTIVE = "best_val_acc"
 

@@ -2,6 +2,7 @@
 folder's files, the debugger's collections. Defined here once; the trainer writes them, the server and
 the host read them by these names.
 """
+
 from __future__ import annotations
 
 # model.tar.gz (classifier/model/artifact.py writes and reads it)

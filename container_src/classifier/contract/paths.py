@@ -1,4 +1,5 @@
 """Where SageMaker puts things inside a container (/opt/ml, or SAGEMAKER_BASE_DIR in tests)."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ class SageMakerPaths:
     base: Path
 
     @classmethod
-    def from_env(cls) -> "SageMakerPaths":
+    def from_env(cls) -> SageMakerPaths:
         return cls(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")))
 
     @property

@@ -1,6 +1,7 @@
 """What this container may use: CPUs and memory, as its cgroup limits them (one truth for the trainer
 and the server). Inside a container, os.cpu_count() and /proc/meminfo describe the whole host: a
 local multi-instance job or `docker run --cpus/--memory` would otherwise oversubscribe it."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def available_memory_bytes(cgroup: Path = CGROUP) -> int:
     for line in meminfo.splitlines():
         if line.startswith("MemAvailable:"):
             available = int(line.split()[1]) * 1024
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("memory.max", "memory.current"),
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+    ):
         limit, usage = _read(cgroup / limit_file), _read(cgroup / usage_file)
         if limit and usage and limit.isdigit() and usage.isdigit():
             available = min(available, max(0, int(limit) - int(usage)))

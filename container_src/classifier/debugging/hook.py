@@ -13,6 +13,7 @@ are gigabytes per step.
 
 smdebug 1.0.34 (2023, the last release) needs workarounds; see README "Debugging and profiling".
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,8 @@ def import_smdebug():
             f"debugger=true but smdebug cannot be imported ({type(err).__name__}: {err}). Rebuild the training "
             "image (docker/requirements/train-nodeps.txt installs smdebug) or set the hyperparameter "
             "debugger=false to train without it. Outside the image, set PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "
-            "before anything imports protobuf") from None
+            "before anything imports protobuf"
+        ) from None
     return smd
 
 
@@ -108,18 +110,27 @@ def own_hook(smd, out_dir: Path, save_interval: int, loss_interval: int):
     from smdebug.core.save_config import SaveConfig, SaveConfigMode
 
     # Validation losses every step: one value per batch, averaged per epoch by the rules and report.
-    loss_config = {ModeKeys.TRAIN: SaveConfigMode(save_interval=loss_interval),
-                   ModeKeys.EVAL: SaveConfigMode(save_interval=1)}
-    hook = _hook_class(smd)(out_dir=str(out_dir), save_config=SaveConfig(save_interval=save_interval),
-                            include_collections=list(COLLECTIONS), export_tensorboard=False)
+    loss_config = {
+        ModeKeys.TRAIN: SaveConfigMode(save_interval=loss_interval),
+        ModeKeys.EVAL: SaveConfigMode(save_interval=1),
+    }
+    hook = _hook_class(smd)(
+        out_dir=str(out_dir),
+        save_config=SaveConfig(save_interval=save_interval),
+        include_collections=list(COLLECTIONS),
+        export_tensorboard=False,
+    )
     hook.get_collection(outputs.LOSSES).save_config = loss_config
     for name, reductions in REDUCTIONS.items():
         hook.get_collection(name).reduction_config = ReductionConfig(**reductions, save_raw_tensor=False)
     # Weights, gradients and ReLU inputs are training-step quantities: none at validation or test steps.
     never = SaveConfigMode(start_step=0, end_step=0)
     for name in (outputs.WEIGHTS, outputs.GRADIENTS, outputs.RELU_INPUT):
-        hook.get_collection(name).save_config = {ModeKeys.TRAIN: SaveConfigMode(save_interval=save_interval),
-                                                 ModeKeys.EVAL: never, ModeKeys.PREDICT: never}
+        hook.get_collection(name).save_config = {
+            ModeKeys.TRAIN: SaveConfigMode(save_interval=save_interval),
+            ModeKeys.EVAL: never,
+            ModeKeys.PREDICT: never,
+        }
     return hook
 
 
@@ -144,15 +155,18 @@ class Debugger:
         from smdebug.core.error_handling_agent import ErrorHandlingAgent
 
         if ErrorHandlingAgent.get_error_handling_agent().disable_smdebug:
-            raise DebuggerError("smdebug hit an error and stopped saving tensors (its traceback is in the log "
-                                "above); set debugger=false to train without it")
+            raise DebuggerError(
+                "smdebug hit an error and stopped saving tensors (its traceback is in the log "
+                "above); set debugger=false to train without it"
+            )
 
     def close(self) -> None:
         self.hook.close()
         self.check()
         if not any(self.out_dir.glob("events/*/*.tfevents")):
-            raise DebuggerError(f"the debugger hook wrote no tensors to {self.out_dir}; set debugger=false to "
-                                "train without it")
+            raise DebuggerError(
+                f"the debugger hook wrote no tensors to {self.out_dir}; set debugger=false to train without it"
+            )
         log.info("debugger: tensors in %s", self.out_dir)
 
 
@@ -182,8 +196,13 @@ def start(hp, paths: SageMakerPaths, model: nn.Module, losses: list[nn.Module]) 
             raise DebuggerError(f"tensors-dir {out_dir} is not empty; point tensors-dir at a new folder")
         hook = own_hook(smd, out_dir, hp.debugger_save_interval, hp.debugger_loss_interval)
         watch_relu_inputs(hook, model)
-        log.info("debugger: own settings (no %s), tensors to %s every %d steps, losses every %d", config,
-                 out_dir, hp.debugger_save_interval, hp.debugger_loss_interval)
+        log.info(
+            "debugger: own settings (no %s), tensors to %s every %d steps, losses every %d",
+            config,
+            out_dir,
+            hp.debugger_save_interval,
+            hp.debugger_loss_interval,
+        )
     switched = make_relus_not_inplace(model)
     if switched:
         log.info("debugger: %d in-place ReLU modules made out-of-place so relu_input holds their inputs", switched)

@@ -13,6 +13,7 @@ Each is an smdebug `Rule` run by `invoke_rule`; `evaluate()` runs them all and r
 rule: IssuesFound (with the first step it fired at and why), NoIssuesFound, or InsufficientData.
 Works on full tensors and on the reductions classifier.debugging.hook saves.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,6 +80,7 @@ class _ProjectRule(Rule):
 @dataclass
 class EvalRound:
     """One validation pass: its last global step, its mean loss, and the mean training loss before it."""
+
     step: int
     val_loss: float
     train_loss: float
@@ -98,8 +100,13 @@ class _LossRule(_ProjectRule):
 
         def close_round(step):
             if pending_val:
-                rounds.append(EvalRound(step, sum(pending_val) / len(pending_val),
-                                        sum(pending_train) / len(pending_train) if pending_train else math.nan))
+                rounds.append(
+                    EvalRound(
+                        step,
+                        sum(pending_val) / len(pending_val),
+                        sum(pending_train) / len(pending_train) if pending_train else math.nan,
+                    )
+                )
                 pending_val.clear()
                 pending_train.clear()
 
@@ -147,14 +154,15 @@ class VanishingGradient(_ProjectRule):
         vanished = sorted(n for n, m in means.items() if m < self.threshold)
         self.smallest = min(self.smallest, min(means.values()))
         if len(vanished) > self.fraction * len(means):
-            self.reason = (f"{len(vanished)} of {len(means)} gradient tensors have mean |g| < {self.threshold:g} "
-                           f"(e.g. {vanished[0]}): the network is not learning through them")
+            self.reason = (
+                f"{len(vanished)} of {len(means)} gradient tensors have mean |g| < {self.threshold:g} "
+                f"(e.g. {vanished[0]}): the network is not learning through them"
+            )
             return True
         return False
 
     def summary(self):
-        return (f"{self.checked} saved steps checked; smallest mean |g| {self.smallest:.3g} "
-                f"(limit {self.threshold:g})")
+        return f"{self.checked} saved steps checked; smallest mean |g| {self.smallest:.3g} (limit {self.threshold:g})"
 
 
 class _ValidationLossRule(_LossRule):
@@ -190,15 +198,19 @@ class Overfit(_ValidationLossRule):
         self.best_val = min(self.best_val, r.val_loss)
         self.running = self.running + 1 if ratio > self.ratio_threshold and worsening else 0
         if self.running >= self.patience:
-            self.reason = (f"validation loss {r.val_loss:.4f} is {ratio:.0%} above training loss {r.train_loss:.4f} "
-                           f"and above its best ({self.best_val:.4f}), {self.running} epochs running: the model "
-                           "memorises the training set")
+            self.reason = (
+                f"validation loss {r.val_loss:.4f} is {ratio:.0%} above training loss {r.train_loss:.4f} "
+                f"and above its best ({self.best_val:.4f}), {self.running} epochs running: the model "
+                "memorises the training set"
+            )
             return True
         return False
 
     def summary(self):
-        return (f"{self.checked} epochs checked; largest (val - train) / train {self.largest:.0%} "
-                f"(limit {self.ratio_threshold:.0%} for {self.patience} epochs)")
+        return (
+            f"{self.checked} epochs checked; largest (val - train) / train {self.largest:.0%} "
+            f"(limit {self.ratio_threshold:.0%} for {self.patience} epochs)"
+        )
 
 
 class Overtraining(_ValidationLossRule):
@@ -218,15 +230,16 @@ class Overtraining(_ValidationLossRule):
         if val < self.best * (1 - self.delta):
             self.best, self.best_index = val, index
         elif index - self.best_index >= self.patience:
-            self.reason = (f"validation loss has not improved by {self.delta:.0%} for {index - self.best_index} "
-                           f"epochs (best {self.best:.4f} at epoch {self.best_index + 1}): training longer "
-                           "does not help")
+            self.reason = (
+                f"validation loss has not improved by {self.delta:.0%} for {index - self.best_index} "
+                f"epochs (best {self.best:.4f} at epoch {self.best_index + 1}): training longer "
+                "does not help"
+            )
             return True
         return False
 
     def summary(self):
-        return (f"{self.checked} epochs checked; best validation loss {self.best:.4f} at epoch "
-                f"{self.best_index + 1}")
+        return f"{self.checked} epochs checked; best validation loss {self.best:.4f} at epoch {self.best_index + 1}"
 
 
 class LossNotDecreasing(_LossRule):
@@ -237,8 +250,9 @@ class LossNotDecreasing(_LossRule):
         self.window, self.diff_percent, self.patience = window, diff_percent, patience
         train = self.series[0]
         if len(train) < 2 * window:
-            raise InsufficientData(f"{len(train)} training losses saved; need {2 * window} "
-                                   "(lower debugger-loss-interval)")
+            raise InsufficientData(
+                f"{len(train)} training losses saved; need {2 * window} (lower debugger-loss-interval)"
+            )
         self.ends = {train[i + window - 1][0]: i for i in range(0, len(train) - window + 1, window)}
         self.best, self.stalled = math.inf, 0
 
@@ -246,7 +260,7 @@ class LossNotDecreasing(_LossRule):
         if step not in self.ends:
             return False
         start = self.ends[step]
-        values = [v for _, v in self.series[0][start:start + self.window]]
+        values = [v for _, v in self.series[0][start : start + self.window]]
         mean = sum(values) / len(values)
         self.checked += 1
         if mean < self.best * (1 - self.diff_percent / 100):
@@ -254,8 +268,10 @@ class LossNotDecreasing(_LossRule):
             return False
         self.stalled += 1
         if self.stalled >= self.patience:
-            self.reason = (f"mean training loss over the last {self.stalled} windows of {self.window} saved steps "
-                           f"({mean:.4f}) is not {self.diff_percent:g}% below the best window ({self.best:.4f})")
+            self.reason = (
+                f"mean training loss over the last {self.stalled} windows of {self.window} saved steps "
+                f"({mean:.4f}) is not {self.diff_percent:g}% below the best window ({self.best:.4f})"
+            )
             return True
         return False
 
@@ -273,8 +289,14 @@ class PoorWeightInitialization(_ProjectRule):
         if not self.names:
             raise InsufficientData("no `relu_input` collection was saved")
         smd = import_smdebug()
-        saved = sorted({s for n in self.names for s in base_trial.tensor(n).steps()
-                        if base_trial.mode_modestep(s)[0] == smd.modes.TRAIN})
+        saved = sorted(
+            {
+                s
+                for n in self.names
+                for s in base_trial.tensor(n).steps()
+                if base_trial.mode_modestep(s)[0] == smd.modes.TRAIN
+            }
+        )
         self.first_steps = set(saved[:steps])  # initialisation shows at the start only
         self.largest_ratio = 0.0
 
@@ -290,23 +312,28 @@ class PoorWeightInitialization(_ProjectRule):
             if reduction(self.base_trial, name, step, "max") <= 0:
                 dead.append(name)
         if dead:
-            self.reason = (f"{len(dead)} ReLU layer(s) get only inputs <= 0 (e.g. {dead[0]}): they are dead from "
-                           "the start")
+            self.reason = (
+                f"{len(dead)} ReLU layer(s) get only inputs <= 0 (e.g. {dead[0]}): they are dead from the start"
+            )
             return True
         lowest = min(variances, key=variances.get)
         highest = max(variances, key=variances.get)
         ratio = variances[highest] / max(variances[lowest], 1e-30)
         self.largest_ratio = max(self.largest_ratio, ratio)
         if ratio > self.threshold:
-            self.reason = (f"ReLU input variance differs {ratio:.3g}x across layers ({lowest} {variances[lowest]:.3g}, "
-                           f"{highest} {variances[highest]:.3g}; limit {self.threshold:g}x): activations vanish or "
-                           "explode with depth")
+            self.reason = (
+                f"ReLU input variance differs {ratio:.3g}x across layers ({lowest} {variances[lowest]:.3g}, "
+                f"{highest} {variances[highest]:.3g}; limit {self.threshold:g}x): activations vanish or "
+                "explode with depth"
+            )
             return True
         return False
 
     def summary(self):
-        return (f"{self.checked} early steps checked; largest ReLU input variance ratio "
-                f"{self.largest_ratio:.3g}x (limit {self.threshold:g}x)")
+        return (
+            f"{self.checked} early steps checked; largest ReLU input variance ratio "
+            f"{self.largest_ratio:.3g}x (limit {self.threshold:g}x)"
+        )
 
 
 RULES = (VanishingGradient, Overfit, Overtraining, PoorWeightInitialization, LossNotDecreasing)

@@ -17,6 +17,7 @@ Version 1 artifacts (no runtimes, no exports) still load: they serve with torch.
 Reading metadata and the check set needs numpy only (the slim serving image has no torch); torch is
 imported by `save` and `load`, the two that need it.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.contract.outputs import (CHECK_IMAGES_FILE, CHECK_PROBABILITIES_FILE, EVALUATION_FILE, METADATA_FILE,
-                                        ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE)
+from classifier.contract.outputs import (
+    CHECK_IMAGES_FILE,
+    CHECK_PROBABILITIES_FILE,
+    EVALUATION_FILE,
+    METADATA_FILE,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    WEIGHTS_FILE,
+)
 from classifier.model.runtime_names import ONNX, ONNX_INT8, TORCH
 
 FORMAT_VERSION = 2
@@ -38,9 +46,19 @@ class ArtifactError(ValueError):
     """A model folder that this code cannot serve; the message names the file and the problem."""
 
 
-def save(model_dir: Path, state_dict: dict, *, classes: list[str], model_name: str, image_size: int,
-         preprocessing: dict, hyperparameters: dict, metrics: dict, export: dict | None = None,
-         explanation: dict | None = None) -> None:
+def save(
+    model_dir: Path,
+    state_dict: dict,
+    *,
+    classes: list[str],
+    model_name: str,
+    image_size: int,
+    preprocessing: dict,
+    hyperparameters: dict,
+    metrics: dict,
+    export: dict | None = None,
+    explanation: dict | None = None,
+) -> None:
     """A complete torch-only artifact; `record_runtimes` adds the exports once they exist."""
     import torch
 
@@ -89,15 +107,15 @@ def runtime_scores(metadata: dict) -> dict[str, dict]:
     """Per runtime in the artifact: its file, test_acc and agreement; a version 1 artifact has torch only."""
     if "runtimes" in metadata:
         return metadata["runtimes"]
-    return {TORCH: {"file": WEIGHTS_FILE, "test_acc": metadata.get("metrics", {}).get("test_acc"),
-                    "agreement": 1.0}}
+    return {TORCH: {"file": WEIGHTS_FILE, "test_acc": metadata.get("metrics", {}).get("test_acc"), "agreement": 1.0}}
 
 
 def save_check_set(model_dir: Path, images: np.ndarray, probabilities: np.ndarray) -> None:
     """uint8 (N,3,H,W) preprocessed images and their torch fp32 probabilities (N, classes), as plain .npy."""
     np.save(model_dir / CHECK_IMAGES_FILE, np.ascontiguousarray(images, dtype=np.uint8), allow_pickle=False)
-    np.save(model_dir / CHECK_PROBABILITIES_FILE, np.ascontiguousarray(probabilities, dtype=np.float32),
-            allow_pickle=False)
+    np.save(
+        model_dir / CHECK_PROBABILITIES_FILE, np.ascontiguousarray(probabilities, dtype=np.float32), allow_pickle=False
+    )
 
 
 def load_check_set(model_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -108,11 +126,15 @@ def load_check_set(model_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         images, probabilities = (np.load(p, allow_pickle=False) for p in paths)
     except ValueError as err:
-        raise ArtifactError(f"{model_dir}: the check set ({paths[0].name}, {paths[1].name}) is not plain "
-                            f".npy: {err}; re-export the model with this project's trainer") from None
+        raise ArtifactError(
+            f"{model_dir}: the check set ({paths[0].name}, {paths[1].name}) is not plain "
+            f".npy: {err}; re-export the model with this project's trainer"
+        ) from None
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(probabilities):
-        raise ArtifactError(f"{model_dir}: check set shapes {images.shape} {images.dtype} / "
-                            f"{probabilities.shape} do not match; re-export the model with this project's trainer")
+        raise ArtifactError(
+            f"{model_dir}: check set shapes {images.shape} {images.dtype} / "
+            f"{probabilities.shape} do not match; re-export the model with this project's trainer"
+        )
     return images, probabilities
 
 
@@ -139,15 +161,20 @@ def check_metadata(metadata: dict, where: str) -> dict:
     if missing:
         raise ArtifactError(f"{where} lacks {missing}")
     if metadata["format_version"] not in READABLE_VERSIONS:
-        raise ArtifactError(f"{where} has format_version {metadata['format_version']}; this code reads "
-                            f"{READABLE_VERSIONS}: use the serving image built with the trainer that wrote it")
+        raise ArtifactError(
+            f"{where} has format_version {metadata['format_version']}; this code reads "
+            f"{READABLE_VERSIONS}: use the serving image built with the trainer that wrote it"
+        )
     return metadata
 
 
 def exported(model_dir: Path, metadata: dict) -> dict[str, dict]:
     """The runtimes this artifact can run on: those metadata.json scores whose file is present."""
-    return {name: scores for name, scores in runtime_scores(metadata).items()
-            if name in RUNTIME_FILES and (model_dir / RUNTIME_FILES[name]).is_file()}
+    return {
+        name: scores
+        for name, scores in runtime_scores(metadata).items()
+        if name in RUNTIME_FILES and (model_dir / RUNTIME_FILES[name]).is_file()
+    }
 
 
 def load(model_dir: Path, device="cpu"):
@@ -164,6 +191,7 @@ def load(model_dir: Path, device="cpu"):
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing") from None
     except Exception as err:
-        raise ArtifactError(f"{path} does not fit {metadata['model_name']} with "
-                            f"{len(metadata['classes'])} classes: {err}") from None
+        raise ArtifactError(
+            f"{path} does not fit {metadata['model_name']} with {len(metadata['classes'])} classes: {err}"
+        ) from None
     return network.to(device).eval(), metadata

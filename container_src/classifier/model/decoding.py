@@ -10,6 +10,7 @@ centre crop is taken in source coordinates and only that region is resized (`res
 and a shape more elongated than MAX_ASPECT_RATIO is refused at the header (`BadShape`), by the
 server (400), the trainer (skipped and counted), the evaluation and batch transform alike.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,8 +30,15 @@ MAX_PIXELS = 60_000_000
 # parse (PSD, ICO, EPS, FITS, ...) is refused by name: every extra parser is attack surface.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
 # The media types that name them (a server accepts each; HEIC is HEIF's name for HEVC-coded images).
-MEDIA_TYPES = {"JPEG": ("image/jpeg",), "PNG": ("image/png",), "WEBP": ("image/webp",), "GIF": ("image/gif",),
-               "BMP": ("image/bmp",), "TIFF": ("image/tiff",), "HEIF": ("image/heif", "image/heic")}
+MEDIA_TYPES = {
+    "JPEG": ("image/jpeg",),
+    "PNG": ("image/png",),
+    "WEBP": ("image/webp",),
+    "GIF": ("image/gif",),
+    "BMP": ("image/bmp",),
+    "TIFF": ("image/tiff",),
+    "HEIF": ("image/heif", "image/heic"),
+}
 # Longer side / shorter side. The eval crop is the centre square: at 20:1 it still holds 5% of the
 # picture (a panorama's middle, a banner's); beyond, what the model would see says little of the
 # image, and such shapes are what crafted requests use (a 1x20000 PNG weighs 166 bytes).
@@ -113,8 +121,7 @@ def open_image(source: str | Path | bytes | BinaryIO, max_pixels: int = MAX_PIXE
             data.seek(0)
         name = _format_name(data)
         if name:
-            raise UnsupportedFormat(f"image format {name} is not accepted; send one of "
-                                    f"{', '.join(FORMATS)}") from None
+            raise UnsupportedFormat(f"image format {name} is not accepted; send one of {', '.join(FORMATS)}") from None
         raise BadImage("not a readable image (no known image format)") from None
     except Image.DecompressionBombError:
         raise TooManyPixels(f"image is larger than {max_pixels:,} pixels") from None
@@ -146,16 +153,18 @@ def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
         raise BadImage(f"image is {width}x{height}: it has no pixels")
     ratio = max(width, height) / min(width, height)
     if ratio > MAX_ASPECT_RATIO:
-        raise BadShape(f"image is {width}x{height}, an aspect ratio of {ratio:,.1f}:1; the limit is "
-                       f"{MAX_ASPECT_RATIO}:1 (the centre crop would hold under "
-                       f"{100 / MAX_ASPECT_RATIO:.0f}% of it)")
+        raise BadShape(
+            f"image is {width}x{height}, an aspect ratio of {ratio:,.1f}:1; the limit is "
+            f"{MAX_ASPECT_RATIO}:1 (the centre crop would hold under "
+            f"{100 / MAX_ASPECT_RATIO:.0f}% of it)"
+        )
 
 
 def _unreadable(err: Exception) -> BadImage:
     """BadImage for a parser's failure on these bytes. PIL's plugins say "not an image" with OSError,
     SyntaxError and ValueError, but malformed headers, EXIF and chunks also raise struct.error,
-    IndexError, KeyError, TypeError, ZeroDivisionError... (tests/unit/classifier/serving/test_cheap_requests.py fuzzes them):
-    whatever a parser raises on input bytes is the input's problem, never the server's 500."""
+    IndexError, KeyError, TypeError, ZeroDivisionError... (tests/unit/classifier/serving/test_cheap_requests.py
+    fuzzes them): whatever a parser raises on input bytes is the input's problem, never the server's 500."""
     if isinstance(err, FileNotFoundError):  # listed, then gone: a dangling symbolic link, a file deleted
         return BadImage(f"no such file ({err.strerror}; a dangling symbolic link?)", "missing file")
     if isinstance(err, IsADirectoryError):

@@ -5,6 +5,7 @@ the ONNX export); here it becomes a heatmap the size of the model's input crop, 
 crop itself, so a client can overlay the two. The trainer, scripts/evaluate.py and the server all go
 through `heatmap`, so an endpoint's explanation equals the offline one.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,13 +37,17 @@ def problem(runtime: str, metadata: dict) -> str | None:
     if runtime == runtime_names.TORCH:
         return None
     if not recorded:
-        return (f"explain={METHOD} needs the torch runtime for this model (its ONNX export predates explanations): "
-                "serve it on the serve image with SERVING_RUNTIME=torch, or retrain it")
+        return (
+            f"explain={METHOD} needs the torch runtime for this model (its ONNX export predates explanations): "
+            "serve it on the serve image with SERVING_RUNTIME=torch, or retrain it"
+        )
     if not recorded.get("head_weights"):
-        return (f"explain={METHOD} for this model needs gradients at {recorded['layer']} "
-                f"({'x'.join(map(str, recorded['map']))}, the last map of at least 7x7 at its crop, is not the map its "
-                f"head pools), which the {runtime} runtime cannot compute: serve it on the serve image with "
-                "SERVING_RUNTIME=torch (serve-cpu has no torch)")
+        return (
+            f"explain={METHOD} for this model needs gradients at {recorded['layer']} "
+            f"({'x'.join(map(str, recorded['map']))}, the last map of at least 7x7 at its crop, is not the map its "
+            f"head pools), which the {runtime} runtime cannot compute: serve it on the serve image with "
+            "SERVING_RUNTIME=torch (serve-cpu has no torch)"
+        )
     return None
 
 
@@ -92,6 +97,11 @@ def decode_image(encoded: str) -> np.ndarray:
 def record(raw: np.ndarray, row: np.ndarray, preprocessing: dict, layer: str, label: str, index: int) -> dict:
     """One image's explanation as the endpoint answers it."""
     crop = preprocessing["crop"]
-    return {"method": METHOD, "layer": layer, "label": label, "index": index,
-            "heatmap_png": base64.b64encode(png(heatmap(raw, crop))).decode(),
-            "crop_png": base64.b64encode(png(crop_image(row, preprocessing))).decode()}
+    return {
+        "method": METHOD,
+        "layer": layer,
+        "label": label,
+        "index": index,
+        "heatmap_png": base64.b64encode(png(heatmap(raw, crop))).decode(),
+        "crop_png": base64.b64encode(png(crop_image(row, preprocessing))).decode(),
+    }

@@ -1,9 +1,9 @@
 """Forward pass shared by the trainer's evaluation and the server: batch in, probabilities out."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
-
 
 
 def device_settings(device: torch.device) -> tuple[torch.dtype | None, torch.memory_format]:

@@ -16,6 +16,7 @@ ONNX Runtime and no torch, which neither library does, and their dependencies (m
 scikit-learn, scipy) would double the serving image for 30 lines. tests/unit/classifier/model/test_gradcam.py checks
 these maps against captum's LayerGradCam.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,15 +37,21 @@ def locate(network: nn.Module, crop: int) -> dict:
     """
     kind = type(network).__name__
     if any(token in kind for token in TOKEN_MODELS):
-        return {"unsupported": f"{kind} has no spatial feature map before its head (it classifies from tokens), "
-                               "so Grad-CAM is not defined for it; explanations need a CNN (ResNet, EfficientNet...)"}
+        return {
+            "unsupported": f"{kind} has no spatial feature map before its head (it classifies from tokens), "
+            "so Grad-CAM is not defined for it; explanations need a CNN (ResNet, EfficientNet...)"
+        }
     # In the order the modules finish; copies, since a later in-place op (DenseNet's ReLU) changes them.
     head_input: list[torch.Tensor] = []
     head = network.get_submodule(model_lib.head_path(network))
     outputs: list[tuple[str, torch.Tensor]] = []
-    hooks = [module.register_forward_hook(
-        lambda m, i, o, name=name: outputs.append((name, o.clone() if isinstance(o, torch.Tensor) else o)))
-             for name, module in network.named_modules() if name]
+    hooks = [
+        module.register_forward_hook(
+            lambda m, i, o, name=name: outputs.append((name, o.clone() if isinstance(o, torch.Tensor) else o))
+        )
+        for name, module in network.named_modules()
+        if name
+    ]
     hooks.append(head.register_forward_pre_hook(lambda m, args: head_input.append(args[0])))
     training = network.training
     try:
@@ -64,9 +71,12 @@ def locate(network: nn.Module, crop: int) -> dict:
     layer, out = candidates[-1]
     # The head reads exactly this map's spatial mean (a later map, or a ReLU/LayerNorm between, fails it).
     pooled = out.float().mean((2, 3))
-    head_weights = bool(isinstance(head, nn.Linear) and head_input
-                        and head_input[-1].shape == pooled.shape
-                        and torch.allclose(head_input[-1].float(), pooled, rtol=1e-4, atol=1e-5))
+    head_weights = bool(
+        isinstance(head, nn.Linear)
+        and head_input
+        and head_input[-1].shape == pooled.shape
+        and torch.allclose(head_input[-1].float(), pooled, rtol=1e-4, atol=1e-5)
+    )
     return {"method": "gradcam", "layer": layer, "map": list(out.shape[2:]), "head_weights": head_weights}
 
 
@@ -116,8 +126,7 @@ class WithCam(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         captured: list[torch.Tensor] = []
-        hook = self.network.get_submodule(self.layer_name).register_forward_hook(
-            lambda m, i, o: captured.append(o))
+        hook = self.network.get_submodule(self.layer_name).register_forward_hook(lambda m, i, o: captured.append(o))
         try:
             logits = self.network(images)
         finally:

@@ -1,4 +1,5 @@
 """Building a torchvision classifier with a new head, loading its weights, choosing what trains."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,10 @@ def head_path(model: nn.Module) -> str:
     """Dotted name of the final Linear layer: fc (ResNet), classifier.N (EfficientNet...), heads.head (ViT)."""
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
-        raise ModelError(f"{type(model).__name__} has no final Linear layer to replace (e.g. SqueezeNet);"
-                         " choose a model with a Linear classifier")
+        raise ModelError(
+            f"{type(model).__name__} has no final Linear layer to replace (e.g. SqueezeNet);"
+            " choose a model with a Linear classifier"
+        )
     return linears[-1]
 
 
@@ -53,7 +56,8 @@ def build(model_name: str, num_classes: int, weights: str = "none") -> nn.Module
             raise ModelError(
                 f"ImageNet weights for {model_name} are not in this image ({path}). Rebuild the image with "
                 f"them (make build WEIGHTS_MODELS='{model_name}') on a machine that can download them, "
-                "pass weights=<path> or use weights=none")
+                "pass weights=<path> or use weights=none"
+            )
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     elif weights != "none":
         try:

@@ -3,6 +3,7 @@
 metadata.json records each runtime's scores under these names; SERVING_RUNTIME takes them. Standard
 library only: the artifact, the explanations, the selection and the host name runtimes without running one.
 """
+
 from __future__ import annotations
 
 import importlib.util

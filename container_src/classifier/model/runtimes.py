@@ -7,6 +7,7 @@ as already normalised (the server accepts preprocessed tensors), as in `inferenc
 Importing this module imports neither torch nor onnxruntime: the slim serving image (serve-cpu) has
 no torch, and a torch-only server needs no onnxruntime. Each runtime imports its library when built.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,19 @@ import numpy as np
 # without importing the runtimes, which import them: one direction, no cycle.
 from classifier.model.runtime_names import LIBRARY, NAMES, ONNX, ONNX_INT8, TORCH, installed
 
-__all__ = ["LIBRARY", "NAMES", "ONNX", "ONNX_INT8", "TORCH", "OnnxRuntime", "TorchRuntime", "installed",
-           "normalize", "probabilities_in_batches", "softmax"]
+__all__ = [
+    "LIBRARY",
+    "NAMES",
+    "ONNX",
+    "ONNX_INT8",
+    "TORCH",
+    "OnnxRuntime",
+    "TorchRuntime",
+    "installed",
+    "normalize",
+    "probabilities_in_batches",
+    "softmax",
+]
 
 
 class TorchRuntime:
@@ -64,8 +76,9 @@ class TorchRuntime:
         if self._gradcam is None:
             target = self.explanation or gradcam.locate(self.network, self.preprocessing["crop"])
             if "unsupported" in target:
-                raise explanations.ExplainUnavailable(f"explain={explanations.METHOD} is not available for this model: "
-                                                 f"{target['unsupported']}")
+                raise explanations.ExplainUnavailable(
+                    f"explain={explanations.METHOD} is not available for this model: {target['unsupported']}"
+                )
             self.explanation = target
             self._gradcam = gradcam.GradCam(self.network, target["layer"])
         logits, maps = self._gradcam(torch.as_tensor(batch), self.preprocessing)
@@ -82,8 +95,9 @@ class OnnxRuntime:
     aborts at exit, "terminate called ... No such process"), and its workers open their own sessions.
     """
 
-    def __init__(self, name: str, path: Path, preprocessing: dict, threads: int | None = None,
-                 explanation: dict | None = None):
+    def __init__(
+        self, name: str, path: Path, preprocessing: dict, threads: int | None = None, explanation: dict | None = None
+    ):
         self.name = name
         self.path = Path(path)
         self.preprocessing = preprocessing
@@ -130,9 +144,14 @@ class OnnxRuntime:
 
         self.session  # noqa: B018 (opens it on first use, which sets output_names)
         if explanations.CAM_OUTPUT not in self.output_names:
-            raise explanations.ExplainUnavailable(explanations.problem(self.name, {"explanation": self.explanation}) or (
-                f"explain={explanations.METHOD}: {self.path.name} has no {explanations.CAM_OUTPUT} output (its export with it "
-                "failed, see the training log): serve the model on the serve image with SERVING_RUNTIME=torch"))
+            raise explanations.ExplainUnavailable(
+                explanations.problem(self.name, {"explanation": self.explanation})
+                or (
+                    f"explain={explanations.METHOD}: {self.path.name} has no {explanations.CAM_OUTPUT} output "
+                    "(its export with it failed, see the training log): "
+                    "serve the model on the serve image with SERVING_RUNTIME=torch"
+                )
+            )
         logits, maps = self._run(batch, [self.output_names[0], explanations.CAM_OUTPUT])
         return softmax(logits), maps
 
@@ -160,5 +179,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def probabilities_in_batches(runtime, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """A whole split through `runtime`, `batch_size` images at a time (bounded memory)."""
-    return np.concatenate([runtime.probabilities(images[i:i + batch_size]) for i in range(0, len(images),
-                                                                                          batch_size)])
+    return np.concatenate(
+        [runtime.probabilities(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )

@@ -9,6 +9,7 @@ check set on this CPU and must agree with the stored fp32 answers (float runtime
 runtime named explicitly is served even if it misses the gate (a warning says so), but it must be in
 the artifact and the image.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,8 @@ class SelectionError(ValueError):
 @dataclass(frozen=True)
 class Gate:
     """A runtime other than torch fp32 serves only if it is this close to torch fp32."""
-    min_agreement: float = 0.99      # top-1 agreement with torch fp32, test split and start-up check
+
+    min_agreement: float = 0.99  # top-1 agreement with torch fp32, test split and start-up check
     max_accuracy_drop: float = 0.005  # test accuracy at most this far below torch fp32's (0.5 points)
 
     def verdict(self, scores: dict, reference: dict) -> str | None:
@@ -50,18 +52,21 @@ class Gate:
         if agreement < self.min_agreement:
             return f"top-1 agreement with torch fp32 {agreement:.4f} < {self.min_agreement:g}"
         if accuracy < base - self.max_accuracy_drop:
-            return (f"test accuracy {accuracy:.4f} is more than {self.max_accuracy_drop * 100:g} points below "
-                    f"torch fp32's {base:.4f}")
+            return (
+                f"test accuracy {accuracy:.4f} is more than {self.max_accuracy_drop * 100:g} points below "
+                f"torch fp32's {base:.4f}"
+            )
         return None
 
 
 @dataclass(frozen=True)
 class RuntimeRequest:
     """The serving settings that pick the runtime (server.py reads them from the environment)."""
+
     name: str = AUTO
     gate: Gate = field(default_factory=Gate)
     threads: int | None = None  # intra-op threads for the start-up check (the worker sets its own)
-    gpu: bool = False           # a GPU is visible: auto serves torch with AMP
+    gpu: bool = False  # a GPU is visible: auto serves torch with AMP
 
 
 @dataclass
@@ -81,6 +86,7 @@ def check(runtime, check_set: tuple[np.ndarray, np.ndarray]) -> tuple[float, flo
         probabilities = runtimes.probabilities_in_batches(runtime, images, 32)
         agreement = float((probabilities.argmax(1) == reference.argmax(1)).mean())
         return agreement, float(np.abs(probabilities - reference).max())
+
     return tuple(in_child_process(measure))
 
 
@@ -93,7 +99,7 @@ def in_child_process(function):
         os.close(read)
         try:
             result = {"value": function()}
-        except BaseException as err:  # noqa: BLE001  reported to the parent, which raises it
+        except BaseException as err:  # reported to the parent, which raises it
             result = {"error": f"{type(err).__name__}: {err}"}
         with os.fdopen(write, "w") as out:
             json.dump(result, out)
@@ -120,20 +126,27 @@ def build(model_dir: Path, name: str, metadata: dict, threads: int | None):
         torch.set_num_threads(1)
         network, _ = artifact.load(model_dir)
         return runtimes.TorchRuntime(network, metadata["preprocessing"], metadata.get("explanation"))
-    return runtimes.OnnxRuntime(name, model_dir / artifact.RUNTIME_FILES[name], metadata["preprocessing"], threads,
-                                metadata.get("explanation"))
+    return runtimes.OnnxRuntime(
+        name, model_dir / artifact.RUNTIME_FILES[name], metadata["preprocessing"], threads, metadata.get("explanation")
+    )
 
 
 def _absent(name: str, metadata: dict, exported: dict) -> str | None:
     """Why runtime `name` cannot run here (not in the artifact, or its library not in this image), or None."""
     if name not in exported:
         skipped = metadata.get("export", {}).get("skipped", {}).get(name)
-        why = f" (the trainer skipped it: {skipped})" if skipped else (
-            " (trained with export off, or before exports existed)" if name != TORCH else "")
+        why = (
+            f" (the trainer skipped it: {skipped})"
+            if skipped
+            else (" (trained with export off, or before exports existed)" if name != TORCH else "")
+        )
         return f"the artifact has no {name} export{why}; it has {', '.join(exported) or 'none'}"
     if not runtimes.installed(name):
-        fix = ("serve-cpu has no torch: serve this artifact with the serve image" if name == TORCH else
-               "an image built before ONNX serving: rebuild it with make build")
+        fix = (
+            "serve-cpu has no torch: serve this artifact with the serve image"
+            if name == TORCH
+            else "an image built before ONNX serving: rebuild it with make build"
+        )
         return f"the {name} runtime needs the {runtimes.LIBRARY[name]} package, which this image does not have ({fix})"
     return None
 
@@ -173,14 +186,23 @@ def plan(model_dir: Path, metadata: dict, gate: Gate) -> tuple[list[str], list[s
     return candidates, notes
 
 
-def _checked(model_dir: Path, metadata: dict, candidates: list[str], request: RuntimeRequest, exported: dict,
-             notes: list[str], forced: bool) -> Choice:
+def _checked(
+    model_dir: Path,
+    metadata: dict,
+    candidates: list[str],
+    request: RuntimeRequest,
+    exported: dict,
+    notes: list[str],
+    forced: bool,
+) -> Choice:
     """The first candidate that passes the start-up check on this CPU (torch fp32 is the reference)."""
     for name in candidates:
         runtime = build(model_dir, name, metadata, request.threads)
         scores = exported[name]
-        summary = (f"{name}: test accuracy {_score(scores, 'test_acc')}, top-1 agreement with torch fp32 "
-                   f"{_score(scores, 'agreement')} on the test split")
+        summary = (
+            f"{name}: test accuracy {_score(scores, 'test_acc')}, top-1 agreement with torch fp32 "
+            f"{_score(scores, 'agreement')} on the test split"
+        )
         if name == TORCH:
             return Choice(runtime, "; ".join([summary + " (the reference)", *notes]))
         if name not in QUANTIZED:
@@ -195,17 +217,22 @@ def _checked(model_dir: Path, metadata: dict, candidates: list[str], request: Ru
                 raise SelectionError(f"SERVING_RUNTIME={name}: {err}") from None
             agreement, measured = 0.0, str(err)
         else:
-            measured = (f"{agreement * len(check_set[0]):.0f}/{len(check_set[0])} check images agree on this CPU "
-                        f"(largest probability difference {error:.4f})")
+            measured = (
+                f"{agreement * len(check_set[0]):.0f}/{len(check_set[0])} check images agree on this CPU "
+                f"(largest probability difference {error:.4f})"
+            )
         if agreement >= request.gate.min_agreement:
             return Choice(runtime, "; ".join([f"{summary}; {measured}", *notes]))
         if forced:
             log.warning("SERVING_RUNTIME=%s fails the start-up check (%s): serving it as asked", name, measured)
-            return Choice(runtime, f"{summary}; {measured}, below {request.gate.min_agreement:g}: "
-                                   "served because SERVING_RUNTIME names it")
+            return Choice(
+                runtime,
+                f"{summary}; {measured}, below {request.gate.min_agreement:g}: served because SERVING_RUNTIME names it",
+            )
         log.warning("%s fails the start-up check on this CPU: %s; trying the next runtime", name, measured)
-        notes.append(f"not {name}: it fails the start-up check on this CPU: {measured}, "
-                     f"below {request.gate.min_agreement:g}")
+        notes.append(
+            f"not {name}: it fails the start-up check on this CPU: {measured}, below {request.gate.min_agreement:g}"
+        )
     raise SelectionError("SERVING_RUNTIME=auto: no runtime can serve this artifact here: " + "; ".join(notes))
 
 

@@ -1,4 +1,5 @@
 """`python -m classifier.serving [serve]`: what the image's `serve` executable runs."""
+
 import sys
 
 from .server import main

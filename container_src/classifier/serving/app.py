@@ -9,6 +9,7 @@ and a request that fails for a reason of its own is answered 200 with an error r
 {"error": ..., "status": ...}: a non-2xx answer fails the job's file and, after its retries, the
 whole job, so one bad image would stop the thousands beside it.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from .batching import Batcher, BatchedModel
+from .batching import BatchedModel, Batcher
 from .handler import ImageClassifierHandler, RequestContext, RequestError, ServedModel
 from .limits import MIB, BudgetExhausted, Deadline, Unavailable
 
@@ -39,17 +40,35 @@ def _content_length(environ) -> int:
 
 def _json(start_response, status: int, body: dict, extra_headers: tuple = ()) -> list[bytes]:
     payload = json.dumps(body).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-              406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
-              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(payload))), *extra_headers])
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        406: "Not Acceptable",
+        413: "Payload Too Large",
+        415: "Unsupported Media Type",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "Error")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *extra_headers],
+    )
     return [payload]
 
 
 class ServingApp:
-    def __init__(self, handler: ImageClassifierHandler, model: ServedModel, *, max_batch_size: int = 8,
-                 max_delay: float = 0.005, batch: bool = False, max_concurrent_transforms: int = 1):
+    def __init__(
+        self,
+        handler: ImageClassifierHandler,
+        model: ServedModel,
+        *,
+        max_batch_size: int = 8,
+        max_delay: float = 0.005,
+        batch: bool = False,
+        max_concurrent_transforms: int = 1,
+    ):
         self.handler = handler
         self.model = model
         self.served = model  # what predict_fn gets: the model behind the worker's Batcher once started
@@ -72,8 +91,9 @@ class ServingApp:
             return
         # Always one inference thread, even with batching off (batch size 1): forward passes never
         # overlap (each already uses every torch thread), and it is the thread the warm-up warmed.
-        self.served = BatchedModel(self.model, Batcher(self.model.predict, self.max_batch_size, self.max_delay,
-                                                       explain=self.model.explain))
+        self.served = BatchedModel(
+            self.model, Batcher(self.model.predict, self.max_batch_size, self.max_delay, explain=self.model.explain)
+        )
         # In the background, so /ping answers 503 (not a hung connection) while it runs.
         threading.Thread(target=self.warm_up, name="warm-up", daemon=True).start()
 
@@ -103,8 +123,7 @@ class ServingApp:
             return self.invoke(environ, start_response)
         if path == "/execution-parameters":
             if method not in ("GET", "HEAD"):
-                return _json(start_response, 405, {"error": "use GET /execution-parameters"},
-                             (("Allow", "GET, HEAD"),))
+                return _json(start_response, 405, {"error": "use GET /execution-parameters"}, (("Allow", "GET, HEAD"),))
             return self.execution_parameters(start_response)
         return _json(start_response, 404, {"error": f"no route {path!r}: use GET /ping or POST /invocations"})
 
@@ -124,8 +143,10 @@ class ServingApp:
             return "unhealthy: the inference thread died (see the log)"
         running = batcher.running_for()
         if running > self.handler.limits.timeout_s:
-            return (f"unhealthy: a forward pass has been running for {running:.0f} s, longer than the "
-                    f"request deadline of {self.handler.limits.timeout_s:g} s")
+            return (
+                f"unhealthy: a forward pass has been running for {running:.0f} s, longer than the "
+                f"request deadline of {self.handler.limits.timeout_s:g} s"
+            )
         return None
 
     def execution_parameters(self, start_response):
@@ -134,10 +155,22 @@ class ServingApp:
         BatchStrategy is left out: the job sets it, and SageMaker local mode accepts only its own
         spellings. MaxConcurrentTransforms defaults to enough requests to fill every worker's batch."""
         if not self.batch:
-            return _json(start_response, 404, {"error": "GET /execution-parameters is for SageMaker Batch Transform; "
-                                                        "this server is not in batch mode (SAGEMAKER_BATCH)"})
-        return _json(start_response, 200, {"MaxConcurrentTransforms": self.max_concurrent_transforms,
-                                           "MaxPayloadInMB": self.handler.limits.max_payload_bytes // MIB})
+            return _json(
+                start_response,
+                404,
+                {
+                    "error": "GET /execution-parameters is for SageMaker Batch Transform; "
+                    "this server is not in batch mode (SAGEMAKER_BATCH)"
+                },
+            )
+        return _json(
+            start_response,
+            200,
+            {
+                "MaxConcurrentTransforms": self.max_concurrent_transforms,
+                "MaxPayloadInMB": self.handler.limits.max_payload_bytes // MIB,
+            },
+        )
 
     def invoke(self, environ, start_response):
         request_id = uuid.uuid4().hex[:16]
@@ -156,8 +189,13 @@ class ServingApp:
         except Exception:
             # The traceback may hold paths, library internals or input data: the log only.
             log.exception("request %s failed", request_id)
-            return self.failure(start_response, request_id, 500, {"error": "internal error", "request_id": request_id},
-                                (("X-Request-Id", request_id),))
+            return self.failure(
+                start_response,
+                request_id,
+                500,
+                {"error": "internal error", "request_id": request_id},
+                (("X-Request-Id", request_id),),
+            )
         start_response("200 OK", [("Content-Type", payload_type), ("Content-Length", str(len(payload)))])
         return [payload]
 
@@ -166,8 +204,7 @@ class ServingApp:
         200 whose body is the error record (the module docstring says why)."""
         if not self.batch:
             return _json(start_response, status, body, headers)
-        log.warning("request %s: %d answered as a 200 error record (batch mode): %s", request_id, status,
-                    body["error"])
+        log.warning("request %s: %d answered as a 200 error record (batch mode): %s", request_id, status, body["error"])
         return _json(start_response, 200, {**body, "status": status}, headers)
 
     def answer(self, environ, deadline: Deadline) -> tuple[bytes, str]:
@@ -213,8 +250,9 @@ class ServingApp:
             return body
         self.drain(stream, length if length >= 0 else None, deadline)
         size = f"{length:,} bytes" if length >= 0 else f"over {limit:,} bytes (chunked)"
-        raise RequestError(413, f"request body is {size}; the limit is {limit:,} "
-                                f"({self.handler.limits.payload_setting})")
+        raise RequestError(
+            413, f"request body is {size}; the limit is {limit:,} ({self.handler.limits.payload_setting})"
+        )
 
     def drain(self, stream, remaining: int | None, deadline: Deadline) -> None:
         """Read and drop the rest of the body (`remaining` bytes, or to EOF when chunked), at most

@@ -11,15 +11,16 @@ and its images still queued are dropped.
 Explanations (explain=gradcam) go through the same thread, in passes of their own (their forward
 pass keeps what the gradients or the CAM output need): forward passes never overlap.
 """
+
 from __future__ import annotations
 
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _joined(parts: list):
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], tuple):
-        return tuple(np.concatenate(column) for column in zip(*parts))
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     return np.concatenate(parts)
 
 
@@ -48,8 +49,13 @@ class Batcher:
     """ServedModel's `predict(batch) -> probabilities` and `explain(batch) -> (probabilities, maps)`,
     shared across threads."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch_size: int, max_delay: float,
-                 explain: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        max_batch_size: int,
+        max_delay: float,
+        explain: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_delay < 0:
@@ -87,7 +93,7 @@ class Batcher:
     def _submit(self, batch: np.ndarray, deadline: Deadline | None, task: str):
         futures = []
         for start in range(0, len(batch), self.max_batch_size):
-            chunk = batch[start:start + self.max_batch_size]
+            chunk = batch[start : start + self.max_batch_size]
             future: Future = Future()
             self._queue.put((chunk, future, task))
             futures.append(future)
@@ -96,8 +102,10 @@ class Batcher:
         except FutureTimeout:
             for future in futures:
                 future.cancel()  # chunks not yet taken are skipped by the batching thread
-            raise DeadlineExceeded(f"the model did not answer within the request deadline of "
-                                   f"{deadline.seconds:g} s (SERVING_REQUEST_TIMEOUT_S)") from None
+            raise DeadlineExceeded(
+                f"the model did not answer within the request deadline of "
+                f"{deadline.seconds:g} s (SERVING_REQUEST_TIMEOUT_S)"
+            ) from None
         return _joined(rows)
 
     # ---- the batching thread

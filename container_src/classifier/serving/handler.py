@@ -15,6 +15,7 @@ decoded in two passes: every image's header first (format, size: an over-limit r
 before any pixel is decoded), then each image under the worker's pixel budget (limits.py). Batches
 are numpy arrays end to end: the slim serving image (serve-cpu) has no torch.
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from classifier.model import artifact, explanations, decoding
-from classifier.model import selection
+from classifier.model import artifact, decoding, explanations, selection
+
 from .limits import Deadline, Limits
 
 DEFAULT_TOP_K = 5
@@ -39,8 +40,11 @@ JSON, NPY = "application/json", "application/x-npy"
 # These carry the raw bytes of one image: each format presets.FORMATS reads by its own type, and two
 # generic ones. The body's real format decides how it is read (a PNG sent as image/jpeg is read as the
 # PNG it is): clients mislabel uploads often, and the bytes, not the label, are what a parser meets.
-IMAGE_TYPES = (*(kind for kinds in decoding.MEDIA_TYPES.values() for kind in kinds),
-               "application/x-image", "application/octet-stream")
+IMAGE_TYPES = (
+    *(kind for kinds in decoding.MEDIA_TYPES.values() for kind in kinds),
+    "application/x-image",
+    "application/octet-stream",
+)
 SUPPORTED_TYPES = IMAGE_TYPES + (JSON, NPY)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 MAX_NPY_VALUE = 1000.0
@@ -58,14 +62,15 @@ class RequestError(Exception):
 @dataclass(frozen=True)
 class RequestContext:
     """What the handler reads from the request besides the body (the server fills it)."""
+
     custom_attributes: str | None = None
     deadline: Deadline | None = None  # None: the handler's own limits.timeout_s from now
 
 
 @dataclass(frozen=True)
 class Inputs:
-    batch: np.ndarray     # (N, 3, H, W): uint8 decoded images or float32 preprocessed tensors
-    single: bool          # one image (answer a flat list) or `instances` / an (N,3,H,W) array
+    batch: np.ndarray  # (N, 3, H, W): uint8 decoded images or float32 preprocessed tensors
+    single: bool  # one image (answer a flat list) or `instances` / an (N,3,H,W) array
     top_k: int
     deadline: Deadline | None = None
     explain: bool = False  # explain=gradcam: a heatmap of each image's top class
@@ -75,6 +80,7 @@ class Predictor(Protocol):
     """What predict_fn calls: a ServedModel, or in a server worker a batching.BatchedModel in front of it.
     `deadline` is for the batcher, which drops a request's queued images once it passes; a ServedModel
     runs one forward pass, which cannot be interrupted, and takes the deadline only to share this type."""
+
     runtime: object
     metadata: dict
 
@@ -105,7 +111,7 @@ class ServedModel:
     def preprocessing(self) -> dict:
         return self.metadata["preprocessing"]
 
-    def start(self, threads: int) -> "ServedModel":
+    def start(self, threads: int) -> ServedModel:
         """In each server worker after the fork: threads, the GPU when there is one (local_gpu, GPU
         instances: CUDA must not be initialised before the fork), a fresh ONNX Runtime session."""
         self.runtime.start(threads)
@@ -137,12 +143,13 @@ def parse_attributes(custom_attributes: str | None, num_classes: int) -> Attribu
         if key == "top_k":
             # isdecimal() alone admits other scripts' digits ('٣') and 5,000-digit strings, which int() refuses.
             if not sep or not (value.isascii() and value.isdecimal()) or len(value) > 9 or int(value) < 1:
-                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: top_k must be a whole number >= 1, "
-                                        f"got {value!r}")
+                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: top_k must be a whole number >= 1, got {value!r}")
             top_k = min(int(value), num_classes)
         elif key == "explain":
             if value.lower() != explanations.METHOD:
-                raise RequestError(400, f"{CUSTOM_ATTRIBUTES_HEADER}: explain must be {explanations.METHOD}, got {value!r}")
+                raise RequestError(
+                    400, f"{CUSTOM_ATTRIBUTES_HEADER}: explain must be {explanations.METHOD}, got {value!r}"
+                )
             wants_explanation = True
     return Attributes(top_k, wants_explanation)
 
@@ -180,19 +187,23 @@ class ImageClassifierHandler:
         return ServedModel(choice.runtime, metadata, choice.reason)
 
     # ---- input_fn
-    def input_fn(self, input_data: bytes, content_type: str | None,
-                         context: RequestContext | None = None) -> Inputs:
+    def input_fn(self, input_data: bytes, content_type: str | None, context: RequestContext | None = None) -> Inputs:
         if self.preprocessing is None:
             raise RuntimeError("input_fn called before model_fn: the preprocessing is not known yet")
         kind = media_type(content_type)
         if kind not in SUPPORTED_TYPES:
-            raise RequestError(415, f"Content-Type {content_type or '(none)'!r} is not supported; send one of "
-                                    f"{', '.join(SUPPORTED_TYPES)}")
+            raise RequestError(
+                415,
+                f"Content-Type {content_type or '(none)'!r} is not supported; send one of {', '.join(SUPPORTED_TYPES)}",
+            )
         if not input_data:
             raise RequestError(400, f"request body is empty: send the {kind} data in the body")
         if len(input_data) > self.limits.max_payload_bytes:
-            raise RequestError(413, f"request body is {len(input_data):,} bytes; the limit is "
-                                    f"{self.limits.max_payload_bytes:,} ({self.limits.payload_setting})")
+            raise RequestError(
+                413,
+                f"request body is {len(input_data):,} bytes; the limit is "
+                f"{self.limits.max_payload_bytes:,} ({self.limits.payload_setting})",
+            )
         attributes = parse_attributes(context.custom_attributes if context else None, self.num_classes)
         if attributes.explain and self.explain_problem:
             raise RequestError(400, self.explain_problem)
@@ -211,26 +222,36 @@ class ImageClassifierHandler:
     def _check_explanations(self, count: int, attributes: Attributes) -> None:
         """Each explanation costs a pass with gradients (torch) and two PNGs: capped per request."""
         if attributes.explain and count > self.limits.max_explanations:
-            raise RequestError(413, f"explain={explanations.METHOD} is limited to {self.limits.max_explanations} images "
-                                    f"per request (SERVING_MAX_EXPLANATIONS); this one has {count}: send them in "
-                                    "several requests")
+            raise RequestError(
+                413,
+                f"explain={explanations.METHOD} is limited to {self.limits.max_explanations} images "
+                f"per request (SERVING_MAX_EXPLANATIONS); this one has {count}: send them in "
+                "several requests",
+            )
 
     def _too_many_images(self, count: int) -> RequestError:
-        return RequestError(413, f"request has {count:,} images; the limit is {self.limits.max_images} per "
-                                 "request (SERVING_MAX_IMAGES): send them in several requests")
+        return RequestError(
+            413,
+            f"request has {count:,} images; the limit is {self.limits.max_images} per "
+            "request (SERVING_MAX_IMAGES): send them in several requests",
+        )
 
     def _instances(self, body: bytes) -> list[tuple[str, bytes]]:
         try:
             document = json.loads(body)
         except RecursionError:  # `[` x 100,000: json's C scanner recurses per level
-            raise RequestError(400, "body is not valid JSON: it nests deeper than the parser allows; "
-                                    'send {"instances": [{"b64": "<base64 image>"}, ...]}') from None
+            raise RequestError(
+                400,
+                "body is not valid JSON: it nests deeper than the parser allows; "
+                'send {"instances": [{"b64": "<base64 image>"}, ...]}',
+            ) from None
         except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, and integers of over 4,300 digits
             raise RequestError(400, f"body is not valid JSON ({err})") from None
         instances = document.get("instances") if isinstance(document, dict) else None
         if not isinstance(instances, list) or not instances:
-            raise RequestError(400, 'JSON body must be {"instances": [{"b64": "<base64 image>"}, ...]} '
-                                    "with at least one instance")
+            raise RequestError(
+                400, 'JSON body must be {"instances": [{"b64": "<base64 image>"}, ...]} with at least one instance'
+            )
         if len(instances) > self.limits.max_images:
             raise self._too_many_images(len(instances))
         sources = []
@@ -255,9 +276,12 @@ class ImageClassifierHandler:
                 opened.append((what, image))
                 pixels += image.width * image.height
                 if pixels > limits.max_request_pixels:
-                    raise RequestError(413, f"the images of this request have more than {limits.max_request_pixels:,} "
-                                            f"pixels in all (SERVING_MAX_REQUEST_MEGAPIXELS; at {what}): send "
-                                            "fewer or smaller images per request")
+                    raise RequestError(
+                        413,
+                        f"the images of this request have more than {limits.max_request_pixels:,} "
+                        f"pixels in all (SERVING_MAX_REQUEST_MEGAPIXELS; at {what}): send "
+                        "fewer or smaller images per request",
+                    )
             crops = []
             for what, image in opened:
                 deadline.check("decoding the images")
@@ -293,8 +317,11 @@ class ImageClassifierHandler:
         crop = self.preprocessing["crop"]
         expected = f"(3, {crop}, {crop}) or (N, 3, {crop}, {crop})"
         if array.dtype != np.float32:
-            raise RequestError(400, f"array dtype is {array.dtype}; send float32 {expected}, "
-                                    "normalised as metadata.json's preprocessing says")
+            raise RequestError(
+                400,
+                f"array dtype is {array.dtype}; send float32 {expected}, "
+                "normalised as metadata.json's preprocessing says",
+            )
         single = array.ndim == 3
         batch = array[None] if single else array
         if batch.ndim != 4 or batch.shape[1:] != (3, crop, crop) or batch.shape[0] == 0:
@@ -306,8 +333,11 @@ class ImageClassifierHandler:
         # Normalised pixels lie within about +-3; values near float32's range overflow the forward pass
         # (inf logits, NaN probabilities, and JSON with NaN in it).
         if np.abs(batch).max() > MAX_NPY_VALUE:
-            raise RequestError(400, f"array values reach {float(np.abs(batch).max()):.3g}; normalised pixels lie "
-                                    f"within about +-3 (this server refuses beyond +-{MAX_NPY_VALUE:g})")
+            raise RequestError(
+                400,
+                f"array values reach {float(np.abs(batch).max()):.3g}; normalised pixels lie "
+                f"within about +-3 (this server refuses beyond +-{MAX_NPY_VALUE:g})",
+            )
         return np.ascontiguousarray(batch), single
 
     @staticmethod
@@ -322,8 +352,11 @@ class ImageClassifierHandler:
             return
         declared = math.prod(shape) * dtype.itemsize
         if not dtype.hasobject and declared != len(body) - stream.tell():
-            raise RequestError(400, f"the .npy header declares shape {shape} of {dtype} ({declared:,} bytes) but "
-                                    f"the body holds {len(body) - stream.tell():,} bytes of data")
+            raise RequestError(
+                400,
+                f"the .npy header declares shape {shape} of {dtype} ({declared:,} bytes) but "
+                f"the body holds {len(body) - stream.tell():,} bytes of data",
+            )
 
     # ---- predict_fn
     def predict_fn(self, data: Inputs, model: Predictor, context=None) -> dict:
@@ -340,16 +373,20 @@ class ImageClassifierHandler:
         answer = self._ranked(probabilities, data, model)
         layer = model.runtime.explanation["layer"]
         top = probabilities.argmax(1)
-        records = [explanations.record(raw, row, model.preprocessing, layer, model.classes[i], int(i))
-                   for raw, row, i in zip(maps, data.batch, top)]
+        records = [
+            explanations.record(raw, row, model.preprocessing, layer, model.classes[i], int(i))
+            for raw, row, i in zip(maps, data.batch, top, strict=True)
+        ]
         return {**answer, "explanations": records[0] if data.single else records}
 
     @staticmethod
     def _ranked(probabilities: np.ndarray, data: Inputs, model: Predictor) -> dict:
         # Stable sort: equal probabilities keep class order, the same answer on every runtime's run.
-        indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :data.top_k]
-        ranked = [[{"label": model.classes[i], "index": i, "probability": float(row[i])} for i in top.tolist()]
-                  for row, top in zip(probabilities, indices)]
+        indices = np.argsort(-probabilities, axis=1, kind="stable")[:, : data.top_k]
+        ranked = [
+            [{"label": model.classes[i], "index": i, "probability": float(row[i])} for i in top.tolist()]
+            for row, top in zip(probabilities, indices, strict=True)
+        ]
         return {"predictions": ranked[0] if data.single else ranked}
 
     # ---- output_fn

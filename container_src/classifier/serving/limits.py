@@ -18,6 +18,7 @@ request is fine. They bound its time too: every request has a deadline, 50 s for
 endpoint (SageMaker's own timeout is 60 s) and 590 s in batch mode (a transform job's invocation
 timeout defaults to 600 s).
 """
+
 from __future__ import annotations
 
 import threading
@@ -73,10 +74,10 @@ class Limits:
         closes with the body unread. Beyond this the server answers and closes anyway."""
         return max(2 * self.max_payload_bytes, 32 * MIB)
 
-    def pixel_budget(self) -> "Budget":
+    def pixel_budget(self) -> Budget:
         return Budget(self.decode_budget_pixels, "decoded pixels", "SERVING_DECODE_BUDGET_MEGAPIXELS")
 
-    def body_budget(self) -> "Budget":
+    def body_budget(self) -> Budget:
         return Budget(self.body_budget_bytes, "bytes of request bodies", "SERVING_BODY_BUDGET_MB")
 
 
@@ -104,8 +105,9 @@ class Deadline:
 
     def check(self, doing: str) -> None:
         if time.monotonic() >= self.at:
-            raise DeadlineExceeded(f"the request deadline of {self.seconds:g} s passed while {doing} "
-                                   "(SERVING_REQUEST_TIMEOUT_S)")
+            raise DeadlineExceeded(
+                f"the request deadline of {self.seconds:g} s passed while {doing} (SERVING_REQUEST_TIMEOUT_S)"
+            )
 
 
 class Budget:
@@ -129,7 +131,8 @@ class Budget:
                 raise BudgetExhausted(
                     f"this request needs {amount:,} {self.unit} and other requests hold "
                     f"{self.capacity - self.free:,} of the worker's {self.capacity:,} ({self.setting}); "
-                    f"waited {wait_s:.1f} s; retry shortly")
+                    f"waited {wait_s:.1f} s; retry shortly"
+                )
             self.free -= amount
         try:
             yield

@@ -61,6 +61,7 @@ Limits (limits.py; each refusal names its setting):
                                   timeout of 600 s): a request not answered by then gets a 503, and
                                   /ping fails while a forward pass runs longer than this
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifier.contract import resources
-from .limits import BATCH_TIMEOUT_S, MIB, Limits, default_body_budget
 from classifier.model.selection import AUTO, CHOICES, Gate, RuntimeRequest
+
+from .limits import BATCH_TIMEOUT_S, MIB, Limits, default_body_budget
 
 log = logging.getLogger("classifier.serving")
 
@@ -128,13 +130,15 @@ class Settings:
     max_concurrent_transforms: int  # what /execution-parameters answers in batch mode
 
     @classmethod
-    def from_env(cls, env=os.environ) -> "Settings":
+    def from_env(cls, env=os.environ) -> Settings:
         from classifier.contract.paths import SageMakerPaths
 
         batch = _flag(env, "SAGEMAKER_BATCH")
         workers = _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1)
         # More inference threads than cores (workers x threads) makes every worker slower.
-        threads_name = "SERVING_TORCH_THREADS" if "SERVING_INFERENCE_THREADS" not in env else "SERVING_INFERENCE_THREADS"
+        threads_name = (
+            "SERVING_TORCH_THREADS" if "SERVING_INFERENCE_THREADS" not in env else "SERVING_INFERENCE_THREADS"
+        )
         threads = _int(env, threads_name, max(1, resources.available_cpus() // workers), 1)
         max_batch_size = _int(env, "SERVING_MAX_BATCH_SIZE", 8, 1)
         request_threads = _int(env, "SERVING_THREADS", 32, 1)
@@ -179,8 +183,10 @@ def runtime_from_env(env, threads: int) -> RuntimeRequest:
     if name not in CHOICES:
         raise SettingsError(f"SERVING_RUNTIME must be one of {', '.join(CHOICES)}, got {name!r}")
     default = Gate()
-    gate = Gate(min_agreement=_fraction(env, "SERVING_MIN_AGREEMENT", default.min_agreement),
-                max_accuracy_drop=_fraction(env, "SERVING_MAX_ACCURACY_DROP", default.max_accuracy_drop, 100))
+    gate = Gate(
+        min_agreement=_fraction(env, "SERVING_MIN_AGREEMENT", default.min_agreement),
+        max_accuracy_drop=_fraction(env, "SERVING_MAX_ACCURACY_DROP", default.max_accuracy_drop, 100),
+    )
     return RuntimeRequest(name, gate, threads, resources.gpu_visible())
 
 
@@ -191,8 +197,13 @@ def limits_from_env(env, batch: bool) -> Limits:
     default_budget = default_body_budget(payload_mb * MIB)
     if batch:  # SageMaker keeps MaxConcurrentTransforms x MaxPayloadInMB <= 100 MB: a job's bodies all fit at once
         default_budget = max(default_budget, MAX_BATCH_PAYLOAD_MB * MIB)
-    budget_mb = _int(env, "SERVING_BODY_BUDGET_MB", default_budget // MIB, payload_mb,
-                     why=f": a body of the largest size ({payload_setting}) must fit; raise it or lower the limit")
+    budget_mb = _int(
+        env,
+        "SERVING_BODY_BUDGET_MB",
+        default_budget // MIB,
+        payload_mb,
+        why=f": a body of the largest size ({payload_setting}) must fit; raise it or lower the limit",
+    )
     timeout_s = BATCH_TIMEOUT_S if batch else default.timeout_s
     return Limits(
         max_payload_bytes=payload_mb * MIB,
@@ -213,12 +224,20 @@ def payload_limit_mb(env, batch: bool) -> tuple[int, str]:
     In batch mode it is announced to the job as MaxPayloadInMB, so it keeps to that field's 1..100;
     SageMaker sets SAGEMAKER_MAX_PAYLOAD_IN_MB when the job sets MaxPayloadInMB."""
     if batch and env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "").strip():
-        name, maximum, why = "SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_BATCH_PAYLOAD_MB, (
-            " (the transform job's MaxPayloadInMB; 0, unbounded chunked payloads, is not served: this server "
-            "bounds the memory a request may take)")
+        name, maximum, why = (
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB",
+            MAX_BATCH_PAYLOAD_MB,
+            (
+                " (the transform job's MaxPayloadInMB; 0, unbounded chunked payloads, is not served: this server "
+                "bounds the memory a request may take)"
+            ),
+        )
     elif batch:
-        name, maximum, why = "SERVING_MAX_PAYLOAD_MB", MAX_BATCH_PAYLOAD_MB, (
-            " in batch mode (SAGEMAKER_BATCH): it is announced as the job's MaxPayloadInMB, at most 100")
+        name, maximum, why = (
+            "SERVING_MAX_PAYLOAD_MB",
+            MAX_BATCH_PAYLOAD_MB,
+            (" in batch mode (SAGEMAKER_BATCH): it is announced as the job's MaxPayloadInMB, at most 100"),
+        )
     else:
         name, maximum, why = "SERVING_MAX_PAYLOAD_MB", MAX_PAYLOAD_MB, " (1024 MiB holds an async endpoint's 1 GB)"
     return _int(env, name, Limits().max_payload_bytes // MIB, 1, maximum, why), name
@@ -235,9 +254,11 @@ def worker_timeout(env, deadline_s: float) -> int:
     default = math.ceil(deadline_s) + TIMEOUT_MARGIN_S
     timeout = _int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", default, 1)
     if timeout <= deadline_s:
-        raise SettingsError(f"SAGEMAKER_MODEL_SERVER_TIMEOUT ({timeout} s) must be above the request deadline, "
-                            f"SERVING_REQUEST_TIMEOUT_S ({deadline_s:g} s): raise it, lower the deadline, or "
-                            f"leave it unset (it then follows the deadline: {default} s)")
+        raise SettingsError(
+            f"SAGEMAKER_MODEL_SERVER_TIMEOUT ({timeout} s) must be above the request deadline, "
+            f"SERVING_REQUEST_TIMEOUT_S ({deadline_s:g} s): raise it, lower the deadline, or "
+            f"leave it unset (it then follows the deadline: {default} s)"
+        )
     return timeout
 
 
@@ -248,8 +269,10 @@ def worker_identity(user: str) -> dict:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise SettingsError(f"SERVING_USER {user!r} does not exist: the workers will not parse requests "
-                            "as root; create the user (the serving image has model-server)") from None
+        raise SettingsError(
+            f"SERVING_USER {user!r} does not exist: the workers will not parse requests "
+            "as root; create the user (the serving image has model-server)"
+        ) from None
     if entry.pw_uid == 0:
         raise SettingsError(f"SERVING_USER {user!r} is root: choose an unprivileged user")
     return {"user": entry.pw_uid, "group": entry.pw_gid}
@@ -293,8 +316,10 @@ def run(app, options: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv != ["serve"]:
-        print(f"error: this is the serving image; it runs `serve` (as SageMaker does), not {' '.join(argv)!r}",
-              file=sys.stderr)
+        print(
+            f"error: this is the serving image; it runs `serve` (as SageMaker does), not {' '.join(argv)!r}",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
@@ -305,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from classifier.model import artifact
+    from classifier.model.selection import SelectionError
+
     from .app import ServingApp
     from .handler import ImageClassifierHandler
-    from classifier.model.selection import SelectionError
 
     handler = ImageClassifierHandler(settings.limits, settings.runtime)
     try:
@@ -316,16 +342,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot serve {settings.model_dir}: {err}", file=sys.stderr)
         return 1
     log.info("runtime %s: %s", model.runtime.name, model.reason)
-    log.info("loaded %s (%d classes) from %s in %.2fs; %d worker(s) x %d inference threads, batch <= %d, "
-             "delay <= %d ms, workers run as %s", model.metadata["model_name"], len(model.classes),
-             settings.model_dir, time.monotonic() - start, settings.workers, settings.inference_threads,
-             settings.max_batch_size, settings.max_delay_ms,
-             settings.user if identity else f"uid {os.geteuid()} (not started as root)")
+    log.info(
+        "loaded %s (%d classes) from %s in %.2fs; %d worker(s) x %d inference threads, batch <= %d, "
+        "delay <= %d ms, workers run as %s",
+        model.metadata["model_name"],
+        len(model.classes),
+        settings.model_dir,
+        time.monotonic() - start,
+        settings.workers,
+        settings.inference_threads,
+        settings.max_batch_size,
+        settings.max_delay_ms,
+        settings.user if identity else f"uid {os.geteuid()} (not started as root)",
+    )
     log.info("limits: %s; gunicorn worker timeout %d s", settings.limits, settings.timeout)
     if settings.batch:
-        log.info("batch mode (SAGEMAKER_BATCH): failed requests are answered 200 with an error record; "
-                 "MaxConcurrentTransforms %d", settings.max_concurrent_transforms)
-    app = ServingApp(handler, model, max_batch_size=settings.max_batch_size, max_delay=settings.max_delay_ms / 1000,
-                     batch=settings.batch, max_concurrent_transforms=settings.max_concurrent_transforms)
+        log.info(
+            "batch mode (SAGEMAKER_BATCH): failed requests are answered 200 with an error record; "
+            "MaxConcurrentTransforms %d",
+            settings.max_concurrent_transforms,
+        )
+    app = ServingApp(
+        handler,
+        model,
+        max_batch_size=settings.max_batch_size,
+        max_delay=settings.max_delay_ms / 1000,
+        batch=settings.batch,
+        max_concurrent_transforms=settings.max_concurrent_transforms,
+    )
     run(app, gunicorn_options(settings, app))
     return 0

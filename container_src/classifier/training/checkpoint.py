@@ -11,6 +11,7 @@ torch reads it. Files are written to a temporary name, fsynced, then renamed: a 
 never leaves a file that looks complete. Everything inside is a tensor or a plain type, so
 torch.load(weights_only=True) reads it (RNG states included).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,11 +32,35 @@ FORMAT_VERSION = 1
 PREFIX = "checkpoint-"
 NAME = re.compile(r"^checkpoint-e(\d{4,})-s(\d{6,})-([0-9a-f]{16})\.pt$")
 KEEP = 2  # the newest two: if the newest turns out damaged, the one before it still resumes the job
-REQUIRED = ("format_version", "epochs_done", "step", "model", "optimizer", "scheduler", "scaler", "partial",
-            "best_acc", "best_state", "history", "rng", "hyperparameters", "classes")
+REQUIRED = (
+    "format_version",
+    "epochs_done",
+    "step",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "partial",
+    "best_acc",
+    "best_state",
+    "history",
+    "rng",
+    "hyperparameters",
+    "classes",
+)
 # Settings that may change between a run and its resume without changing what is trained.
-RESUME_FREE = {"log-interval", "num-workers", "checkpoint-dir", "debugger", "tensors-dir", "debugger-save-interval",
-               "debugger-loss-interval", "profiling", "profiler-steps", "monitor-interval-ms"}
+RESUME_FREE = {
+    "log-interval",
+    "num-workers",
+    "checkpoint-dir",
+    "debugger",
+    "tensors-dir",
+    "debugger-save-interval",
+    "debugger-loss-interval",
+    "profiling",
+    "profiler-steps",
+    "monitor-interval-ms",
+}
 
 
 class CheckpointError(ValueError):
@@ -45,6 +70,7 @@ class CheckpointError(ValueError):
 @dataclass(frozen=True, order=True)
 class Position:
     """Training progress: `epochs_done` finished epochs, then `step` batches of the next one."""
+
     epochs_done: int
     step: int
 
@@ -70,8 +96,9 @@ def save(folder: Path, state: dict, position: Position) -> Path:
     """Write `state` atomically as the checkpoint at `position`; keeps the newest KEEP files."""
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    torch.save({**state, "format_version": FORMAT_VERSION, "epochs_done": position.epochs_done,
-                "step": position.step}, buffer)
+    torch.save(
+        {**state, "format_version": FORMAT_VERSION, "epochs_done": position.epochs_done, "step": position.step}, buffer
+    )
     payload = buffer.getbuffer()
     final = folder / file_name(position, _digest(payload))
     temporary = folder / f".{final.name}.tmp-{os.getpid()}"
@@ -98,8 +125,11 @@ def candidates(folder: Path, warn: bool = False) -> list[tuple[Position, Path]]:
             if match:
                 found.append((Position(int(match[1]), int(match[2])), path))
             elif warn and (path.name.startswith(PREFIX) or path.suffix == ".pt"):
-                log.warning("ignoring %s in the checkpoint folder: not a name this trainer writes "
-                            "(checkpoint-eNNNN-sNNNNNN-<sha256>.pt)", path)
+                log.warning(
+                    "ignoring %s in the checkpoint folder: not a name this trainer writes "
+                    "(checkpoint-eNNNN-sNNNNNN-<sha256>.pt)",
+                    path,
+                )
     return sorted(found, key=lambda item: (item[0], item[1].name), reverse=True)
 
 
@@ -113,8 +143,9 @@ def read(path: Path) -> dict:
     except OSError as err:
         raise CheckpointError(f"{path}: cannot be read ({err})") from None
     if _digest(payload) != match[3]:
-        raise CheckpointError(f"{path}: content does not match the checksum in its name "
-                              f"(cut short or corrupted; {len(payload)} bytes)")
+        raise CheckpointError(
+            f"{path}: content does not match the checksum in its name (cut short or corrupted; {len(payload)} bytes)"
+        )
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling problem means the same thing: unusable
@@ -125,8 +156,7 @@ def read(path: Path) -> dict:
     if missing:
         raise CheckpointError(f"{path}: lacks {missing}")
     if state["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {state['format_version']}, this trainer reads "
-                              f"{FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: format_version {state['format_version']}, this trainer reads {FORMAT_VERSION}")
     return state
 
 
@@ -143,26 +173,36 @@ def load_latest(folder: Path) -> tuple[dict, Path] | None:
 def check_compatible(state: dict, path: Path, hyperparameters: dict, classes: list[str]) -> None:
     """Refuse to resume a different run (other model, classes or recipe) from this folder."""
     if list(state["classes"]) != list(classes):
-        raise CheckpointError(f"{path} was trained on other classes ({len(state['classes'])} vs "
-                              f"{len(classes)}): use an empty checkpoint folder for a new data set")
+        raise CheckpointError(
+            f"{path} was trained on other classes ({len(state['classes'])} vs "
+            f"{len(classes)}): use an empty checkpoint folder for a new data set"
+        )
     old = state["hyperparameters"]
-    changed = sorted(k for k in set(old) | set(hyperparameters)
-                     if k not in RESUME_FREE and old.get(k) != hyperparameters.get(k))
+    changed = sorted(
+        k for k in set(old) | set(hyperparameters) if k not in RESUME_FREE and old.get(k) != hyperparameters.get(k)
+    )
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {hyperparameters.get(k)!r}" for k in changed)
-        raise CheckpointError(f"{path} belongs to a run with other hyperparameters ({details}): resume with "
-                              "the same ones, or use an empty checkpoint folder to start a new run")
+        raise CheckpointError(
+            f"{path} belongs to a run with other hyperparameters ({details}): resume with "
+            "the same ones, or use an empty checkpoint folder to start a new run"
+        )
 
 
 # --- RNG states as tensors and plain types (weights_only=True refuses numpy arrays) -------------
+
 
 def rng_state(generator: torch.Generator | None = None) -> dict:
     version, internal, gauss = random.getstate()
     _, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generator": generator.get_state() if generator is not None else None,
@@ -173,8 +213,9 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))
     numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
-                         numpy["cached"]))
+    np.random.set_state(
+        ("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -4,21 +4,22 @@ Layout (the dog-breed set's): train/ valid/ test/, one folder per class. Channel
 `train`/`valid`/`test` or as one `training` channel holding the three folders. Every file is decoded
 once up front in parallel; files that don't decode are skipped and counted, never a crash.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from classifier.model import decoding
 from classifier.contract import resources
+from classifier.model import decoding
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -99,7 +100,8 @@ def discover(channels: dict[str, Path], val_fraction: float, test_fraction: floa
             only_other = sorted(set(other) - set(classes))
             raise DataError(
                 f"class folders differ between train/ and {name}/: only in train/: {only_train or 'none'};"
-                f" only in {name}/: {only_other or 'none'}. Every split needs the same class folders.")
+                f" only in {name}/: {only_other or 'none'}. Every split needs the same class folders."
+            )
     splits = {name: Split(name, list_samples(root, classes), "folder") for name, root in roots.items()}
     notes = []
     for name, fraction in (("valid", val_fraction), ("test", test_fraction)):
@@ -107,8 +109,10 @@ def discover(channels: dict[str, Path], val_fraction: float, test_fraction: floa
             kept, held = stratified_split(splits["train"].samples, fraction, seed)
             splits["train"].samples = kept
             splits[name] = Split(name, held, "split from train/")
-            notes.append(f"no {name}/ folder: held out {len(held)} images ({fraction:.0%} of each class, "
-                         f"seed {seed}) from train/")
+            notes.append(
+                f"no {name}/ folder: held out {len(held)} images ({fraction:.0%} of each class, "
+                f"seed {seed}) from train/"
+            )
     for name, split in splits.items():
         if not split.samples:
             raise DataError(f"split {name}/ has no files")
@@ -134,6 +138,7 @@ class _DecodeEach(Dataset):
 @dataclass(frozen=True)
 class Skipped:
     """A file that is not a readable image: `kind` (presets.BadImage.kind) and the whole message."""
+
     path: Path
     kind: str
     message: str
@@ -147,14 +152,20 @@ class Decoded:
     sources: list[Path] = field(default_factory=list)  # the file of each decoded image
 
 
-def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndarray],
-               side: int, workers: int, progress: Callable[[int, int], None] | None = None) -> Decoded:
+def decode_all(
+    samples: list[tuple[Path, int]],
+    decode: Callable[[Path], np.ndarray],
+    side: int,
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Decoded:
     """Decode every sample once, in parallel worker processes; bad files are skipped and listed."""
     images = torch.empty((len(samples), 3, side, side), dtype=torch.uint8)
     ok = torch.zeros(len(samples), dtype=torch.bool)
     skipped = []
-    loader = DataLoader(_DecodeEach([p for p, _ in samples], decode), batch_size=None,
-                        num_workers=workers, collate_fn=lambda item: item)
+    loader = DataLoader(
+        _DecodeEach([p for p, _ in samples], decode), batch_size=None, num_workers=workers, collate_fn=lambda item: item
+    )
     for done, (index, image, problem) in enumerate(loader, 1):
         if image is None:
             skipped.append(problem)
@@ -164,7 +175,9 @@ def decode_all(samples: list[tuple[Path, int]], decode: Callable[[Path], np.ndar
         if progress:
             progress(done, len(samples))
     labels = torch.tensor([label for _, label in samples], dtype=torch.long)
-    return Decoded(images[ok], labels[ok], skipped, [p for (p, _), kept in zip(samples, ok.tolist()) if kept])
+    return Decoded(
+        images[ok], labels[ok], skipped, [p for (p, _), kept in zip(samples, ok.tolist(), strict=True) if kept]
+    )
 
 
 def count_kinds(kinds: Iterable[str]) -> str:
@@ -174,8 +187,10 @@ def count_kinds(kinds: Iterable[str]) -> str:
 
 def skipped_summary(split: str, skipped: list[Skipped]) -> str:
     examples = ", ".join(f"{s.path.name}: {s.message}" for s in skipped[:3])
-    return (f"{split}: skipped {len(skipped)} file(s) that are not readable images "
-            f"({count_kinds(s.kind for s in skipped)}); e.g. {examples}")
+    return (
+        f"{split}: skipped {len(skipped)} file(s) that are not readable images "
+        f"({count_kinds(s.kind for s in skipped)}); e.g. {examples}"
+    )
 
 
 class TensorImages(Dataset):

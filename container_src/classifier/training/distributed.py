@@ -6,6 +6,7 @@ is the rendezvous point, as in sagemaker-training. One process per GPU on each h
 process per host without GPUs (gloo). GPU and CPU share every line except the backend, the device
 and the spawn of extra local processes, so the CPU tests exercise the same code.
 """
+
 from __future__ import annotations
 
 import gc
@@ -13,9 +14,9 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -50,7 +51,7 @@ class Cluster:
     port: int = DEFAULT_MASTER_PORT
 
     @classmethod
-    def from_sagemaker(cls, resource_config) -> "Cluster":
+    def from_sagemaker(cls, resource_config) -> Cluster:
         """From resourceconfig.json, else SM_HOSTS/SM_CURRENT_HOST, else one host (a local run); the
         rendezvous port from MASTER_PORT (default 29500)."""
         port = master_port()
@@ -65,8 +66,9 @@ class Cluster:
                 hosts = tuple(json.loads(os.environ["SM_HOSTS"]))
             except json.JSONDecodeError as err:
                 raise ClusterError(f"SM_HOSTS is not a JSON list: {err}") from None
-            return cls(hosts, os.environ.get("SM_CURRENT_HOST", hosts[0]), os.environ.get("SM_NETWORK_INTERFACE_NAME"),
-                       port)
+            return cls(
+                hosts, os.environ.get("SM_CURRENT_HOST", hosts[0]), os.environ.get("SM_NETWORK_INTERFACE_NAME"), port
+            )
         return cls(("localhost",), "localhost", port=port)
 
     def __post_init__(self):
@@ -84,6 +86,7 @@ def master_port() -> int:
 @dataclass(frozen=True)
 class Context:
     """Where this process sits: global rank, number of processes, its GPU (or the CPU)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -112,8 +115,9 @@ def launch(worker: Callable[[Context], int], cluster: Cluster, per_host: int | N
     per_host = per_host or processes_per_host()
     if per_host == 1:
         return _run(0, worker, cluster, 1)
-    processes = torch.multiprocessing.start_processes(_spawned, args=(worker, cluster, per_host), nprocs=per_host,
-                                                      join=False, start_method="spawn")
+    processes = torch.multiprocessing.start_processes(
+        _spawned, args=(worker, cluster, per_host), nprocs=per_host, join=False, start_method="spawn"
+    )
     try:
         while not processes.join(grace_period=GRACE_S):
             pass
@@ -152,10 +156,23 @@ def _run(local_rank: int, worker, cluster: Cluster, per_host: int) -> int:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", cluster.interface)
         os.environ.setdefault("NCCL_SOCKET_IFNAME", cluster.interface)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    log.info("rank %d of %d on %s (%s, %s), rendezvous at %s:%d", rank, world_size, cluster.current_host,
-             device, backend, cluster.hosts[0], cluster.port)
-    dist.init_process_group(backend, init_method=f"tcp://{cluster.hosts[0]}:{cluster.port}", rank=rank,
-                            world_size=world_size, timeout=TIMEOUT)
+    log.info(
+        "rank %d of %d on %s (%s, %s), rendezvous at %s:%d",
+        rank,
+        world_size,
+        cluster.current_host,
+        device,
+        backend,
+        cluster.hosts[0],
+        cluster.port,
+    )
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://{cluster.hosts[0]}:{cluster.port}",
+        rank=rank,
+        world_size=world_size,
+        timeout=TIMEOUT,
+    )
     try:
         code = worker(context)
         if code == 0:  # a failed rank skips it: its peers may be inside another collective call
@@ -175,6 +192,7 @@ def _run(local_rank: int, worker, cluster: Cluster, per_host: int) -> int:
 
 
 # --- Collective helpers: no-ops in a single process --------------------------------------------
+
 
 def _reduce(context: Context, values: list[float], op) -> list[float]:
     if not context.distributed:
@@ -216,6 +234,7 @@ def wrap(model: torch.nn.Module, context: Context) -> torch.nn.Module:
 
 # --- Sharding ----------------------------------------------------------------------------------
 
+
 class EpochSampler(DistributedSampler):
     """This rank's shuffled share of the training set; it can start part-way through an epoch.
 
@@ -224,8 +243,9 @@ class EpochSampler(DistributedSampler):
     """
 
     def __init__(self, dataset, context: Context, seed: int):
-        super().__init__(dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed,
-                         drop_last=False)
+        super().__init__(
+            dataset, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed, drop_last=False
+        )
         self.skip = 0
 
     def start(self, epoch: int, skip: int = 0) -> None:

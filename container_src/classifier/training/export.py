@@ -10,6 +10,7 @@ Every runtime is evaluated through `runtimes`, the code the server runs, against
 model: test accuracy, and top-1 agreement with torch on each test image. A runtime that fails to
 export, quantize or run is left out with its reason; the torch model is always there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,12 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from classifier.model import artifact, explanations, gradcam, decoding, runtimes
+from classifier.model import artifact, decoding, explanations, gradcam, runtimes
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 64  # min/max calibration settles within a few dozen images; each costs a forward pass
-CHECK_IMAGES = 32        # the server re-checks its runtime on these at start (well under a second for int8)
+CHECK_IMAGES = 32  # the server re-checks its runtime on these at start (well under a second for int8)
 BATCH = 32
 INPUT, OUTPUT = "images", "logits"
 REASON_CHARS = 600  # exporter errors run to pages; the log and metadata keep the start, which names the op
@@ -37,9 +38,10 @@ REASON_CHARS = 600  # exporter errors run to pages; the log and metadata keep th
 @dataclass
 class Outcome:
     """What `export_and_evaluate` found: per runtime its scores, or why it was left out."""
-    scores: dict[str, dict] = field(default_factory=dict)   # runtime -> {file, test_acc, agreement}
+
+    scores: dict[str, dict] = field(default_factory=dict)  # runtime -> {file, test_acc, agreement}
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # runtime -> on the test split
-    skipped: dict[str, str] = field(default_factory=dict)   # runtime -> reason
+    skipped: dict[str, str] = field(default_factory=dict)  # runtime -> reason
     seconds: float = 0.0
 
 
@@ -53,19 +55,34 @@ def export_fp32(network: nn.Module, image_size: int, path: Path, cam_layer: str 
     # The exporter's optimiser logs every pass at INFO (dozens of lines in the job log, none actionable).
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    torch.onnx.export(network, (example,), str(path), dynamo=True, external_data=False, input_names=[INPUT],
-                      output_names=outputs, dynamic_shapes=({0: torch.export.Dim.DYNAMIC},), verbose=False)
+    torch.onnx.export(
+        network,
+        (example,),
+        str(path),
+        dynamo=True,
+        external_data=False,
+        input_names=[INPUT],
+        output_names=outputs,
+        dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),
+        verbose=False,
+    )
 
 
 def quantize_int8(fp32_path: Path, path: Path, calibration: np.ndarray, preprocessing: dict) -> None:
     """Static QDQ int8 of `fp32_path`, calibrated (min/max) on uint8 images `calibration`."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     class Batches(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter(runtimes.normalize(calibration[i:i + BATCH], preprocessing)
-                                for i in range(0, len(calibration), BATCH))
+            self.batches = iter(
+                runtimes.normalize(calibration[i : i + BATCH], preprocessing) for i in range(0, len(calibration), BATCH)
+            )
 
         def get_next(self):
             batch = next(self.batches, None)
@@ -74,8 +91,15 @@ def quantize_int8(fp32_path: Path, path: Path, calibration: np.ndarray, preproce
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        quantize_static(str(prepared), str(path), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(path),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
 
 
 def calibration_images(samples: list[tuple[Path, int]], preprocessing: dict, seed: int) -> np.ndarray:
@@ -107,8 +131,15 @@ def score(probabilities: np.ndarray, labels: np.ndarray, reference_top1: np.ndar
     return {"test_acc": float((top1 == labels).mean()), "agreement": float((top1 == reference_top1).mean())}
 
 
-def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path, test_images: torch.Tensor,
-                        test_labels: torch.Tensor, calibration: np.ndarray, explanation: dict | None = None) -> Outcome:
+def export_and_evaluate(
+    network: nn.Module,
+    preprocessing: dict,
+    model_dir: Path,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    calibration: np.ndarray,
+    explanation: dict | None = None,
+) -> Outcome:
     """Write the check set and the ONNX files into `model_dir`; score every runtime on the test split.
 
     network: the fp32 model as the artifact holds it (CPU, eval). Nothing here raises for a model that
@@ -131,14 +162,18 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
             try:
                 return export_fp32(network, preprocessing["crop"], path, cam_layer)
             except Exception as err:  # explanations are a bonus: the runtime itself must not be lost to them
-                log.warning("the ONNX export with the CAM output failed (%s); exporting without it: the ONNX "
-                            "runtimes will not explain", f"{type(err).__name__}: {err}"[:REASON_CHARS])
+                log.warning(
+                    "the ONNX export with the CAM output failed (%s); exporting without it: the ONNX "
+                    "runtimes will not explain",
+                    f"{type(err).__name__}: {err}"[:REASON_CHARS],
+                )
         export_fp32(network, preprocessing["crop"], path)
 
     steps = {
         runtimes.ONNX: export_onnx,
-        runtimes.ONNX_INT8: lambda path: quantize_int8(model_dir / artifact.RUNTIME_FILES[runtimes.ONNX], path,
-                                                       calibration, preprocessing),
+        runtimes.ONNX_INT8: lambda path: quantize_int8(
+            model_dir / artifact.RUNTIME_FILES[runtimes.ONNX], path, calibration, preprocessing
+        ),
     }
     for name, make in steps.items():
         path = model_dir / artifact.RUNTIME_FILES[name]
@@ -148,8 +183,9 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
         step_start = time.perf_counter()
         try:
             make(path)
-            probabilities = runtimes.probabilities_in_batches(runtimes.OnnxRuntime(name, path, preprocessing),
-                                                              images, BATCH)
+            probabilities = runtimes.probabilities_in_batches(
+                runtimes.OnnxRuntime(name, path, preprocessing), images, BATCH
+            )
         except Exception as err:  # any exporter/quantizer/runtime failure: this runtime is left out, not the job
             path.unlink(missing_ok=True)
             outcome.skipped[name] = f"{type(err).__name__}: {err}"[:REASON_CHARS]
@@ -157,8 +193,14 @@ def export_and_evaluate(network: nn.Module, preprocessing: dict, model_dir: Path
             continue
         outcome.scores[name] = {"file": path.name, **score(probabilities, labels, reference_top1)}
         outcome.probabilities[name] = probabilities
-        log.info("%s: %s (%.0f MB) test_acc %.4f, top-1 agreement with torch fp32 %.4f (%.1fs)", name, path.name,
-                 path.stat().st_size / 1e6, outcome.scores[name]["test_acc"], outcome.scores[name]["agreement"],
-                 time.perf_counter() - step_start)
+        log.info(
+            "%s: %s (%.0f MB) test_acc %.4f, top-1 agreement with torch fp32 %.4f (%.1fs)",
+            name,
+            path.name,
+            path.stat().st_size / 1e6,
+            outcome.scores[name]["test_acc"],
+            outcome.scores[name]["agreement"],
+            time.perf_counter() - step_start,
+        )
     outcome.seconds = time.perf_counter() - start
     return outcome

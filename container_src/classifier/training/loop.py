@@ -1,4 +1,5 @@
 """One training epoch and one evaluation pass (the loop body, apart from set-up)."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from classifier.model import forward, network as model_lib
+from classifier.model import forward
+from classifier.model import network as model_lib
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class EpochStats:
 @dataclass
 class EpochProgress:
     """What the current epoch has done so far: saved in checkpoints, carried over by a resumed job."""
+
     step: int = 0
     loss_sum: float = 0.0
     correct: int = 0
@@ -46,12 +49,13 @@ class EpochProgress:
 @dataclass
 class Optimisation:
     """What a training step uses besides its batch; the trainer builds it once."""
-    model: torch.nn.Module             # what the step runs (DistributedDataParallel-wrapped in a distributed job)
-    trainable: list[torch.nn.Module]   # in train mode; the frozen rest stays in eval (BatchNorm statistics)
+
+    model: torch.nn.Module  # what the step runs (DistributedDataParallel-wrapped in a distributed job)
+    trainable: list[torch.nn.Module]  # in train mode; the frozen rest stays in eval (BatchNorm statistics)
     criterion: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler       # fp16 loss scaling (a no-op for bf16 and fp32)
+    scaler: torch.amp.GradScaler  # fp16 loss scaling (a no-op for bf16 and fp32)
     preprocessing: dict
 
     def __post_init__(self):
@@ -88,8 +92,17 @@ class StepLog:
         if step % self.interval and step != self.steps:
             return
         left = elapsed / (step - self.first) * (self.steps - step)
-        log.info("epoch %d/%d step %d/%d loss %.4f lr %.3g %.1f img/s eta %s", self.epoch, self.epochs, step,
-                 self.steps, progress.loss, lr, (progress.seen - self.seen_before) / elapsed, _eta(left))
+        log.info(
+            "epoch %d/%d step %d/%d loss %.4f lr %.3g %.1f img/s eta %s",
+            self.epoch,
+            self.epochs,
+            step,
+            self.steps,
+            progress.loss,
+            lr,
+            (progress.seen - self.seen_before) / elapsed,
+            _eta(left),
+        )
 
 
 def _eta(seconds: float) -> str:
@@ -97,8 +110,17 @@ def _eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def train_one_epoch(optimisation: Optimisation, loader, epoch: int, epochs: int, log_interval: int, *,
-                    on_step=None, progress: EpochProgress | None = None, stop=None) -> EpochStats:
+def train_one_epoch(
+    optimisation: Optimisation,
+    loader,
+    epoch: int,
+    epochs: int,
+    log_interval: int,
+    *,
+    on_step=None,
+    progress: EpochProgress | None = None,
+    stop=None,
+) -> EpochStats:
     """on_step: called after every optimiser step (the profiler's step clock).
 
     progress: where this epoch stands (a resumed job passes the checkpoint's; the loader then yields
@@ -126,8 +148,14 @@ def train_one_epoch(optimisation: Optimisation, loader, epoch: int, epochs: int,
             interrupted = True
             break
         fetch_start = time.perf_counter()
-    return EpochStats(progress.loss, progress.correct / max(progress.seen, 1), progress.seen,
-                      earlier_seconds + time.perf_counter() - start, data_seconds, interrupted)
+    return EpochStats(
+        progress.loss,
+        progress.correct / max(progress.seen, 1),
+        progress.seen,
+        earlier_seconds + time.perf_counter() - start,
+        data_seconds,
+        interrupted,
+    )
 
 
 @torch.inference_mode()

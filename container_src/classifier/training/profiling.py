@@ -10,6 +10,7 @@ scripts/classifier_host/reports/training.py turns them into the job report. Sage
 monitoring (ProfilerConfig) needs nothing in the container; this is what keeps working where that is not
 available.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,7 @@ class SystemMonitor:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="system-monitor", daemon=True)
 
-    def start(self) -> "SystemMonitor":
+    def start(self) -> SystemMonitor:
         self.thread.start()
         return self
 
@@ -78,9 +79,13 @@ class SystemMonitor:
         start = time.time()
         with self.path.open("a") as out:
             while not self.stopped.wait(self.interval_s):
-                row = {"t": round(time.time() - start, 3), "cpu": self.psutil.cpu_percent(None),
-                       "mem": self.psutil.virtual_memory().percent,
-                       "rss_gb": round(self.process.memory_info().rss / 1e9, 3), **self.nvml.sample()}
+                row = {
+                    "t": round(time.time() - start, 3),
+                    "cpu": self.psutil.cpu_percent(None),
+                    "mem": self.psutil.virtual_memory().percent,
+                    "rss_gb": round(self.process.memory_info().rss / 1e9, 3),
+                    **self.nvml.sample(),
+                }
                 out.write(json.dumps(row) + "\n")
                 out.flush()
 
@@ -100,7 +105,9 @@ class ProfilerWindow:
         self.profiler = torch.profiler.profile(
             activities=activities,
             schedule=torch.profiler.schedule(wait=0, warmup=WARMUP_STEPS, active=steps, repeat=1),
-            on_trace_ready=self._save, record_shapes=False)
+            on_trace_ready=self._save,
+            record_shapes=False,
+        )
         self.profiler.start()
         self.running = True
 
@@ -109,9 +116,14 @@ class ProfilerWindow:
         device_attr = "self_device_time_total"
         rows = []
         for event in prof.key_averages():
-            rows.append({"name": event.key, "calls": event.count,
-                         "self_cpu_ms": event.self_cpu_time_total / 1e3,
-                         "self_device_ms": getattr(event, device_attr, 0.0) / 1e3})
+            rows.append(
+                {
+                    "name": event.key,
+                    "calls": event.count,
+                    "self_cpu_ms": event.self_cpu_time_total / 1e3,
+                    "self_device_ms": getattr(event, device_attr, 0.0) / 1e3,
+                }
+            )
         rows.sort(key=lambda r: r["self_cpu_ms"] + r["self_device_ms"], reverse=True)
         (self.folder / OPERATORS).write_text(json.dumps(rows[:TOP_OPERATORS], indent=1) + "\n")
         log.info("profiling: torch.profiler window written to %s", self.folder / TRACE)
@@ -140,9 +152,13 @@ class Profiling:
 
     def epoch(self, epoch: int, stats) -> None:
         """Data-loading vs compute split of one training epoch (engine.EpochStats)."""
-        row = {"epoch": epoch, "seconds": stats.seconds, "data_seconds": stats.data_seconds,
-               "compute_seconds": stats.seconds - stats.data_seconds,
-               "images_per_sec": stats.images / max(stats.seconds, 1e-9)}
+        row = {
+            "epoch": epoch,
+            "seconds": stats.seconds,
+            "data_seconds": stats.data_seconds,
+            "compute_seconds": stats.seconds - stats.data_seconds,
+            "images_per_sec": stats.images / max(stats.seconds, 1e-9),
+        }
         with (self.folder / EPOCHS).open("a") as out:
             out.write(json.dumps(row) + "\n")
 

@@ -8,6 +8,7 @@ therefore `python -m classifier.training.signals`, a small init: it runs `train`
 as its child, forwards SIGTERM/SIGINT to the trainer processes that registered themselves (so they
 save a resumable checkpoint and exit), reaps orphans, and exits with `train`'s exit code.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,9 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         if self.signal is None:
-            log.warning("received %s: stopping at the next step with a resumable checkpoint",
-                        signal.Signals(signum).name)
+            log.warning(
+                "received %s: stopping at the next step with a resumable checkpoint", signal.Signals(signum).name
+            )
         self.signal = signum
 
 

@@ -3,6 +3,7 @@
 Reads hyperparameters.json and the input channels, trains, logs metric lines, writes the artifact
 to /opt/ml/model. Any failure writes its reason to /opt/ml/output/failure and exits non-zero.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,20 +23,25 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from classifier.model import artifact, gradcam, network as model_lib, decoding
-from classifier.training import data, loop as epoch_loop, profiling
-from classifier.debugging import hook
-from classifier.contract import hyperparams, metrics
-from classifier.training import checkpoint, distributed, export, signals
-from classifier.model import evaluation, runtimes
-from classifier.contract import resources
+from classifier.contract import hyperparams, metrics, resources
 from classifier.contract.paths import SageMakerPaths
-from classifier.model import selection
+from classifier.debugging import hook
+from classifier.model import artifact, decoding, evaluation, gradcam, runtimes, selection
+from classifier.model import network as model_lib
+from classifier.training import checkpoint, data, distributed, export, profiling, signals
+from classifier.training import loop as epoch_loop
 
 log = logging.getLogger("classifier.training.trainer")
 # Errors whose message is the whole story (no traceback needed in `failure`).
-USER_ERRORS = (hyperparams.HyperparameterError, data.DataError, model_lib.ModelError, FloatingPointError,
-               hook.DebuggerError, checkpoint.CheckpointError, distributed.ClusterError)
+USER_ERRORS = (
+    hyperparams.HyperparameterError,
+    data.DataError,
+    model_lib.ModelError,
+    FloatingPointError,
+    hook.DebuggerError,
+    checkpoint.CheckpointError,
+    distributed.ClusterError,
+)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -82,8 +88,10 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
             cache_bytes = len(split.samples) * 3 * side * side
             use_cache = hp.cache_images and cache_bytes < resources.available_memory_bytes() // 2
             if hp.cache_images and not use_cache:
-                log.info("train: decoded cache would need %.1f GB, over half the free memory: decoding per step",
-                         cache_bytes / 1e9)
+                log.info(
+                    "train: decoded cache would need %.1f GB, over half the free memory: decoding per step",
+                    cache_bytes / 1e9,
+                )
             decode = lambda p: decoding.decode_for_cache(p, hp.image_size)  # noqa: E731
             size = side
         else:
@@ -96,15 +104,21 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
             log.warning(data.skipped_summary(name, decoded.skipped))
         if len(decoded.labels) == 0:
             raise data.DataError(f"split {name}/ has no readable images ({len(split.samples)} files tried)")
-        log.info("%s: %d images from %s (%d skipped), decoded in %.1fs", name, len(decoded.labels), split.origin,
-                 len(decoded.skipped), time.perf_counter() - start)
+        log.info(
+            "%s: %d images from %s (%d skipped), decoded in %.1fs",
+            name,
+            len(decoded.labels),
+            split.origin,
+            len(decoded.skipped),
+            time.perf_counter() - start,
+        )
         if name == "train" and not use_cache:
             bad = {s.path for s in decoded.skipped}
-            sets[name] = data.FileImages([s for s in split.samples if s[0] not in bad], hp.image_size,
-                                         train_transform)
+            sets[name] = data.FileImages([s for s in split.samples if s[0] not in bad], hp.image_size, train_transform)
         else:
-            sets[name] = data.TensorImages(decoded.images, decoded.labels,
-                                           train_transform if name == "train" else None, decoded.sources)
+            sets[name] = data.TensorImages(
+                decoded.images, decoded.labels, train_transform if name == "train" else None, decoded.sources
+            )
     return dataset, sets
 
 
@@ -114,27 +128,41 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     generator = seed_everything(hp.seed)
     device = context.device
     workers = data.default_workers(hp.num_workers)
-    log.info("device %s, %d torch threads, %d data workers, hyperparameters %s", device, torch.get_num_threads(),
-             workers, hyperparams.to_dict(hp))
+    log.info(
+        "device %s, %d torch threads, %d data workers, hyperparameters %s",
+        device,
+        torch.get_num_threads(),
+        workers,
+        hyperparams.to_dict(hp),
+    )
     dataset, sets = load_data(hp, paths, workers)
     prep = decoding.eval_preprocessing(hp.image_size)
 
     network = model_lib.build(hp.model_name, len(dataset.classes), hp.weights)
     trainable = model_lib.set_trainable(network, hp.fine_tune)
-    network = network.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    network = network.to(
+        device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    )
     params = [p for p in network.parameters() if p.requires_grad]
-    log.info("%s with %d classes: %.2fM of %.2fM parameters train (fine-tune=%s)", hp.model_name,
-             len(dataset.classes), sum(p.numel() for p in params) / 1e6,
-             sum(p.numel() for p in network.parameters()) / 1e6, hp.fine_tune)
+    log.info(
+        "%s with %d classes: %.2fM of %.2fM parameters train (fine-tune=%s)",
+        hp.model_name,
+        len(dataset.classes),
+        sum(p.numel() for p in params) / 1e6,
+        sum(p.numel() for p in network.parameters()) / 1e6,
+        hp.fine_tune,
+    )
 
     loader_args = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     # Each rank trains on its shard; the order depends on (seed, epoch) only, so a resume can skip steps.
     sampler = distributed.EpochSampler(sets["train"], context, hp.seed)
-    train_loader = DataLoader(sets["train"], batch_size=hp.batch_size, sampler=sampler, drop_last=False,
-                              generator=generator, **loader_args)
-    eval_loaders = {name: DataLoader(distributed.shard(sets[name], context), batch_size=max(hp.batch_size, 64),
-                                     num_workers=0)
-                    for name in ("valid", "test")}
+    train_loader = DataLoader(
+        sets["train"], batch_size=hp.batch_size, sampler=sampler, drop_last=False, generator=generator, **loader_args
+    )
+    eval_loaders = {
+        name: DataLoader(distributed.shard(sets[name], context), batch_size=max(hp.batch_size, 64), num_workers=0)
+        for name in ("valid", "test")
+    }
     steps_per_epoch = len(train_loader)  # (a resumed epoch's loader is shorter)
     optimizer = make_optimizer(hp, params)
     scheduler = make_scheduler(hp, optimizer, steps_per_epoch)
@@ -143,8 +171,11 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     train_criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     eval_criterion = nn.CrossEntropyLoss()
     # smdebug records worker 0 only in a distributed job (include_workers="one"): hook rank 0 alone.
-    debug = (hook.start(hp, paths, network, [train_criterion, eval_criterion])  # smdebug hook (or Off)
-             if context.is_main else hook.Off())
+    debug = (
+        hook.start(hp, paths, network, [train_criterion, eval_criterion])  # smdebug hook (or Off)
+        if context.is_main
+        else hook.Off()
+    )
     prof = profiling.start(hp, paths.output_data)  # utilisation sampler + torch.profiler window (or Off)
 
     folder = checkpoint_folder(hp, paths)
@@ -154,24 +185,41 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     optimisation = epoch_loop.Optimisation(model, trainable, train_criterion, optimizer, scheduler, scaler, prep)
 
     with signals.stop_requests() as stop_request:
+
         def stop() -> bool:  # every rank stops at the same step
             return distributed.any_true(context, stop_request.requested)
 
         for epoch in range(loop.epochs_done + 1, hp.epochs + 1):
             sampler.start(epoch, skip=loop.progress.step * hp.batch_size)
             debug.train()
-            stats = epoch_loop.train_one_epoch(optimisation, train_loader, epoch, hp.epochs, hp.log_interval,
-                                           on_step=prof.step, progress=loop.progress, stop=stop)
+            stats = epoch_loop.train_one_epoch(
+                optimisation,
+                train_loader,
+                epoch,
+                hp.epochs,
+                hp.log_interval,
+                on_step=prof.step,
+                progress=loop.progress,
+                stop=stop,
+            )
             if stats.interrupted:
                 path = save_checkpoint(folder, context, loop, hp, dataset.classes, **modules)
-                raise Interrupted(stop_request, f"epoch {epoch} step {loop.progress.step}/{steps_per_epoch}", folder,
-                                  path)
+                raise Interrupted(
+                    stop_request, f"epoch {epoch} step {loop.progress.step}/{steps_per_epoch}", folder, path
+                )
             prof.epoch(epoch, stats)
             debug.eval()
             stats = global_stats(context, stats)
             val = global_stats(context, epoch_loop.evaluate(network, eval_loaders["valid"], eval_criterion, prep))
-            row = dict(epoch=epoch, train_loss=stats.loss, train_acc=stats.acc, val_loss=val.loss, val_acc=val.acc,
-                       epoch_seconds=stats.seconds + val.seconds, images_per_sec=stats.images / stats.seconds)
+            row = dict(
+                epoch=epoch,
+                train_loss=stats.loss,
+                train_acc=stats.acc,
+                val_loss=val.loss,
+                val_acc=val.acc,
+                epoch_seconds=stats.seconds + val.seconds,
+                images_per_sec=stats.images / stats.seconds,
+            )
             loop.history.append(row)
             if val.acc > loop.best_acc:
                 loop.best_acc = val.acc
@@ -193,10 +241,18 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
     if context.is_main:
         print(metrics.format_metrics(**final), flush=True)
         # model.pt and metadata.json first: whatever happens to the export, the trained model is written.
-        artifact.save(paths.model, loop.best_state, classes=dataset.classes, model_name=hp.model_name,
-                      image_size=hp.image_size, preprocessing=prep, hyperparameters=hyperparams.to_dict(hp),
-                      metrics={**final, "history": loop.history}, export={"enabled": hp.export},
-                      explanation=explanation_target(network, prep["crop"]))
+        artifact.save(
+            paths.model,
+            loop.best_state,
+            classes=dataset.classes,
+            model_name=hp.model_name,
+            image_size=hp.image_size,
+            preprocessing=prep,
+            hyperparameters=hyperparams.to_dict(hp),
+            metrics={**final, "history": loop.history},
+            export={"enabled": hp.export},
+            explanation=explanation_target(network, prep["crop"]),
+        )
         log.info("model written to %s (test_acc %.4f)", paths.model, test.acc)
         outcome = export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"]) if hp.export else None
         write_evaluation(paths, sets["test"], outcome)
@@ -210,27 +266,47 @@ def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.Ten
         network, metadata = artifact.load(paths.model)  # exactly the model a server loads
         prep = metadata["preprocessing"]
         calibration = export.calibration_images(train_samples, prep, hp.seed)
-        outcome = export.export_and_evaluate(network, prep, paths.model, test_set.images, test_set.labels,
-                                             calibration, metadata.get("explanation"))
+        outcome = export.export_and_evaluate(
+            network, prep, paths.model, test_set.images, test_set.labels, calibration, metadata.get("explanation")
+        )
     except Exception as err:  # e.g. out of memory or disk: the torch model stays, complete and servable
         log.exception("export skipped, the model serves with torch only (%s is complete)", artifact.WEIGHTS_FILE)
-        reason = f"{type(err).__name__}: {err}"[:export.REASON_CHARS]
-        artifact.drop_exports(paths.model, {"enabled": True,
-                                            "skipped": {runtimes.ONNX: reason, runtimes.ONNX_INT8: reason}})
+        reason = f"{type(err).__name__}: {err}"[: export.REASON_CHARS]
+        artifact.drop_exports(
+            paths.model, {"enabled": True, "skipped": {runtimes.ONNX: reason, runtimes.ONNX_INT8: reason}}
+        )
         return None
-    artifact.record_runtimes(paths.model, outcome.scores,
-                             {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped})
-    scores = {metrics.runtime_metric(name, score): value for name, result in outcome.scores.items()
-              if name != runtimes.TORCH for score, value in result.items() if score != "file"}
+    artifact.record_runtimes(
+        paths.model, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped}
+    )
+    scores = {
+        metrics.runtime_metric(name, score): value
+        for name, result in outcome.scores.items()
+        if name != runtimes.TORCH
+        for score, value in result.items()
+        if score != "file"
+    }
     print(metrics.format_metrics(**scores, export_seconds=outcome.seconds), flush=True)
-    log.info("export done in %.1fs: %s", outcome.seconds, ", ".join(
-        [f"{name} test_acc {r['test_acc']:.4f} agreement {r['agreement']:.4f}" for name, r in outcome.scores.items()]
-        + [f"{name} skipped" for name in outcome.skipped]))
+    log.info(
+        "export done in %.1fs: %s",
+        outcome.seconds,
+        ", ".join(
+            [
+                f"{name} test_acc {r['test_acc']:.4f} agreement {r['agreement']:.4f}"
+                for name, r in outcome.scores.items()
+            ]
+            + [f"{name} skipped" for name in outcome.skipped]
+        ),
+    )
     candidates, notes = selection.plan(paths.model, artifact.load_metadata(paths.model), selection.Gate())
-    log.info("SERVING_RUNTIME=auto will serve %s on a CPU endpoint (it passes the gate: top-1 agreement >= %g, "
-             "test accuracy within %g points of torch fp32; the endpoint re-checks it on its own CPU)%s",
-             candidates[0], selection.Gate().min_agreement, selection.Gate().max_accuracy_drop * 100,
-             "".join(f"; {note}" for note in notes))
+    log.info(
+        "SERVING_RUNTIME=auto will serve %s on a CPU endpoint (it passes the gate: top-1 agreement >= %g, "
+        "test accuracy within %g points of torch fp32; the endpoint re-checks it on its own CPU)%s",
+        candidates[0],
+        selection.Gate().min_agreement,
+        selection.Gate().max_accuracy_drop * 100,
+        "".join(f"; {note}" for note in notes),
+    )
     return outcome
 
 
@@ -244,9 +320,15 @@ def explanation_target(network: nn.Module, crop: int) -> dict:
     if "unsupported" in target:
         log.info("explain=gradcam will answer 400 for this model: %s", target["unsupported"])
     else:
-        log.info("explain=gradcam: Grad-CAM at %s (%s at crop %d); %s", target["layer"], "x".join(map(str, target["map"])),
-                 crop, "it equals CAM from the head's weights, which the ONNX exports carry (every image explains)"
-                 if target["head_weights"] else "it needs gradients: only the torch runtime (serve image) explains")
+        log.info(
+            "explain=gradcam: Grad-CAM at %s (%s at crop %d); %s",
+            target["layer"],
+            "x".join(map(str, target["map"])),
+            crop,
+            "it equals CAM from the head's weights, which the ONNX exports carry (every image explains)"
+            if target["head_weights"]
+            else "it needs gradients: only the torch runtime (serve image) explains",
+        )
     return target
 
 
@@ -274,6 +356,7 @@ def write_evaluation(paths: SageMakerPaths, test_set: data.TensorImages, outcome
 
 # --- Checkpoints, resume and stop requests (README "Multi-instance and spot training") ------------
 
+
 class Interrupted(Exception):
     """A stop signal ended training early; the message says where and which checkpoint resumes it."""
 
@@ -282,14 +365,17 @@ class Interrupted(Exception):
         if folder is None:
             saved = "checkpoints are off (no checkpoint folder), so this progress is lost"
         else:  # only rank 0 writes (path is None on the other ranks)
-            saved = (f"resumable checkpoint {path or f'written by rank 0 in {folder}'}: start the job again with "
-                     "the same checkpoint folder to continue")
+            saved = (
+                f"resumable checkpoint {path or f'written by rank 0 in {folder}'}: start the job again with "
+                "the same checkpoint folder to continue"
+            )
         super().__init__(f"stopped by {request.name} at {where}; {saved}")
 
 
 @dataclasses.dataclass
 class LoopState:
     """What the epoch loop carries from one epoch to the next, and what a checkpoint restores."""
+
     epochs_done: int = 0
     progress: epoch_loop.EpochProgress = dataclasses.field(default_factory=epoch_loop.EpochProgress)
     best_acc: float = -1.0
@@ -316,29 +402,52 @@ def checkpoint_folder(hp, paths: SageMakerPaths):
     return folder
 
 
-def save_checkpoint(folder, context: distributed.Context, loop: LoopState, hp, classes, *, network, optimizer,
-                    scheduler, scaler, generator):
+def save_checkpoint(
+    folder,
+    context: distributed.Context,
+    loop: LoopState,
+    hp,
+    classes,
+    *,
+    network,
+    optimizer,
+    scheduler,
+    scaler,
+    generator,
+):
     """Rank 0 writes the checkpoint at the loop's position; returns its path (None elsewhere or when off)."""
     if folder is None or not context.is_main:
         return None
     start = time.perf_counter()
-    state = dict(model=network.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                 scaler=scaler.state_dict(), partial=dataclasses.asdict(loop.progress), best_acc=loop.best_acc,
-                 best_state=loop.best_state, history=loop.history, rng=checkpoint.rng_state(generator),
-                 hyperparameters=hyperparams.to_dict(hp), classes=list(classes))
+    state = dict(
+        model=network.state_dict(),
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict(),
+        scaler=scaler.state_dict(),
+        partial=dataclasses.asdict(loop.progress),
+        best_acc=loop.best_acc,
+        best_state=loop.best_state,
+        history=loop.history,
+        rng=checkpoint.rng_state(generator),
+        hyperparameters=hyperparams.to_dict(hp),
+        classes=list(classes),
+    )
     path = checkpoint.save(folder, state, checkpoint.Position(loop.epochs_done, loop.progress.step))
     log.info("checkpoint %s written (%.0f MB, %.1fs)", path, path.stat().st_size / 1e6, time.perf_counter() - start)
     return path
 
 
-def resume(folder, context: distributed.Context, hp, classes, *, network, optimizer, scheduler, scaler,
-           generator) -> LoopState:
+def resume(
+    folder, context: distributed.Context, hp, classes, *, network, optimizer, scheduler, scaler, generator
+) -> LoopState:
     """Restore the newest valid checkpoint into the given objects; a fresh LoopState when there is none."""
     found = checkpoint.load_latest(folder) if folder else None
     position = [found[0]["epochs_done"], found[0]["step"]] if found else [-1, -1]
     if not distributed.same_on_all(context, position):
-        raise checkpoint.CheckpointError(f"the hosts found different newest checkpoints in {folder} (this one: "
-                                         f"{found[1] if found else 'none'}): every host needs the same folder")
+        raise checkpoint.CheckpointError(
+            f"the hosts found different newest checkpoints in {folder} (this one: "
+            f"{found[1] if found else 'none'}): every host needs the same folder"
+        )
     if not found:
         if folder:
             log.info("no checkpoint in %s: starting at epoch 1", folder)
@@ -350,10 +459,21 @@ def resume(folder, context: distributed.Context, hp, classes, *, network, optimi
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     checkpoint.set_rng_state(state["rng"], generator)
-    loop = LoopState(state["epochs_done"], epoch_loop.EpochProgress(**state["partial"]), state["best_acc"],
-                     state["best_state"], list(state["history"]))
-    log.info("resuming from %s: %d of %d epochs done, then %d steps into epoch %d", path, loop.epochs_done,
-             hp.epochs, loop.progress.step, loop.epochs_done + 1)
+    loop = LoopState(
+        state["epochs_done"],
+        epoch_loop.EpochProgress(**state["partial"]),
+        state["best_acc"],
+        state["best_state"],
+        list(state["history"]),
+    )
+    log.info(
+        "resuming from %s: %d of %d epochs done, then %d steps into epoch %d",
+        path,
+        loop.epochs_done,
+        hp.epochs,
+        loop.progress.step,
+        loop.epochs_done + 1,
+    )
     return loop
 
 
@@ -362,10 +482,16 @@ def global_stats(context: distributed.Context, stats: epoch_loop.EpochStats) -> 
     if not context.distributed:
         return stats
     loss_sum, correct, images = distributed.all_sum(
-        context, [stats.loss * stats.images, stats.acc * stats.images, stats.images])
+        context, [stats.loss * stats.images, stats.acc * stats.images, stats.images]
+    )
     (seconds,) = distributed.all_max(context, [stats.seconds])
-    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), acc=round(correct) / max(images, 1),
-                               images=round(images), seconds=seconds)
+    return dataclasses.replace(
+        stats,
+        loss=loss_sum / max(images, 1),
+        acc=round(correct) / max(images, 1),
+        images=round(images),
+        seconds=seconds,
+    )
 
 
 def write_failure(paths: SageMakerPaths, message: str) -> None:
@@ -378,8 +504,9 @@ def write_failure(paths: SageMakerPaths, message: str) -> None:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stdout, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
+    )
 
 
 def main() -> int:

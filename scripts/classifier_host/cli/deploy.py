@@ -24,6 +24,7 @@ an hour per request, a queue in front of the instances; the container is told th
 (SERVING_MAX_PAYLOAD_MB, SERVING_REQUEST_TIMEOUT_S; --env overrides). With --autoscale 0:MAX it scales to
 zero instances when the queue is empty.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,9 +81,12 @@ def deploy_local(args) -> int:
         print(f"error: serving image {image} is not built: run `make build`", file=sys.stderr)
         return 2
     if local.serving_port_in_use():
-        print(f"error: {local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
-              "transform) there. Stop the other one (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) "
-              "and retry", file=sys.stderr)
+        print(
+            f"error: {local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
+            "transform) there. Stop the other one (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) "
+            "and retry",
+            file=sys.stderr,
+        )
         return 2
     print(f"deploying {model_data} on {image} (local mode)...", flush=True)
     start = time.monotonic()
@@ -93,13 +97,15 @@ def deploy_local(args) -> int:
         return 1
     status = 0
     try:
-        print(f"endpoint {endpoint.name} in service after {time.monotonic() - start:.0f}s: "
-              f"{endpoint.url} (POST /invocations)", flush=True)
+        print(
+            f"endpoint {endpoint.name} in service after {time.monotonic() - start:.0f}s: "
+            f"{endpoint.url} (POST /invocations)",
+            flush=True,
+        )
         if args.query:
             status = query_local(endpoint.url, args.query)
         else:
-            print(f"try: python scripts/query.py --url {endpoint.url} IMAGE...; "
-                  "Ctrl-C stops it", flush=True)
+            print(f"try: python scripts/query.py --url {endpoint.url} IMAGE...; Ctrl-C stops it", flush=True)
             wait_for_signal()
     finally:
         local.delete_local(endpoint)
@@ -131,20 +137,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local", action="store_true", help="SageMaker local mode (Docker on this machine)")
     parser.add_argument("--model-data", help="model.tar.gz: file://PATH or PATH (local, required), s3://... (cloud)")
-    parser.add_argument("--image", help="serving image (default: serve-cpu for a model with ONNX exports on a CPU "
-                                        "instance, else serve; names from make print-images or build/images.json)")
+    parser.add_argument(
+        "--image",
+        help="serving image (default: serve-cpu for a model with ONNX exports on a CPU "
+        "instance, else serve; names from make print-images or build/images.json)",
+    )
     parser.add_argument("--gpu", action="store_true", help="local_gpu instead of local")
-    parser.add_argument("--env", action="append", type=env_pair, default=[], metavar="NAME=VALUE",
-                        help="container environment, e.g. SERVING_MAX_BATCH_SIZE=16 (repeatable)")
-    parser.add_argument("--query", nargs="+", metavar="IMAGE|DIR",
-                        help="local: classify these images once it is up (as query.py does), then tear down")
+    parser.add_argument(
+        "--env",
+        action="append",
+        type=env_pair,
+        default=[],
+        metavar="NAME=VALUE",
+        help="container environment, e.g. SERVING_MAX_BATCH_SIZE=16 (repeatable)",
+    )
+    parser.add_argument(
+        "--query",
+        nargs="+",
+        metavar="IMAGE|DIR",
+        help="local: classify these images once it is up (as query.py does), then tear down",
+    )
     add_cloud_arguments(parser)
     args = parser.parse_args(argv)
     if args.local:
         if args.asynchronous:
-            parser.error("--async is for cloud endpoints: SageMaker local mode has no asynchronous inference "
-                         "(no InvokeEndpointAsync); try large requests locally with --env SERVING_MAX_PAYLOAD_MB=... "
-                         "--env SERVING_REQUEST_TIMEOUT_S=...")
+            parser.error(
+                "--async is for cloud endpoints: SageMaker local mode has no asynchronous inference "
+                "(no InvokeEndpointAsync); try large requests locally with --env SERVING_MAX_PAYLOAD_MB=... "
+                "--env SERVING_REQUEST_TIMEOUT_S=..."
+            )
         if not args.model_data:
             parser.error("--local needs --model-data")
         return deploy_local(args)
@@ -168,8 +189,12 @@ ASYNC_DEFAULTS = {
 }
 # (lowest, highest) accepted for the numeric ones: SageMaker's limits (1000 concurrent invocations, the
 # ones in endpoints.py); a backlog target only needs to be positive.
-ASYNC_RANGES = {"async_max_concurrent": (1, 1000), "async_max_payload_mb": (1, endpoints.ASYNC_MAX_PAYLOAD_MB),
-                "async_timeout": (1, endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S), "backlog_per_instance": (1, None)}
+ASYNC_RANGES = {
+    "async_max_concurrent": (1, 1000),
+    "async_max_payload_mb": (1, endpoints.ASYNC_MAX_PAYLOAD_MB),
+    "async_timeout": (1, endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S),
+    "backlog_per_instance": (1, None),
+}
 # The pattern of the service model's SuccessTopic / ErrorTopic.
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
 
@@ -179,18 +204,28 @@ def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--training-job", help="deploy this training job's model (default: the last one train.py ran)")
     group.add_argument("--instance-type", default="ml.m5.xlarge", help="endpoint instance (default ml.m5.xlarge)")
     group.add_argument("--instance-count", type=int, default=1, help="instances to start with (default 1)")
-    group.add_argument("--autoscale", metavar="MIN:MAX",
-                       help="scale between MIN and MAX instances on invocations (with --async: on the queue, "
-                            "and MIN may be 0)")
-    group.add_argument("--invocations-per-instance", type=int,
-                       help=f"with --autoscale: target invocations per instance per minute (default "
-                            f"{INVOCATIONS_PER_INSTANCE}; real-time endpoints)")
-    group.add_argument("--data-capture", action="store_true",
-                       help="capture requests and responses to s3://BUCKET/PREFIX/data-capture")
+    group.add_argument(
+        "--autoscale",
+        metavar="MIN:MAX",
+        help="scale between MIN and MAX instances on invocations (with --async: on the queue, and MIN may be 0)",
+    )
+    group.add_argument(
+        "--invocations-per-instance",
+        type=int,
+        help=f"with --autoscale: target invocations per instance per minute (default "
+        f"{INVOCATIONS_PER_INSTANCE}; real-time endpoints)",
+    )
+    group.add_argument(
+        "--data-capture", action="store_true", help="capture requests and responses to s3://BUCKET/PREFIX/data-capture"
+    )
     group.add_argument("--endpoint-name", help="default: image-classifier-<timestamp>")
-    group.add_argument("--delete", nargs="?", const="", metavar="NAME",
-                       help="delete the endpoint NAME (default: the recorded one), its config, model, "
-                            "autoscaling and alarm")
+    group.add_argument(
+        "--delete",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="delete the endpoint NAME (default: the recorded one), its config, model, autoscaling and alarm",
+    )
     group.add_argument("--network-isolation", action="store_true", help="the model's container gets no network access")
     add_async_arguments(parser)
 
@@ -198,28 +233,51 @@ def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
 def add_async_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "asynchronous endpoint (cloud, with --async; needs S3_BUCKET: requests and answers go through "
-        f"s3://BUCKET/PREFIX/{settings.ASYNC_PREFIX}/)")
-    group.add_argument("--async", dest="asynchronous", action="store_true",
-                       help="an asynchronous endpoint: a queue, payloads up to 1 GB, up to an hour per request, "
-                            "scale to zero (query.py detects it)")
-    group.add_argument("--async-max-concurrent", type=int, metavar="N",
-                       help="requests SageMaker hands one instance at once "
-                            f"(default {ASYNC_DEFAULTS['async_max_concurrent']})")
-    group.add_argument("--async-max-payload-mb", type=int, metavar="MB",
-                       help="largest request the container accepts, SERVING_MAX_PAYLOAD_MB (default "
-                            f"{ASYNC_DEFAULTS['async_max_payload_mb']}, at most {endpoints.ASYNC_MAX_PAYLOAD_MB})")
-    group.add_argument("--async-timeout", type=int, metavar="SECONDS",
-                       help="how long the container may work on one request, SERVING_REQUEST_TIMEOUT_S (default "
-                            f"{ASYNC_DEFAULTS['async_timeout']}: under InvokeEndpointAsync's default of "
-                            f"{endpoints.ASYNC_INVOCATION_TIMEOUT_S} s; at most "
-                            f"{endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S}; keep it under query.py's --async-timeout)")
-    group.add_argument("--backlog-per-instance", type=int, metavar="N",
-                       help="with --autoscale: target queued requests per instance "
-                            f"(default {ASYNC_DEFAULTS['backlog_per_instance']})")
+        f"s3://BUCKET/PREFIX/{settings.ASYNC_PREFIX}/)"
+    )
+    group.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="an asynchronous endpoint: a queue, payloads up to 1 GB, up to an hour per request, "
+        "scale to zero (query.py detects it)",
+    )
+    group.add_argument(
+        "--async-max-concurrent",
+        type=int,
+        metavar="N",
+        help=f"requests SageMaker hands one instance at once (default {ASYNC_DEFAULTS['async_max_concurrent']})",
+    )
+    group.add_argument(
+        "--async-max-payload-mb",
+        type=int,
+        metavar="MB",
+        help="largest request the container accepts, SERVING_MAX_PAYLOAD_MB (default "
+        f"{ASYNC_DEFAULTS['async_max_payload_mb']}, at most {endpoints.ASYNC_MAX_PAYLOAD_MB})",
+    )
+    group.add_argument(
+        "--async-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="how long the container may work on one request, SERVING_REQUEST_TIMEOUT_S (default "
+        f"{ASYNC_DEFAULTS['async_timeout']}: under InvokeEndpointAsync's default of "
+        f"{endpoints.ASYNC_INVOCATION_TIMEOUT_S} s; at most "
+        f"{endpoints.ASYNC_MAX_INVOCATION_TIMEOUT_S}; keep it under query.py's --async-timeout)",
+    )
+    group.add_argument(
+        "--backlog-per-instance",
+        type=int,
+        metavar="N",
+        help="with --autoscale: target queued requests per instance "
+        f"(default {ASYNC_DEFAULTS['backlog_per_instance']})",
+    )
     for outcome in ("success", "error"):
-        group.add_argument(f"--sns-{outcome}-topic", metavar="ARN",
-                           help=f"SNS topic notified of each {outcome} (named image-classifier-*: the execution "
-                                "role may publish only to those)")
+        group.add_argument(
+            f"--sns-{outcome}-topic",
+            metavar="ARN",
+            help=f"SNS topic notified of each {outcome} (named image-classifier-*: the execution "
+            "role may publish only to those)",
+        )
 
 
 def check_async_arguments(args: argparse.Namespace) -> None:
@@ -233,8 +291,10 @@ def check_async_arguments(args: argparse.Namespace) -> None:
             args.invocations_per_instance = INVOCATIONS_PER_INSTANCE
         return
     if args.invocations_per_instance is not None:
-        raise SettingsError("--invocations-per-instance does not apply to --async: an async endpoint scales on its "
-                            "queue, --backlog-per-instance")
+        raise SettingsError(
+            "--invocations-per-instance does not apply to --async: an async endpoint scales on its "
+            "queue, --backlog-per-instance"
+        )
     for name, default in ASYNC_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -246,8 +306,10 @@ def check_async_arguments(args: argparse.Namespace) -> None:
     for name in ("sns_success_topic", "sns_error_topic"):
         topic = getattr(args, name)
         if topic and not SNS_TOPIC_ARN.match(topic):
-            raise SettingsError(f"{flag(name)} {topic!r} is not an SNS topic ARN "
-                                "(expected arn:aws:sns:REGION:ACCOUNT:image-classifier-NAME)")
+            raise SettingsError(
+                f"{flag(name)} {topic!r} is not an SNS topic ARN "
+                "(expected arn:aws:sns:REGION:ACCOUNT:image-classifier-NAME)"
+            )
 
 
 def flag(dest: str) -> str:
@@ -259,8 +321,10 @@ def container_environment(args: argparse.Namespace) -> dict[str, str]:
     deadline (the container refuses more than SageMaker's real-time 6 MB / 60 s otherwise); --env wins."""
     limits = {}
     if args.asynchronous:
-        limits = {"SERVING_MAX_PAYLOAD_MB": str(args.async_max_payload_mb),
-                  "SERVING_REQUEST_TIMEOUT_S": str(args.async_timeout)}
+        limits = {
+            "SERVING_MAX_PAYLOAD_MB": str(args.async_max_payload_mb),
+            "SERVING_REQUEST_TIMEOUT_S": str(args.async_timeout),
+        }
     return {**limits, **dict(args.env)}
 
 
@@ -277,8 +341,10 @@ def parse_autoscale(text: str | None, asynchronous: bool = False) -> tuple[int, 
     lowest = 0 if asynchronous else 1
     if not sep or bounds is None or not lowest <= bounds[0] <= bounds[1] or bounds[1] < 1:
         example = "0:4" if asynchronous else "1:4"
-        raise SettingsError(f"--autoscale {text!r}: expected MIN:MAX with {lowest} <= MIN <= MAX and MAX >= 1, "
-                            f"e.g. {example}" + ("" if asynchronous else " (MIN 0, scale to zero, needs --async)"))
+        raise SettingsError(
+            f"--autoscale {text!r}: expected MIN:MAX with {lowest} <= MIN <= MAX and MAX >= 1, "
+            f"e.g. {example}" + ("" if asynchronous else " (MIN 0, scale to zero, needs --async)")
+        )
     return bounds
 
 
@@ -318,17 +384,34 @@ def run_cloud(args: argparse.Namespace) -> int:
     async_options = None
     if args.asynchronous:
         async_options = endpoints.AsyncOptions(
-            output_s3=cfg.s3_uri(settings.ASYNC_OUTPUT), failure_s3=cfg.s3_uri(settings.ASYNC_FAILURES),
-            max_concurrent=args.async_max_concurrent, success_topic=args.sns_success_topic,
-            error_topic=args.sns_error_topic)
+            output_s3=cfg.s3_uri(settings.ASYNC_OUTPUT),
+            failure_s3=cfg.s3_uri(settings.ASYNC_FAILURES),
+            max_concurrent=args.async_max_concurrent,
+            success_topic=args.sns_success_topic,
+            error_topic=args.sns_error_topic,
+        )
     kind = "async endpoint" if args.asynchronous else "endpoint"
-    print(f"deploying {model_data} on {args.instance_count} x {args.instance_type} as {kind} {name} ({image}); "
-          "this takes 5-10 minutes...", flush=True)
+    print(
+        f"deploying {model_data} on {args.instance_count} x {args.instance_type} as {kind} {name} ({image}); "
+        "this takes 5-10 minutes...",
+        flush=True,
+    )
     try:
-        endpoints.deploy(boto, image, model_data, cfg.role_arn, name, instance_type=args.instance_type,
-                         instance_count=args.instance_count, data_capture_s3=capture, kms_key_id=cfg.kms_key_id,
-                         vpc_config=cfg.vpc_config, network_isolation=args.network_isolation,
-                         environment=container_environment(args), async_options=async_options)
+        endpoints.deploy(
+            boto,
+            image,
+            model_data,
+            cfg.role_arn,
+            name,
+            instance_type=args.instance_type,
+            instance_count=args.instance_count,
+            data_capture_s3=capture,
+            kms_key_id=cfg.kms_key_id,
+            vpc_config=cfg.vpc_config,
+            network_isolation=args.network_isolation,
+            environment=container_environment(args),
+            async_options=async_options,
+        )
     except Exception as err:  # FailedStatusError (the endpoint's FailureReason), a refused request, a timeout
         print(f"error: endpoint {name} did not come up: {err}", file=sys.stderr)
         print(f"clean up with: python scripts/deploy.py --delete {name}", file=sys.stderr)
@@ -352,26 +435,38 @@ def start_autoscaling(boto, args: argparse.Namespace, name: str, bounds: tuple[i
     autoscaling = boto.client("application-autoscaling")
     try:
         if args.asynchronous:
-            endpoints.enable_async_autoscaling(autoscaling, boto.client("cloudwatch"), name, *bounds,
-                                               args.backlog_per_instance)
+            endpoints.enable_async_autoscaling(
+                autoscaling, boto.client("cloudwatch"), name, *bounds, args.backlog_per_instance
+            )
         else:
             endpoints.enable_autoscaling(autoscaling, name, *bounds, args.invocations_per_instance)
     except ClientError as err:  # the endpoint is up and recorded: say so, and how to retry or remove it
         services = "application-autoscaling and cloudwatch" if args.asynchronous else "application-autoscaling"
         # An async endpoint's scaling may be half set: a target at 0 without its alarm may never start again.
         state = "its scaling may be half set" if args.asynchronous else f"it runs at {args.instance_count} instance(s)"
-        print(f"error: endpoint {name} is InService but its autoscaling could not be set: "
-              f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} ({err.operation_name} "
-              f"failed; the role needs the {services} permissions of iam/operator-policy.json); {state}. "
-              f"Remove it with: python scripts/deploy.py --delete {name}", file=sys.stderr)
+        print(
+            f"error: endpoint {name} is InService but its autoscaling could not be set: "
+            f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} ({err.operation_name} "
+            f"failed; the role needs the {services} permissions of iam/operator-policy.json); {state}. "
+            f"Remove it with: python scripts/deploy.py --delete {name}",
+            file=sys.stderr,
+        )
         return 1
     if args.asynchronous:
-        print(f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.backlog_per_instance} queued requests per "
-              "instance" + (f"; at zero, alarm {endpoints.wake_up_alarm_name(name)} starts one as soon as a "
-                            "request waits" if bounds[0] == 0 else ""))
+        print(
+            f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.backlog_per_instance} queued requests per "
+            "instance"
+            + (
+                f"; at zero, alarm {endpoints.wake_up_alarm_name(name)} starts one as soon as a request waits"
+                if bounds[0] == 0
+                else ""
+            )
+        )
     else:
-        print(f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.invocations_per_instance} "
-              "invocations per instance per minute")
+        print(
+            f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.invocations_per_instance} "
+            "invocations per instance per minute"
+        )
     return 0
 
 
@@ -394,8 +489,10 @@ def delete(name: str | None) -> int:
     try:
         done = endpoints.delete(boto, name, boto.client("application-autoscaling"), boto.client("cloudwatch"))
     except (ClientError, BotoCoreError) as err:
-        print(f"error: deleting endpoint {name} stopped: {err}; what is left stays recorded, run the same "
-              "command again", file=sys.stderr)
+        print(
+            f"error: deleting endpoint {name} stopped: {err}; what is left stays recorded, run the same command again",
+            file=sys.stderr,
+        )
         return 1
     for what in done.deleted:
         print(f"deleted {what}")

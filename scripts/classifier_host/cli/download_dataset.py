@@ -6,6 +6,7 @@ Leaves train/ valid/ test/ under the S3 prefix, the layout the trainer reads fro
 channel. The download needs the internet (not available on our CI machines); the upload is tested
 against moto.
 """
+
 from __future__ import annotations
 
 import argparse

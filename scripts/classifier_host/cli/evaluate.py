@@ -7,6 +7,7 @@
 the one a CPU endpoint serves (reports/evaluation.py says how), the page says which. Writes
 OUT/evaluation.json (classifier/model/evaluation.py) and OUT/evaluation.html.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-data", type=Path, required=True, help="model.tar.gz (or its unpacked folder)")
     parser.add_argument("--data", type=Path, required=True, help="folder with one subfolder per class")
     parser.add_argument("--output", type=Path, required=True, help="folder for evaluation.json and evaluation.html")
-    parser.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"),
-                        help="forward pass (default auto: the one a CPU endpoint serves)")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "torch", "onnx", "onnx-int8"),
+        help="forward pass (default auto: the one a CPU endpoint serves)",
+    )
     args = parser.parse_args(argv)
     start = time.monotonic()
     from classifier.model import artifact, evaluation  # numpy here, torch in evaluate: after the arguments
@@ -39,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / artifact.EVALUATION_FILE).write_text(json.dumps(result) + "\n")
         page = args.output / "evaluation.html"
-        page.write_text(evaluation_page.render(result, f"Evaluation of {args.model_data.name} on {args.data}",
-                                               args.data))
+        page.write_text(
+            evaluation_page.render(result, f"Evaluation of {args.model_data.name} on {args.data}", args.data)
+        )
         print(evaluation.summary(result) + skipped_counts(result["skipped"]))
         print(f"wrote {args.output / artifact.EVALUATION_FILE} and {page} in {time.monotonic() - start:.0f}s")
 

@@ -5,6 +5,7 @@
 The Dockerfile copies that folder into the training image's weight cache, so the image build and the
 training jobs need no network (jobs can run with network isolation). Offline, it warns and goes on.
 """
+
 from __future__ import annotations
 
 import argparse

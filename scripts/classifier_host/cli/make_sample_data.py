@@ -4,6 +4,7 @@
 
 What the images are: data/samples.py.
 """
+
 from __future__ import annotations
 
 import argparse

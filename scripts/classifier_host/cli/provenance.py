@@ -5,6 +5,7 @@
 
 The labels and the digest are explained in images/provenance.py.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ ECR: the account comes from STS, the region from AWS_REGION. --registry HOST:POR
 (login with REGISTRY_USER / REGISTRY_PASSWORD when set). A tag is never overwritten: images/push.py says
 how a push decides, and what --output records.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None, docker: Docker | None = None, boto_sessi
     def push_and_record() -> None:
         images = parse_images(args.images)
         if args.registry:
-            registry = PlainRegistry(args.registry, os.environ.get("REGISTRY_USER"), os.environ.get("REGISTRY_PASSWORD"))
+            registry = PlainRegistry(
+                args.registry, os.environ.get("REGISTRY_USER"), os.environ.get("REGISTRY_PASSWORD")
+            )
         else:
             region = load().region  # AWS_REGION, before any AWS call
             import boto3

@@ -11,6 +11,7 @@ to s3://S3_BUCKET/S3_PREFIX/async/input/, queued, and its answer read back from 
 Exits non-zero with a message naming the problem for a missing file, a non-image, an unreachable
 endpoint, an error answer or an async answer that did not come in time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,22 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .. import settings
-from ..client import (AsyncTarget, ImageInput, QueryError, format_table, invoke_endpoint, invoke_endpoint_async,
-                      invoke_url, is_async_endpoint, read_source, save_overlay)
+from ..client import (
+    AsyncTarget,
+    ImageInput,
+    QueryError,
+    format_table,
+    invoke_endpoint,
+    invoke_endpoint_async,
+    invoke_url,
+    is_async_endpoint,
+    read_source,
+    save_overlay,
+)
 from ..sagemaker.endpoints import ASYNC_INVOCATION_TIMEOUT_S, ASYNC_MAX_INVOCATION_TIMEOUT_S
 
 
@@ -35,11 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=os.environ.get("AWS_REGION"), help="AWS region (default $AWS_REGION)")
     parser.add_argument("--top-k", type=int, default=5, help="how many classes to show per image (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--explain", type=Path, metavar="DIR",
-                        help="ask for Grad-CAM explanations and save each as DIR/<name>.gradcam.png")
-    parser.add_argument("--async-timeout", type=int, metavar="SECONDS",
-                        help="an async endpoint: how long SageMaker may work on a request and this waits for its "
-                             f"answer (default {ASYNC_INVOCATION_TIMEOUT_S}, at most {ASYNC_MAX_INVOCATION_TIMEOUT_S})")
+    parser.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="ask for Grad-CAM explanations and save each as DIR/<name>.gradcam.png",
+    )
+    parser.add_argument(
+        "--async-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="an async endpoint: how long SageMaker may work on a request and this waits for its "
+        f"answer (default {ASYNC_INVOCATION_TIMEOUT_S}, at most {ASYNC_MAX_INVOCATION_TIMEOUT_S})",
+    )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|URL")
     args = parser.parse_args(argv)
     if args.top_k < 1:
@@ -48,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.url:
             parser.error("--async-timeout is for SageMaker async endpoints (--endpoint), not --url")
         if not 1 <= args.async_timeout <= ASYNC_MAX_INVOCATION_TIMEOUT_S:
-            parser.error(f"--async-timeout must be 1 to {ASYNC_MAX_INVOCATION_TIMEOUT_S} "
-                         f"(InvokeEndpointAsync's limit), got {args.async_timeout}")
+            parser.error(
+                f"--async-timeout must be 1 to {ASYNC_MAX_INVOCATION_TIMEOUT_S} "
+                f"(InvokeEndpointAsync's limit), got {args.async_timeout}"
+            )
 
     try:
         images = [image for source in args.inputs for image in read_source(source)]
@@ -66,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             result = {"source": image.source, "predictions": answer["predictions"]}
             if explain:
                 if "explanations" not in answer:
-                    raise QueryError(f"the answer for {image.source} has no explanation: the server predates "
-                                     "explain=gradcam (rebuild and redeploy the serving image)")
+                    raise QueryError(
+                        f"the answer for {image.source} has no explanation: the server predates "
+                        "explain=gradcam (rebuild and redeploy the serving image)"
+                    )
                 result["explanation"] = str(save_overlay(args.explain, image.source, answer["explanations"], taken))
             results.append(result)
             if not args.json:
@@ -89,12 +112,16 @@ def sender(args: argparse.Namespace, explain: bool) -> Callable[[ImageInput], di
     boto = endpoint_session(args.region)
     if not is_async_endpoint(boto, args.endpoint):
         if args.async_timeout is not None:
-            raise QueryError(f"--async-timeout: endpoint {args.endpoint} is real-time, not asynchronous "
-                             "(SageMaker answers it within 60 s)", 2)
+            raise QueryError(
+                f"--async-timeout: endpoint {args.endpoint} is real-time, not asynchronous "
+                "(SageMaker answers it within 60 s)",
+                2,
+            )
         return functools.partial(invoke_endpoint, boto, args.endpoint, top_k=args.top_k, explain=explain)
     target = async_target(args.endpoint, args.region, args.async_timeout or ASYNC_INVOCATION_TIMEOUT_S)
-    return functools.partial(invoke_endpoint_async, boto, args.endpoint, top_k=args.top_k, explain=explain,
-                             target=target)
+    return functools.partial(
+        invoke_endpoint_async, boto, args.endpoint, top_k=args.top_k, explain=explain, target=target
+    )
 
 
 def async_target(endpoint: str, region: str, timeout_s: int) -> AsyncTarget:

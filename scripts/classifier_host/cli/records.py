@@ -1,8 +1,9 @@
 """Print what the cloud commands recorded, for the Makefile and buildspec.yml.
 
-    python scripts/records.py recorded NAME    the last NAME a cloud command created (endpoint, training-job)
-    python scripts/records.py pushed ROLE      the digest reference `make push` recorded ('train', 'serve', 'serve-cpu')
+python scripts/records.py recorded NAME    the last NAME a cloud command created (endpoint, training-job)
+python scripts/records.py pushed ROLE      the digest reference `make push` recorded ('train', 'serve', 'serve-cpu')
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     value = records.recorded(args.name)
     if not value:
-        print(f"error: no {args.name} recorded in {settings.STATE_DIR}/ (run the cloud target that creates it first)",
-              file=sys.stderr)
+        print(
+            f"error: no {args.name} recorded in {settings.STATE_DIR}/ (run the cloud target that creates it first)",
+            file=sys.stderr,
+        )
         return 1
     print(value)
     return 0

@@ -7,6 +7,7 @@ downloaded from S3; already-extracted folders work too), or a scripts/train.py -
 last job). The report is JOB/report.html unless --out says otherwise; rules.json lands beside it.
 What it reads: reports/training.py.
 """
+
 from __future__ import annotations
 
 import argparse

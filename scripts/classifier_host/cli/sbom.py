@@ -4,6 +4,7 @@
 
 How the SBOM is made: images/sbom.py.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,8 @@
 """Print what a model.tar.gz holds: classes, model, preprocessing and the metrics it reached.
 
-    python scripts/show_model.py build/output/model.tar.gz
+python scripts/show_model.py build/output/model.tar.gz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     m = meta["metrics"]
     print(f"model:      {args.model_tar.resolve()}")
     print(f"network:    {meta['model_name']} at {meta['image_size']}px, {len(meta['classes'])} classes")
-    print(f"accuracy:   test {m['test_acc']:.1%}, best validation {m['best_val_acc']:.1%} "
-          f"(chance {1 / len(meta['classes']):.1%})")
+    print(
+        f"accuracy:   test {m['test_acc']:.1%}, best validation {m['best_val_acc']:.1%} "
+        f"(chance {1 / len(meta['classes']):.1%})"
+    )
     return 0
 
 

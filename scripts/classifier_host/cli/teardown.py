@@ -8,6 +8,7 @@ remove them: the S3 prefix (data, model artifacts, checkpoints, Debugger output,
 endpoints' requests, answers and failures) and the ECR images `make push` recorded. Training and tuning jobs cost
 nothing once finished and cannot be deleted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("S3_BUCKET"):
         cfg = settings.load("S3_BUCKET")
         prefix = cfg.s3_uri()
-        async_parts = ", ".join(cfg.s3_uri(part) + "/" for part in
-                                (settings.ASYNC_INPUT, settings.ASYNC_OUTPUT, settings.ASYNC_FAILURES))
-        print(f"  S3 {prefix}/ (data, model artifacts, checkpoints, Debugger output, captured requests; and, "
-              f"under it, async endpoints' requests, answers and failures: {async_parts}):\n"
-              f"    aws s3 rm --recursive {prefix}/")
+        async_parts = ", ".join(
+            cfg.s3_uri(part) + "/" for part in (settings.ASYNC_INPUT, settings.ASYNC_OUTPUT, settings.ASYNC_FAILURES)
+        )
+        print(
+            f"  S3 {prefix}/ (data, model artifacts, checkpoints, Debugger output, captured requests; and, "
+            f"under it, async endpoints' requests, answers and failures: {async_parts}):\n"
+            f"    aws s3 rm --recursive {prefix}/"
+        )
     else:
-        print("  S3: the data and artifacts under s3://$S3_BUCKET/$S3_PREFIX, async endpoints' requests and "
-              f"answers under its {settings.ASYNC_PREFIX}/ (S3_BUCKET is not set here)")
+        print(
+            "  S3: the data and artifacts under s3://$S3_BUCKET/$S3_PREFIX, async endpoints' requests and "
+            f"answers under its {settings.ASYNC_PREFIX}/ (S3_BUCKET is not set here)"
+        )
     if settings.IMAGES_FILE.is_file():
         for role, entry in sorted(json.loads(settings.IMAGES_FILE.read_text()).items()):
             repository, _, digest = entry["uri"].partition("@")
@@ -55,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             where = "ECR" if ".dkr.ecr." in host else host
             print(f"  {where} image {entry.get('image', entry['uri'])} ({role}):")
             if where == "ECR":
-                print(f"    aws ecr batch-delete-image --region {cfg.region} --repository-name {repo} "
-                      f"--image-ids imageDigest={digest}")
+                print(
+                    f"    aws ecr batch-delete-image --region {cfg.region} --repository-name {repo} "
+                    f"--image-ids imageDigest={digest}"
+                )
     job = records.recorded("training-job")
     if job:
         print(f"  training job {job} (finished jobs cost nothing and cannot be deleted)")

@@ -14,6 +14,7 @@ S3_BUCKET (and the optional settings of classifier_host.settings) and the image 
 checksum are skipped). After a cloud job: the model's S3 URI, the job name recorded for deploy.py, and
 the debugging results of the chosen --debugger mode.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,25 +47,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="data folder (train/ valid/ test/ inside), or s3:// (cloud)")
     parser.add_argument("--output-dir", type=Path, required=True, help="where model.tar.gz lands")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter (repeatable)")
-    parser.add_argument("--hyperparameters-file", type=Path, metavar="FILE",
-                        help="best_hyperparameters.json from scripts/tune.py; --hp values override it")
-    parser.add_argument("--image", help="training image (default: $TRAIN_IMAGE or make print-images; "
-                                        "cloud: the digest `make push` recorded in build/images.json)")
+    parser.add_argument(
+        "--hyperparameters-file",
+        type=Path,
+        metavar="FILE",
+        help="best_hyperparameters.json from scripts/tune.py; --hp values override it",
+    )
+    parser.add_argument(
+        "--image",
+        help="training image (default: $TRAIN_IMAGE or make print-images; "
+        "cloud: the digest `make push` recorded in build/images.json)",
+    )
     parser.add_argument("--gpu", action="store_true", help="local_gpu instead of local")
     parser.add_argument("--job-name", help="training job name (default: generated)")
     parser.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
-    parser.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
-                        help="local mode: keep checkpoints in DIR (the job's `checkpoints` channel); a job started "
-                             "again with the same DIR resumes where the last one stopped")
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        metavar="DIR",
+        help="local mode: keep checkpoints in DIR (the job's `checkpoints` channel); a job started "
+        "again with the same DIR resumes where the last one stopped",
+    )
     group = parser.add_argument_group("cloud (without --local; AWS settings from the environment)")
     group.add_argument("--instance-type", default="ml.g5.xlarge", help="training instance (default ml.g5.xlarge)")
     group.add_argument("--spot", action="store_true", help="managed spot training, checkpoints in S3")
     group.add_argument("--max-run", type=int, default=4 * 3600, help="seconds the job may train (default 4 h)")
-    group.add_argument("--max-wait", type=int, help="with --spot: seconds to wait for capacity + train (default 2 x max-run)")
+    group.add_argument(
+        "--max-wait", type=int, help="with --spot: seconds to wait for capacity + train (default 2 x max-run)"
+    )
     group.add_argument("--network-isolation", action="store_true", help="the container gets no network access")
-    group.add_argument("--debugger", choices=DEBUGGER_MODES, default="sagemaker",
-                       help="sagemaker: SageMaker Debugger rules + profiler; project: the project's own hook "
-                            "and rules (accounts without Debugger); off (default sagemaker)")
+    group.add_argument(
+        "--debugger",
+        choices=DEBUGGER_MODES,
+        default="sagemaker",
+        help="sagemaker: SageMaker Debugger rules + profiler; project: the project's own hook "
+        "and rules (accounts without Debugger); off (default sagemaker)",
+    )
     return parser
 
 
@@ -75,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..tuning import results
 
     try:
-        hp = {**(results.load_best(args.hyperparameters_file) if args.hyperparameters_file else {}),
-              **parse_hp(args.hp)}
+        hp = {
+            **(results.load_best(args.hyperparameters_file) if args.hyperparameters_file else {}),
+            **parse_hp(args.hp),
+        }
         hyperparams.parse(hp)
     except hyperparams.HyperparameterError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -91,16 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --data {data} is not a folder", file=sys.stderr)
         return 2
     if args.checkpoint_dir and "checkpoint-dir" in hp:
-        print("error: give the checkpoint folder once: --checkpoint-dir (local folder) or --hp checkpoint-dir "
-              "(a path inside the container), not both", file=sys.stderr)
+        print(
+            "error: give the checkpoint folder once: --checkpoint-dir (local folder) or --hp checkpoint-dir "
+            "(a path inside the container), not both",
+            file=sys.stderr,
+        )
         return 2
     from ..images.names import local_image
     from ..sagemaker import local
 
     image = args.image or local_image("train")
     try:
-        model = local.train_local(image, data, args.output_dir, hp, gpu=args.gpu, job_name=args.job_name,
-                                  instance_count=args.instance_count, checkpoint_dir=args.checkpoint_dir)
+        model = local.train_local(
+            image,
+            data,
+            args.output_dir,
+            hp,
+            gpu=args.gpu,
+            job_name=args.job_name,
+            instance_count=args.instance_count,
+            checkpoint_dir=args.checkpoint_dir,
+        )
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -109,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---- cloud ----
+
 
 def data_uri(data: str, cfg: settings.Settings, s3_client) -> str:
     """An s3:// URI as given; a local folder is uploaded to s3://BUCKET/PREFIX/data/<folder name>."""
@@ -141,6 +173,7 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
 
     if args.debugger == "project":  # the trainer must know the hook's hyperparameters before a job starts
         from classifier.contract import hyperparams
+
         try:
             hyperparams.parse({**hp, **training.debugger_settings("project", "", cfg.region)[1]})
         except hyperparams.HyperparameterError as err:
@@ -151,10 +184,20 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
     job_name = args.job_name or session.new_job_name()
     try:
         spec = training.JobSpec(
-            image, cfg.role_arn, cfg.s3_uri("output"), hp, instance_type=args.instance_type,
-            instance_count=args.instance_count, spot=args.spot, max_run=args.max_run, max_wait=args.max_wait,
+            image,
+            cfg.role_arn,
+            cfg.s3_uri("output"),
+            hp,
+            instance_type=args.instance_type,
+            instance_count=args.instance_count,
+            spot=args.spot,
+            max_run=args.max_run,
+            max_wait=args.max_wait,
             checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if args.spot else None,
-            network_isolation=args.network_isolation, kms_key_id=cfg.kms_key_id, vpc_config=cfg.vpc_config)
+            network_isolation=args.network_isolation,
+            kms_key_id=cfg.kms_key_id,
+            vpc_config=cfg.vpc_config,
+        )
         channel = data_uri(args.data, cfg, s3)
     except (SettingsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -186,8 +229,12 @@ def report_sagemaker_debugger(description: dict, s3, reports_dir: Path) -> Path 
     # The rules write under <output path>/<job name>/rule-output/.
     output_path = description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
     bucket, prefix = parse_s3_uri(f"{output_path}/{description['TrainingJobName']}/rule-output")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
-            for o in page.get("Contents", []) if o["Key"].endswith("profiler-output/profiler-report.html")]
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        for o in page.get("Contents", [])
+        if o["Key"].endswith("profiler-output/profiler-report.html")
+    ]
     if not keys:
         print(f"no ProfilerReport HTML under s3://{bucket}/{prefix}/ yet (the rule may still be running)")
         return None

@@ -16,6 +16,7 @@ endpoint does: with one running there it refuses to start. The cloud job reads A
 SAGEMAKER_ROLE_ARN, S3_BUCKET (KMS_KEY_ID, SUBNETS and SECURITY_GROUP_IDS when set), streams its log and
 downloads its output; its model defaults to the last training job train.py recorded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,18 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="folder (local) or s3:// prefix (cloud) of images")
     parser.add_argument("--output", type=Path, required=True, help="folder for predictions.jsonl and summary.json")
     parser.add_argument("--model-data", help="model.tar.gz: a path (local) or s3:// URI (cloud)")
-    parser.add_argument("--image", help="serving image (default: serve-cpu for a model with ONNX exports on a "
-                                        "CPU instance, else serve; make print-images or build/images.json)")
+    parser.add_argument(
+        "--image",
+        help="serving image (default: serve-cpu for a model with ONNX exports on a "
+        "CPU instance, else serve; make print-images or build/images.json)",
+    )
     parser.add_argument("--gpu", action="store_true", help="local: local_gpu instead of local")
-    parser.add_argument("--max-payload-mb", type=int, default=6,
-                        help="largest file sent, MB (SageMaker's MaxPayloadInMB, 1..100; default 6)")
+    parser.add_argument(
+        "--max-payload-mb",
+        type=int,
+        default=6,
+        help="largest file sent, MB (SageMaker's MaxPayloadInMB, 1..100; default 6)",
+    )
     parser.add_argument("--job-name", help="transform job name (default: generated)")
     group = parser.add_argument_group("cloud (without --local; AWS settings from the environment)")
     group.add_argument("--training-job", help="use this training job's model (default: the last one train.py ran)")
     group.add_argument("--instance-type", default="ml.m5.xlarge", help="instance type (default ml.m5.xlarge)")
     group.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
-    group.add_argument("--max-concurrent", type=int, default=4,
-                       help="requests in flight per instance (MaxConcurrentTransforms; x max payload <= 100)")
+    group.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=4,
+        help="requests in flight per instance (MaxConcurrentTransforms; x max payload <= 100)",
+    )
     group.add_argument("--network-isolation", action="store_true", help="the model's container gets no network")
     return parser
 
@@ -72,16 +84,21 @@ def job_name(args) -> str:
 def report(summary: dict, output: Path) -> int:
     from ..transform import outputs
 
-    print(f"classified {summary['classified']} of {summary['images']} files; {len(summary['failed'])} failed"
-          + (f" (listed in {output / outputs.SUMMARY_FILE})" if summary["failed"] else ""))
+    print(
+        f"classified {summary['classified']} of {summary['images']} files; {len(summary['failed'])} failed"
+        + (f" (listed in {output / outputs.SUMMARY_FILE})" if summary["failed"] else "")
+    )
     if "accuracy" in summary:
-        print(f"accuracy {summary['accuracy']:.1%} over {summary['scored']} labelled images; "
-              f"confusion matrix: {output / summary['confusion_matrix_png']}")
+        print(
+            f"accuracy {summary['accuracy']:.1%} over {summary['scored']} labelled images; "
+            f"confusion matrix: {output / summary['confusion_matrix_png']}"
+        )
     print(f"predictions: {output / outputs.PREDICTIONS_FILE}")
     return 0
 
 
 # ---- local ----
+
 
 def local_model(model_data: str, scratch: Path) -> tuple[Path, dict]:
     """(model.tar.gz, its metadata), checked as the server would load it: before any container starts."""
@@ -118,8 +135,14 @@ def run_local(args) -> int:
     files = inputs.list_folder(root)
     fits, failed = inputs.split_by_size(files, args.max_payload_mb)
     unsendable = {f.path for f in fits if not transform.sendable_locally(root / f.path)}
-    failed += [inputs.Failure(path, "not an image: its bytes read as text that is not UTF-8, which SageMaker "
-                                    "local mode cannot send (it would stop the whole job)") for path in sorted(unsendable)]
+    failed += [
+        inputs.Failure(
+            path,
+            "not an image: its bytes read as text that is not UTF-8, which SageMaker "
+            "local mode cannot send (it would stop the whole job)",
+        )
+        for path in sorted(unsendable)
+    ]
     fits = [f for f in fits if f.path not in unsendable]
     with tempfile.TemporaryDirectory(prefix="transform-") as scratch:
         scratch = Path(scratch)
@@ -132,17 +155,20 @@ def run_local(args) -> int:
         if not built(image):
             raise TransformError(f"serving image {image} is not built: run `make build`")
         if local.serving_port_in_use():
-            raise TransformError(f"{local.LOCAL_ENDPOINT_URL} is in use: a local endpoint (deploy.py --local) or "
-                                 "another transform serves there, and local mode would send this job's images "
-                                 "to it. Stop it (Ctrl-C in its deploy.py, or `docker ps` / `docker stop`) and retry")
+            raise TransformError(
+                f"{local.LOCAL_ENDPOINT_URL} is in use: a local endpoint (deploy.py --local) or "
+                "another transform serves there, and local mode would send this job's images "
+                "to it. Stop it (Ctrl-C in its deploy.py, or `docker ps` / `docker stop`) and retry"
+            )
         predictions = []
         if fits:
             names = inputs.stage(fits, root, scratch / "input")
             name = job_name(args)
             print(f"transform job {name}: {len(fits)} files on {image} (local mode)...", flush=True)
             try:
-                transform.transform_local(image, model, scratch / "input", scratch / "output", name,
-                                          args.max_payload_mb, gpu=args.gpu)
+                transform.transform_local(
+                    image, model, scratch / "input", scratch / "output", name, args.max_payload_mb, gpu=args.gpu
+                )
             except RuntimeError as err:  # local mode's own failures: the container never answered...
                 print(f"error: transform job {name} failed: {err} (its container log is above)", file=sys.stderr)
                 return 1
@@ -159,13 +185,17 @@ def collect_local(names: dict[str, str], output: Path, failed: list):
     predictions, failed = [], list(failed)
     for staged, path in names.items():
         answer = output / f"{staged}.out"
-        result = read_answer(path, answer.read_bytes()) if answer.is_file() else \
-            Failure(path, "the job wrote no answer for it")
+        result = (
+            read_answer(path, answer.read_bytes())
+            if answer.is_file()
+            else Failure(path, "the job wrote no answer for it")
+        )
         (predictions if isinstance(result, Prediction) else failed).append(result)
     return predictions, failed
 
 
 # ---- cloud ----
+
 
 def run_cloud(args) -> int:
     from ..transform.inputs import TransformError
@@ -202,18 +232,38 @@ def run_cloud(args) -> int:
     predictions = []
     if fits:
         name = job_name(args)
-        manifest_uri, output_uri = cfg.s3_uri("transform", name, "input.manifest"), cfg.s3_uri("transform", name, "output")
+        manifest_uri, output_uri = (
+            cfg.s3_uri("transform", name, "input.manifest"),
+            cfg.s3_uri("transform", name, "output"),
+        )
         manifest_bucket, manifest_key = parse_s3_uri(manifest_uri)
-        s3.put_object(Bucket=manifest_bucket, Key=manifest_key, Body=inputs.manifest(f"s3://{bucket}/{prefix}", fits),
-                      **({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": cfg.kms_key_id} if cfg.kms_key_id else {}))
-        print(f"transform job {name}: {len(fits)} files on {args.instance_count} x {args.instance_type} ({image})",
-              flush=True)
+        s3.put_object(
+            Bucket=manifest_bucket,
+            Key=manifest_key,
+            Body=inputs.manifest(f"s3://{bucket}/{prefix}", fits),
+            **({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": cfg.kms_key_id} if cfg.kms_key_id else {}),
+        )
+        print(
+            f"transform job {name}: {len(fits)} files on {args.instance_count} x {args.instance_type} ({image})",
+            flush=True,
+        )
         try:
-            transform.start_cloud(boto, name, image, model_data, cfg.role_arn, manifest_uri, output_uri,
-                                  instance_type=args.instance_type, instance_count=args.instance_count,
-                                  max_concurrent=args.max_concurrent, max_payload_mb=args.max_payload_mb,
-                                  kms_key_id=cfg.kms_key_id, vpc_config=cfg.vpc_config,
-                                  network_isolation=args.network_isolation)
+            transform.start_cloud(
+                boto,
+                name,
+                image,
+                model_data,
+                cfg.role_arn,
+                manifest_uri,
+                output_uri,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                max_concurrent=args.max_concurrent,
+                max_payload_mb=args.max_payload_mb,
+                kms_key_id=cfg.kms_key_id,
+                vpc_config=cfg.vpc_config,
+                network_isolation=args.network_isolation,
+            )
             transform.wait_with_logs(boto, name)
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -245,7 +295,7 @@ def list_prefix(s3, bucket: str, prefix: str):
     files = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):]
+            relative = item["Key"][len(prefix) :]
             if relative and not relative.endswith("/") and not hidden(PurePosixPath(relative)):
                 files.append(InputFile(relative, item["Size"]))
     if not files:
@@ -262,12 +312,19 @@ def collect_cloud(s3, output_uri: str, sent, failed: list):
 
     bucket, prefix = parse_s3_uri(output_uri)
     prefix += "/"
-    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", []) if item["Key"].endswith(".out")]
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(".out")
+    ]
     predictions, failed = [], list(failed)
     for entry in sent:
-        matches = [key for key in keys if key.removesuffix(".out").endswith("/" + entry.path)
-                   or key.removesuffix(".out") == prefix + entry.path]
+        matches = [
+            key
+            for key in keys
+            if key.removesuffix(".out").endswith("/" + entry.path) or key.removesuffix(".out") == prefix + entry.path
+        ]
         if not matches:
             failed.append(Failure(entry.path, "the job wrote no answer for it"))
             continue

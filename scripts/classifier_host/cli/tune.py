@@ -10,6 +10,7 @@ The search space is classifier.contract.hyperparams.SEARCH_SPACE; `--hp` fixes a
 Cloud runs read AWS_REGION, SAGEMAKER_ROLE_ARN and S3_BUCKET (classifier_host.settings) from the
 environment, and use the training image `make push` recorded (or --image, an ECR URI).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,20 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-jobs", type=int, default=10, help="training jobs in total (default 10)")
     parser.add_argument("--max-parallel-jobs", type=int, default=2, help="cloud: jobs at once (default 2)")
     parser.add_argument("--output-dir", type=Path, default=Path("build/tuning"), help="where the results land")
-    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
-                        help="a fixed hyperparameter for every trial (repeatable)")
-    parser.add_argument("--image",
-                        help="training image (local default: $TRAIN_IMAGE or make print-images; cloud: an ECR URI, "
-                             "default the digest `make push` recorded)")
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fixed hyperparameter for every trial (repeatable)",
+    )
+    parser.add_argument(
+        "--image",
+        help="training image (local default: $TRAIN_IMAGE or make print-images; cloud: an ECR URI, "
+        "default the digest `make push` recorded)",
+    )
     parser.add_argument("--gpu", action="store_true", help="local: local_gpu instead of local")
     parser.add_argument("--seed", type=int, default=0, help="local: sampler seed (same seed, same trials)")
-    parser.add_argument("--start-from", type=Path, metavar="FILE",
-                        help="local: try this best_hyperparameters.json's values first")
+    parser.add_argument(
+        "--start-from", type=Path, metavar="FILE", help="local: try this best_hyperparameters.json's values first"
+    )
     parser.add_argument("--spot", action="store_true", help="cloud: managed spot training")
     parser.add_argument("--instance-type", default="ml.g5.xlarge", help="cloud: training instance type")
     parser.add_argument("--max-run-hours", type=float, default=24, help="cloud: limit per training job")
-    parser.add_argument("--network-isolation", action="store_true",
-                        help="cloud: every trial's container gets no network access")
+    parser.add_argument(
+        "--network-isolation", action="store_true", help="cloud: every trial's container gets no network access"
+    )
     parser.add_argument("--no-wait", action="store_true", help="cloud: start the tuning job and return")
     return parser
 
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- local -------------------------------------------------------------------------------------
 
+
 def run_local(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
     data = Path(args.data)
     if not data.is_dir():
@@ -102,28 +113,42 @@ def run_local(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
     from ..tuning import search  # Optuna and the SDK: after the argument checks
 
     image = args.image or local_image("train")
-    name = datetime.datetime.now(datetime.timezone.utc).strftime("tune-%Y%m%d-%H%M%S")
+    name = datetime.datetime.now(datetime.UTC).strftime("tune-%Y%m%d-%H%M%S")
     output = args.output_dir.resolve()
-    trials = search.search(search.local_job_runner(image, data, gpu=args.gpu), output, args.max_jobs,
-                                fixed=fixed, space=space, seed=args.seed, first_trials=first, name=name)
+    trials = search.search(
+        search.local_job_runner(image, data, gpu=args.gpu),
+        output,
+        args.max_jobs,
+        fixed=fixed,
+        space=space,
+        seed=args.seed,
+        first_trials=first,
+        name=name,
+    )
     best = search.write_results(output, trials, fixed, space, name)
     return report(output, best, trials)
 
 
 def report(output: Path, best: Path | None, trials: list[Trial]) -> int:
     counts = collections.Counter(t.status for t in trials)
-    print(f"trials: {output / results.TRIALS_FILE} ("
-          + ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items())) + ")")
+    print(
+        f"trials: {output / results.TRIALS_FILE} ("
+        + ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
+        + ")"
+    )
     print(f"plot: {output / results.PLOT_FILE}")
     if best is None:
-        print("error: no trial completed, so there are no best hyperparameters; see the failure reasons "
-              "in trials.csv", file=sys.stderr)
+        print(
+            "error: no trial completed, so there are no best hyperparameters; see the failure reasons in trials.csv",
+            file=sys.stderr,
+        )
         return 1
     print(f"best hyperparameters: {best}")
     return 0
 
 
 # --- cloud -------------------------------------------------------------------------------------
+
 
 def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
     if args.data and not args.data.startswith("s3://"):
@@ -151,16 +176,26 @@ def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
         job_name = tuning.new_tuning_job_name()
         try:
             spec = training.JobSpec(
-                image, cfg.role_arn, cfg.s3_uri("tuning"), fixed, instance_type=args.instance_type,
-                spot=args.spot, max_run=int(args.max_run_hours * 3600),
+                image,
+                cfg.role_arn,
+                cfg.s3_uri("tuning"),
+                fixed,
+                instance_type=args.instance_type,
+                spot=args.spot,
+                max_run=int(args.max_run_hours * 3600),
                 checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if args.spot else None,
-                network_isolation=args.network_isolation, kms_key_id=cfg.kms_key_id, vpc_config=cfg.vpc_config)
+                network_isolation=args.network_isolation,
+                kms_key_id=cfg.kms_key_id,
+                vpc_config=cfg.vpc_config,
+            )
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         tuning.start_tuning(boto, spec, space, args.data, job_name, args.max_jobs, args.max_parallel_jobs)
-        print(f"[tune] started tuning job {job_name} ({args.max_jobs} jobs, {args.max_parallel_jobs} at a time, "
-              f"{args.instance_type}{', spot' if args.spot else ''}, image {image})")
+        print(
+            f"[tune] started tuning job {job_name} ({args.max_jobs} jobs, {args.max_parallel_jobs} at a time, "
+            f"{args.instance_type}{', spot' if args.spot else ''}, image {image})"
+        )
         if args.no_wait:
             print(f"later: python scripts/tune.py --attach {job_name} --output-dir {args.output_dir}")
             return 0

@@ -1,5 +1,6 @@
 """Archives unpacked once: into a folder beside the target, renamed into place when complete, so an
 extraction cut short (a kill, a full disk) is redone by the next run instead of being taken as done."""
+
 from __future__ import annotations
 
 import shutil

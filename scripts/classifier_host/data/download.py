@@ -2,6 +2,7 @@
 
 The download needs the internet (not available on our CI machines).
 """
+
 from __future__ import annotations
 
 import urllib.request

@@ -1,6 +1,7 @@
 """Data on S3: s3:// URIs, the listing of a prefix, a folder uploaded once (a cloud job's local --data,
 the dog-breed set). Tested against moto.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def upload_folder(client, local: Path, bucket: str, prefix: str, workers: int = 16,
-                  kms_key_id: str | None = None) -> int:
+def upload_folder(
+    client, local: Path, bucket: str, prefix: str, workers: int = 16, kms_key_id: str | None = None
+) -> int:
     """Upload every file under `local` to s3://bucket/prefix/<relative path>; returns how many went up.
 
     A file already there with the same size and the same sha256 in its metadata is skipped, so a

@@ -8,6 +8,7 @@ With masks, each test image's shape mask (white where the shape is) goes to
 masks/test/<class>/<name>.png, beside the splits: the tests check that a trained model's Grad-CAM heat
 falls on the shape. Off by default, so the data set holds images only.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ def draw(shape: str, colour, width: int, height: int, rng: np.random.Generator) 
     return draw_with_mask(shape, colour, width, height, rng)[0]
 
 
-def draw_with_mask(shape: str, colour, width: int, height: int, rng: np.random.Generator,
-                   scale: tuple[float, float] = SHAPE_SCALE) -> tuple[Image.Image, Image.Image]:
+def draw_with_mask(
+    shape: str, colour, width: int, height: int, rng: np.random.Generator, scale: tuple[float, float] = SHAPE_SCALE
+) -> tuple[Image.Image, Image.Image]:
     """The image and its shape's mask ("L": 255 on the shape); the same random draws as `draw`."""
     background = rng.integers(60, 200, size=3)
     noise = rng.normal(0, 18, size=(height, width, 3))
@@ -55,20 +57,36 @@ def draw_with_mask(shape: str, colour, width: int, height: int, rng: np.random.G
     elif shape == "square":
         angle = rng.uniform(0, math.pi / 2)
         r = size / math.sqrt(2)
-        parts = [("polygon", [(cx + r * math.cos(angle + k * math.pi / 2), cy + r * math.sin(angle + k * math.pi / 2))
-                              for k in range(4)])]
+        parts = [
+            (
+                "polygon",
+                [
+                    (cx + r * math.cos(angle + k * math.pi / 2), cy + r * math.sin(angle + k * math.pi / 2))
+                    for k in range(4)
+                ],
+            )
+        ]
     elif shape == "triangle":
         angle = rng.uniform(0, 2 * math.pi)
         r = size / 1.6
-        parts = [("polygon", [(cx + r * math.cos(angle + k * 2 * math.pi / 3),
-                               cy + r * math.sin(angle + k * 2 * math.pi / 3)) for k in range(3)])]
+        parts = [
+            (
+                "polygon",
+                [
+                    (cx + r * math.cos(angle + k * 2 * math.pi / 3), cy + r * math.sin(angle + k * 2 * math.pi / 3))
+                    for k in range(3)
+                ],
+            )
+        ]
     elif shape == "stripes":
         step = max(4, size // 6)
         parts = [("rectangle", (x, box[1], x + step, box[3])) for x in range(box[0], box[2], 2 * step)]
     elif shape == "cross":
         bar = max(3, size // 4)
-        parts = [("rectangle", (box[0], cy - bar // 2, box[2], cy + bar // 2)),
-                 ("rectangle", (cx - bar // 2, box[1], cx + bar // 2, box[3]))]
+        parts = [
+            ("rectangle", (box[0], cy - bar // 2, box[2], cy + bar // 2)),
+            ("rectangle", (cx - bar // 2, box[1], cx + bar // 2, box[3])),
+        ]
     else:
         raise ValueError(f"unknown shape {shape!r}")
     for pen, ink in ((ImageDraw.Draw(image), fill), (ImageDraw.Draw(mask), 255)):
@@ -77,12 +95,21 @@ def draw_with_mask(shape: str, colour, width: int, height: int, rng: np.random.G
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2))), mask
 
 
-def make(root: Path, per_class=(40, 10, 10), width: int = 256, height: int = 200, seed: int = 0,
-         classes=CLASSES, quality: int = 90, scale: tuple[float, float] = SHAPE_SCALE, masks: bool = False) -> Path:
+def make(
+    root: Path,
+    per_class=(40, 10, 10),
+    width: int = 256,
+    height: int = 200,
+    seed: int = 0,
+    classes=CLASSES,
+    quality: int = 90,
+    scale: tuple[float, float] = SHAPE_SCALE,
+    masks: bool = False,
+) -> Path:
     """Write the set under `root` (with `masks`, the test images' masks under root/masks); sizes vary +-20%
     around width x height, shapes span `scale` of the shorter side. Returns `root`."""
     rng = np.random.default_rng(seed)
-    for split, count in zip(SPLITS, per_class):
+    for split, count in zip(SPLITS, per_class, strict=True):
         for name, shape, colour in classes:
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -96,4 +123,3 @@ def make(root: Path, per_class=(40, 10, 10), width: int = 256, height: int = 200
                     (root / MASKS / split / name).mkdir(parents=True, exist_ok=True)
                     mask.save(root / MASKS / split / name / f"{stem}.png")
     return root
-

@@ -1,4 +1,5 @@
 """The local image names: the Makefile defines them (IMAGE_NAME, TAG from the commit); ask it, never repeat them."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ def local_image(role: str) -> str:
     if os.environ.get(ENV[role]):
         return os.environ[ENV[role]]
     out = subprocess.run(["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True)
-    return dict(zip(ROLES, out.stdout.split()))[role]
+    return dict(zip(ROLES, out.stdout.split(), strict=True))[role]
 
 
 def built(image: str) -> bool:

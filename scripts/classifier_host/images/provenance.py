@@ -14,6 +14,7 @@ Labels (the OCI image-spec annotation keys, as docker labels):
 The inputs digest is the same for every rebuild of the same inputs, whatever the layer cache or the
 clock; image ids are not (timestamps), which is why the push compares this label and not ids.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -48,7 +49,7 @@ class ImageRef:
     tag: str
 
     @classmethod
-    def parse(cls, ref: str) -> "ImageRef":
+    def parse(cls, ref: str) -> ImageRef:
         """'[host[:port]/]path/name:tag' -> repository 'path/name', tag."""
         name, sep, tag = ref.rpartition(":")
         if not sep or "/" in tag or not tag:
@@ -126,8 +127,11 @@ def inputs_manifest(context: Path, base: str, docker: Docker) -> list[str]:
     """One line per input: the base, every context file but the wheelhouse (path and sha256), every
     locked wheel and sdist (its hash from the lock)."""
     lines = [f"base {base_identity(base, docker)}"]
-    lines += [f"file {path} sha256:{sha256_file(context / path)}" for path in context_files(context)
-              if not path.startswith(WHEELHOUSE)]
+    lines += [
+        f"file {path} sha256:{sha256_file(context / path)}"
+        for path in context_files(context)
+        if not path.startswith(WHEELHOUSE)
+    ]
     lines += [f"lock {pin}" for pin in locked_pins(context)]
     return lines
 
@@ -145,8 +149,10 @@ def revision() -> str:
     """The full commit: git's, or CodeBuild's for sources without .git (S3, CodeCommit zips)."""
     found = git("rev-parse", "HEAD") or os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
     if not re.fullmatch(r"[0-9a-f]{40}", found):
-        raise ProvenanceError("no git commit to label the image with: build from a git checkout "
-                              "(or set CODEBUILD_RESOLVED_SOURCE_VERSION to the full commit)")
+        raise ProvenanceError(
+            "no git commit to label the image with: build from a git checkout "
+            "(or set CODEBUILD_RESOLVED_SOURCE_VERSION to the full commit)"
+        )
     return found
 
 
@@ -159,10 +165,9 @@ def labels(image: str, base: str, context: Path, docker: Docker) -> dict[str, st
     return {
         f"{OCI}.revision": revision(),
         f"{OCI}.source": source(),
-        f"{OCI}.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        f"{OCI}.created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         f"{OCI}.version": ImageRef.parse(image).tag,
         f"{OCI}.base.name": base,
         f"{OCI}.base.digest": base_identity(base, docker),
         INPUTS_LABEL: inputs_digest(inputs_manifest(context, base, docker)),
     }
-

@@ -12,6 +12,7 @@ Before pushing, each image's SBOM is written beside the record (sbom-ROLE.cdx.js
 The record (build/images.json) is {ROLE: {"image": REF:TAG, "digest": "sha256:...", "uri": REF@DIGEST,
 "labels": {...}, "sbom": FILE}}; the cloud commands read it so jobs and endpoints run an exact digest.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,7 @@ from pathlib import Path
 from . import provenance, sbom
 from .provenance import INPUTS_LABEL, OCI, ImageRef, ProvenanceError
 
-MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json",
-                  "application/vnd.oci.image.manifest.v1+json")
+MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
@@ -68,13 +68,17 @@ class EcrRegistry:
         try:
             repo = self.ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
         except self.ecr.exceptions.RepositoryNotFoundException:
-            self.ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE",
-                                       imageScanningConfiguration={"scanOnPush": True})
+            self.ecr.create_repository(
+                repositoryName=repository,
+                imageTagMutability="IMMUTABLE",
+                imageScanningConfiguration={"scanOnPush": True},
+            )
             print(f"created ECR repository {repository} (scan on push, immutable tags)")
             return
         if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
-            self.ecr.put_image_scanning_configuration(repositoryName=repository,
-                                                      imageScanningConfiguration={"scanOnPush": True})
+            self.ecr.put_image_scanning_configuration(
+                repositoryName=repository, imageScanningConfiguration={"scanOnPush": True}
+            )
             print(f"turned on scan on push for ECR repository {repository}")
         if repo.get("imageTagMutability") != "IMMUTABLE":
             # Not changed behind the owner's back; the check in existing() still keeps tags from moving.
@@ -87,8 +91,9 @@ class EcrRegistry:
 
     def existing(self, repository: str, tag: str) -> tuple[str, str] | None:
         """(manifest digest, config digest) of the image under `tag`, or None when the tag is free."""
-        found = self.ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}],
-                                         acceptedMediaTypes=list(MANIFEST_TYPES))["images"]
+        found = self.ecr.batch_get_image(
+            repositoryName=repository, imageIds=[{"imageTag": tag}], acceptedMediaTypes=list(MANIFEST_TYPES)
+        )["images"]
         if not found:
             return None
         manifest = json.loads(found[0]["imageManifest"])
@@ -119,13 +124,18 @@ class PlainRegistry:
     def existing(self, repository: str, tag: str) -> tuple[str, str] | None:
         import requests
 
-        answer = requests.get(f"{self.base}/{repository}/manifests/{tag}", auth=self.auth, timeout=30,
-                              headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        answer = requests.get(
+            f"{self.base}/{repository}/manifests/{tag}",
+            auth=self.auth,
+            timeout=30,
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
-            raise PushError(f"registry {self.address}: reading {repository}:{tag} answered "
-                            f"{answer.status_code} {answer.text[:200]}")
+            raise PushError(
+                f"registry {self.address}: reading {repository}:{tag} answered {answer.status_code} {answer.text[:200]}"
+            )
         return answer.headers["Docker-Content-Digest"], answer.json()["config"]["digest"]
 
     def labels(self, repository: str, config_digest: str) -> dict[str, str]:
@@ -136,26 +146,38 @@ class PlainRegistry:
 def why_different(remote: str, theirs: dict[str, str], ours: dict[str, str]) -> str:
     """The refusal: what differs between the image under the tag and ours, and what to do."""
     if INPUTS_LABEL not in theirs:
-        return (f"{remote} already holds an image that carries no inputs digest (pushed before images were "
-                "labelled with one), so it cannot be compared with this build; tags are never overwritten: "
-                "commit (a new commit is a new tag) and rebuild, or push under another tag (make build push TAG=...)")
-    head = (f"{remote} already holds an image built from other inputs (inputs digest there "
-            f"{theirs[INPUTS_LABEL]}, here {ours[INPUTS_LABEL]}); tags are never overwritten. ")
+        return (
+            f"{remote} already holds an image that carries no inputs digest (pushed before images were "
+            "labelled with one), so it cannot be compared with this build; tags are never overwritten: "
+            "commit (a new commit is a new tag) and rebuild, or push under another tag (make build push TAG=...)"
+        )
+    head = (
+        f"{remote} already holds an image built from other inputs (inputs digest there "
+        f"{theirs[INPUTS_LABEL]}, here {ours[INPUTS_LABEL]}); tags are never overwritten. "
+    )
     if theirs.get(f"{OCI}.revision") != ours.get(f"{OCI}.revision"):
-        return head + (f"It was built from commit {theirs.get(f'{OCI}.revision')}, this one from "
-                       f"{ours.get(f'{OCI}.revision')}: give this build its own tag (make build push TAG=...)")
+        return head + (
+            f"It was built from commit {theirs.get(f'{OCI}.revision')}, this one from "
+            f"{ours.get(f'{OCI}.revision')}: give this build its own tag (make build push TAG=...)"
+        )
     if ImageRef.parse(remote).tag.endswith("-dirty"):
-        return head + ("Both were built from uncommitted changes to the same commit: commit your changes and "
-                       "rebuild (the new commit is a new tag)")
+        return head + (
+            "Both were built from uncommitted changes to the same commit: commit your changes and "
+            "rebuild (the new commit is a new tag)"
+        )
     base = f"{OCI}.base.digest"
     if theirs.get(base) != ours.get(base):
-        return head + (f"Same commit, other base image (there {theirs.get(f'{OCI}.base.name')} = {theirs.get(base)}, "
-                       f"here {ours.get(f'{OCI}.base.name')} = {ours.get(base)}): rebuild on the base the pushed "
-                       "image used (make build BASE_IMAGE=...), or push under another tag (make build push TAG=...)")
-    return head + ("Same commit and base image, so what differs is outside git: the baked weights in build/weights "
-                   "(WEIGHTS_MODELS, or a download that failed on one machine) or untracked files in the build "
-                   "context (`python scripts/provenance.py inputs --base BASE` lists every input): make them "
-                   "match the build that pushed, or push under another tag (make build push TAG=...)")
+        return head + (
+            f"Same commit, other base image (there {theirs.get(f'{OCI}.base.name')} = {theirs.get(base)}, "
+            f"here {ours.get(f'{OCI}.base.name')} = {ours.get(base)}): rebuild on the base the pushed "
+            "image used (make build BASE_IMAGE=...), or push under another tag (make build push TAG=...)"
+        )
+    return head + (
+        "Same commit and base image, so what differs is outside git: the baked weights in build/weights "
+        "(WEIGHTS_MODELS, or a download that failed on one machine) or untracked files in the build "
+        "context (`python scripts/provenance.py inputs --base BASE` lists every input): make them "
+        "match the build that pushed, or push under another tag (make build push TAG=...)"
+    )
 
 
 def push(images: dict[str, str], registry, docker: Docker, record_dir: Path) -> dict[str, dict]:
@@ -164,12 +186,15 @@ def push(images: dict[str, str], registry, docker: Docker, record_dir: Path) -> 
     for role, ref in images.items():
         labels = docker.labels(ref)
         if INPUTS_LABEL not in labels:
-            raise PushError(f"image {ref} has no {INPUTS_LABEL} label, so a later push could not tell whether "
-                            "the registry holds the same build: build it with `make build` (docker/build.sh)")
+            raise PushError(
+                f"image {ref} has no {INPUTS_LABEL} label, so a later push could not tell whether "
+                "the registry holds the same build: build it with `make build` (docker/build.sh)"
+            )
         local[role] = (ref, ImageRef.parse(ref), labels)
     # Written before anything is published: an image whose SBOM cannot be made is not pushed.
-    boms = {role: sbom.write(ref, record_dir / f"sbom-{role}.cdx.json", docker).name
-            for role, (ref, _, _) in local.items()}
+    boms = {
+        role: sbom.write(ref, record_dir / f"sbom-{role}.cdx.json", docker).name for role, (ref, _, _) in local.items()
+    }
     registry.login(docker)
     pushed = {}
     for role, (ref, name, labels) in local.items():
@@ -180,13 +205,20 @@ def push(images: dict[str, str], registry, docker: Docker, record_dir: Path) -> 
             theirs = registry.labels(name.repository, there[1])
             if theirs.get(INPUTS_LABEL) != labels[INPUTS_LABEL]:
                 raise PushError(why_different(remote, theirs, labels))
-            print(f"{remote} is already in the registry, built from the same inputs ({labels[INPUTS_LABEL]}): "
-                  "not pushed again; recording the registry's digest")
+            print(
+                f"{remote} is already in the registry, built from the same inputs ({labels[INPUTS_LABEL]}): "
+                "not pushed again; recording the registry's digest"
+            )
             digest, labels = there[0], theirs
         else:
             digest = docker.push(ref, remote)
-        pushed[role] = {"image": remote, "digest": digest, "uri": f"{registry.address}/{name.repository}@{digest}",
-                        "labels": labels, "sbom": boms[role]}
+        pushed[role] = {
+            "image": remote,
+            "digest": digest,
+            "uri": f"{registry.address}/{name.repository}@{digest}",
+            "labels": labels,
+            "sbom": boms[role],
+        }
         print(f"{role}: {pushed[role]['uri']}")
     return pushed
 
@@ -207,4 +239,3 @@ def parse_images(pairs: list[str]) -> dict[str, str]:
             raise PushError(f"expected ROLE=IMAGE (e.g. train=name:tag), got {pair!r}")
         images[role] = ref
     return images
-

@@ -9,6 +9,7 @@ it reads the installed packages' metadata, not what a lock says should be there.
 read-only (build/sbom-tool) and never installed into the image. dpkg, also inside the image, lists the
 Debian packages; they are added as `pkg:deb` components.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ TOOL_LOCK = ROOT / "requirements" / "sbom.lock"
 VENV_PYTHON = "/opt/venv/bin/python"
 # -I: the tool's own process ignores the image's PYTHONPATH; the tool then asks the venv interpreter (a
 # child that does not inherit this sys.path) where its packages are, so the tool never lists itself.
-RUN_TOOL = ("import runpy, sys; sys.path.insert(0, '/sbom-tool'); "
-            "runpy.run_module('cyclonedx_py', run_name='__main__', alter_sys=True)")
+RUN_TOOL = (
+    "import runpy, sys; sys.path.insert(0, '/sbom-tool'); "
+    "runpy.run_module('cyclonedx_py', run_name='__main__', alter_sys=True)"
+)
 DPKG = "cat /etc/os-release; echo ---; dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n'"
 
 
@@ -34,23 +37,61 @@ def install_tool() -> Path:
     """build/sbom-tool, (re)installed from the hashed lock when the lock changed."""
     stamp = TOOL / "sbom.lock"
     if not stamp.exists() or stamp.read_text() != TOOL_LOCK.read_text():
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps",
-                               "--upgrade", "--target", str(TOOL), "-r", str(TOOL_LOCK)], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--require-hashes",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+                str(TOOL),
+                "-r",
+                str(TOOL_LOCK),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:
-            raise ProvenanceError(f"installing the SBOM tool from {TOOL_LOCK} failed (a hash mismatch means the "
-                                  f"file is not the one locked; `make lock` regenerates the lock):\n{done.stderr[-2000:]}")
+            raise ProvenanceError(
+                f"installing the SBOM tool from {TOOL_LOCK} failed (a hash mismatch means the "
+                f"file is not the one locked; `make lock` regenerates the lock):\n{done.stderr[-2000:]}"
+            )
         stamp.write_text(TOOL_LOCK.read_text())
     return TOOL
 
 
 def python_bom(image: str, docker: Docker) -> dict:
     try:
-        out = docker.run("run", "--rm", "--network", "none", "--volume", f"{install_tool()}:/sbom-tool:ro",
-                         "--entrypoint", VENV_PYTHON, image, "-I", "-c", RUN_TOOL, "environment",
-                         "--output-format", "JSON", "--spec-version", "1.6", "--output-reproducible", VENV_PYTHON)
+        out = docker.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--volume",
+            f"{install_tool()}:/sbom-tool:ro",
+            "--entrypoint",
+            VENV_PYTHON,
+            image,
+            "-I",
+            "-c",
+            RUN_TOOL,
+            "environment",
+            "--output-format",
+            "JSON",
+            "--spec-version",
+            "1.6",
+            "--output-reproducible",
+            VENV_PYTHON,
+        )
     except ProvenanceError as err:
-        raise ProvenanceError(f"cyclonedx-py could not list the Python packages of {image} (it needs the "
-                              f"image's {VENV_PYTHON}: is it an image of docker/Dockerfile?): {err}") from None
+        raise ProvenanceError(
+            f"cyclonedx-py could not list the Python packages of {image} (it needs the "
+            f"image's {VENV_PYTHON}: is it an image of docker/Dockerfile?): {err}"
+        ) from None
     return json.loads(out)
 
 
@@ -76,8 +117,12 @@ def sbom(image: str, docker: Docker) -> dict:
     labels = docker.labels(image)
     ref = ImageRef.parse(image)
     bom.setdefault("metadata", {})["component"] = {
-        "type": "container", "bom-ref": image, "name": ref.repository, "version": ref.tag,
-        "properties": [{"name": key, "value": value} for key, value in sorted(labels.items())]}
+        "type": "container",
+        "bom-ref": image,
+        "name": ref.repository,
+        "version": ref.tag,
+        "properties": [{"name": key, "value": value} for key, value in sorted(labels.items())],
+    }
     return bom
 
 
@@ -88,4 +133,3 @@ def write(image: str, path: Path, docker: Docker) -> Path:
     python = sum(1 for c in bom["components"] if c.get("purl", "").startswith("pkg:pypi/"))
     print(f"SBOM of {image}: {python} Python packages, {len(bom['components']) - python} others -> {path}")
     return path
-

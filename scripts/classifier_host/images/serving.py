@@ -4,6 +4,7 @@ serve-cpu (slim: ONNX Runtime, no torch) for CPU instances when the artifact has
 (torch, CUDA) for GPU instances and for artifacts without exports (trained with export off or before
 exports existed, or a model whose export failed). `--image` overrides both.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def image_role(metadata: dict, instance_type: str) -> tuple[str, str]:
     onnx = [name for name in (ONNX_INT8, ONNX) if name in artifact.runtime_scores(metadata)]
     if onnx:
         return SERVE_CPU, f"{instance_type} is a CPU instance and the model has {' and '.join(onnx)} exports"
-    return SERVE, (f"the model has no ONNX export ({_why_not(metadata)}): the serve image runs it with torch "
-                   f"on {instance_type}")
+    return SERVE, (
+        f"the model has no ONNX export ({_why_not(metadata)}): the serve image runs it with torch on {instance_type}"
+    )
 
 
 def _why_not(metadata: dict) -> str:
@@ -51,8 +53,9 @@ def metadata_from_tar(stream: IO[bytes], where: str) -> dict:
                     return json.loads(tar.extractfile(member).read())
     except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as err:
         raise ValueError(f"{where} is not a readable model.tar.gz: {err}") from None
-    raise ValueError(f"{where} has no {artifact.METADATA_FILE}: is it a model.tar.gz written by this project's "
-                     "trainer?")
+    raise ValueError(
+        f"{where} has no {artifact.METADATA_FILE}: is it a model.tar.gz written by this project's trainer?"
+    )
 
 
 def local_metadata(path: Path) -> dict:

@@ -5,6 +5,7 @@ training jobs need no network (jobs can run with network isolation). Where the d
 possible (no network), this warns and goes on: the image then lacks those weights, and a job asking
 for weights=imagenet fails with a clear reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,11 @@ def fetch(model_name: str, dest: Path) -> Path | None:
     try:
         torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=None, progress=False)
     except Exception as err:  # offline: the build must still go on
-        print(f"warning: could not download {model_name} ImageNet weights ({weights.url}): {err}. "
-              "The image will not have them; jobs with weights=imagenet for this model will fail clearly.",
-              file=sys.stderr)
+        print(
+            f"warning: could not download {model_name} ImageNet weights ({weights.url}): {err}. "
+            "The image will not have them; jobs with weights=imagenet for this model will fail clearly.",
+            file=sys.stderr,
+        )
         return None
     print(f"{model_name}: downloaded {target.name} ({target.stat().st_size / 1e6:.0f} MB)")
     return target

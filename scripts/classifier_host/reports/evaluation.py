@@ -5,6 +5,7 @@ through the runtime a CPU endpoint serves (`auto`: the fastest that passes the g
 it), so the numbers are the endpoint's. Files that are not readable images are skipped, counted and
 listed. The result is classifier/model/evaluation.py's, plus the skipped files; scripts/evaluate.py writes it.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,15 @@ def labelled_files(data: Path, classes: list[str]) -> list[tuple[Path, int]]:
         raise EvaluationError(f"--data {data} has no class folders: give a folder with one subfolder per class")
     unknown = [f for f in folders if f not in classes]
     if unknown:
-        hint = " (it looks like a dataset root: give its test/ folder)" if set(folders) <= {"train", "valid", "test"} \
+        hint = (
+            " (it looks like a dataset root: give its test/ folder)"
+            if set(folders) <= {"train", "valid", "test"}
             else ""
-        raise EvaluationError(f"--data {data}: folders {unknown[:5]}{' ...' if len(unknown) > 5 else ''} are not "
-                              f"classes of this model{hint}; its classes are e.g. {classes[:3]}")
+        )
+        raise EvaluationError(
+            f"--data {data}: folders {unknown[:5]}{' ...' if len(unknown) > 5 else ''} are not "
+            f"classes of this model{hint}; its classes are e.g. {classes[:3]}"
+        )
     samples = data_lib.list_samples(data, classes)
     if not samples:
         raise EvaluationError(f"--data {data}: the class folders hold no files")
@@ -53,15 +59,16 @@ def labelled_files(data: Path, classes: list[str]) -> list[tuple[Path, int]]:
 def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
     import numpy as np
 
-    from classifier.model import artifact, evaluation, decoding, runtimes
-    from classifier.model import selection
+    from classifier.model import artifact, decoding, evaluation, runtimes, selection
 
     metadata = artifact.load_metadata(model_dir)
     if runtime_name == selection.AUTO:
         runtime_name = selection.plan(model_dir, metadata, selection.Gate())[0][0]
     elif runtime_name not in artifact.exported(model_dir, metadata):
-        raise EvaluationError(f"--runtime {runtime_name}: the model has no such export; it has "
-                              f"{', '.join(artifact.exported(model_dir, metadata))}")
+        raise EvaluationError(
+            f"--runtime {runtime_name}: the model has no such export; it has "
+            f"{', '.join(artifact.exported(model_dir, metadata))}"
+        )
     runtime = selection.build(model_dir, runtime_name, metadata, None)
     runtime.start(os.cpu_count() or 1)
     samples = labelled_files(data, metadata["classes"])
@@ -80,8 +87,8 @@ def evaluate(model_dir: Path, data: Path, runtime_name: str) -> dict:
     probabilities = runtimes.probabilities_in_batches(runtime, images, 32)
     result = evaluation.evaluate(probabilities, np.array(labels), metadata["classes"], sources, runtime_name)
     # The gallery's Grad-CAM through torch, the reference (equal to the ONNX CAM where the export has one).
-    torch_runtime = runtime if runtime_name == runtimes.TORCH else selection.build(model_dir, runtimes.TORCH,
-                                                                                   metadata, None)
+    torch_runtime = (
+        runtime if runtime_name == runtimes.TORCH else selection.build(model_dir, runtimes.TORCH, metadata, None)
+    )
     evaluation.explain_mistakes(result, torch_runtime, images)
     return {**result, "skipped": skipped}
-

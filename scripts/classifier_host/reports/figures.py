@@ -1,10 +1,12 @@
 """Pictures in the HTML pages: matplotlib off-screen, each chart or image embedded as a data URI, so a
 page is one file that opens anywhere."""
+
 from __future__ import annotations
 
 import base64
 import io
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 DPI = 110
 

@@ -3,6 +3,7 @@
 The endpoint answers a grey heatmap and the crop as two PNGs (classifier/model/explanations.py) so that any
 client can draw them its own way; this is ours: matplotlib's "jet" colour map, half transparent.
 """
+
 from __future__ import annotations
 
 import numpy as np

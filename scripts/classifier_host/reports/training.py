@@ -12,6 +12,7 @@ What it reads (see container_src/classifier/debugging/hook.py and training/profi
 - output.tar.gz tensors/ or data/tensors/ (smdebug) -> the five local rules (classifier/debugging/rules.py)
                 and the per-step loss; data/profile/ (or profile/) -> utilisation, operators, split
 """
+
 from __future__ import annotations
 
 import html
@@ -53,6 +54,7 @@ class JobFiles:
 
 # --- finding the job's files ------------------------------------------------------------------------
 
+
 def job_folder(path: Path) -> Path:
     path = Path(path)
     if not path.is_dir():
@@ -85,16 +87,19 @@ def find(job_dir: Path) -> JobFiles:
     if events:
         files.tensors_dir = events[0]
     else:
-        files.notes.append("no smdebug tensors (debugger=false, or SageMaker Debugger kept them in S3): "
-                           "rules not evaluated")
+        files.notes.append(
+            "no smdebug tensors (debugger=false, or SageMaker Debugger kept them in S3): rules not evaluated"
+        )
     profiles = sorted(p for p in job_dir.rglob(outputs.PROFILE_DIR) if p.is_dir())
     if profiles:
         files.profile_dir = profiles[0]
     else:
         files.notes.append("no profile/ folder (profiling=false): utilisation and operators are missing")
     if files.metadata is None and files.tensors_dir is None and files.profile_dir is None:
-        raise ReportError(f"{job_dir} holds no model.tar.gz, output.tar.gz, metadata.json, tensors or profile "
-                          "data: is it a training job's folder?")
+        raise ReportError(
+            f"{job_dir} holds no model.tar.gz, output.tar.gz, metadata.json, tensors or profile "
+            "data: is it a training job's folder?"
+        )
     return files
 
 
@@ -105,6 +110,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 # --- rules and step losses from the tensors ---------------------------------------------------------
+
 
 def run_local_rules(tensors_dir: Path) -> list[dict]:
     from classifier.debugging import rules
@@ -173,7 +179,7 @@ def chart_steps(series: dict[str, list[tuple[int, float]]]) -> str:
     _log_if_wide(ax, [v for key in series for _, v in series[key]])
     for key, style in (("train", "-"), ("validation", ".")):
         if series[key]:
-            steps, values = zip(*series[key])
+            steps, values = zip(*series[key], strict=True)
             ax.plot(steps, values, style, label=f"{key} (smdebug)", markersize=4)
     ax.set_xlabel("global step (training and validation steps)")
     ax.set_ylabel("loss")
@@ -222,15 +228,15 @@ def chart_operators(operators: list[dict], top: int = 12) -> str:
 
 RULE_ADVICE = {
     "vanishing_gradient": "Gradients vanished: the network stopped learning. Raise lr, train more layers "
-                          "(fine-tune=last-block or full), or check that the data's labels vary.",
+    "(fine-tune=last-block or full), or check that the data's labels vary.",
     "overfit": "Validation loss pulls away from training loss: the model memorises the training images. Use "
-               "augment=trivialaugment, raise weight-decay or label-smoothing, train fewer epochs, or add data.",
+    "augment=trivialaugment, raise weight-decay or label-smoothing, train fewer epochs, or add data.",
     "overtraining": "Validation loss stopped improving: later epochs cost time without gain (the best epoch is "
-                    "kept). Lower epochs to about where it stopped.",
+    "kept). Lower epochs to about where it stopped.",
     "poor_weight_initialization": "Activations vanish or explode across layers at the start: use weights=imagenet, "
-                                  "or check a custom weights file.",
+    "or check a custom weights file.",
     "loss_not_decreasing": "Training loss plateaued. Early in training: lr is too low or too high. Late: the model "
-                           "has converged for this lr schedule; fewer epochs would do.",
+    "has converged for this lr schedule; fewer epochs would do.",
 }
 
 
@@ -241,32 +247,45 @@ def recommendations(files: JobFiles, rule_results: list[dict], samples: list[dic
         total = sum(e["seconds"] for e in epochs)
         share = sum(e["data_seconds"] for e in epochs) / total if total else 0.0
         if share > DATA_SHARE_HIGH:
-            advice.append(f"Training steps wait for the data loader {share:.0%} of the time: data loading is the "
-                          f"bottleneck. Raise num-workers (now {hp.get('num-workers', '?')}, -1 = one per CPU), keep "
-                          "cache-images=true, or pick an instance with more CPUs.")
+            advice.append(
+                f"Training steps wait for the data loader {share:.0%} of the time: data loading is the "
+                f"bottleneck. Raise num-workers (now {hp.get('num-workers', '?')}, -1 = one per CPU), keep "
+                "cache-images=true, or pick an instance with more CPUs."
+            )
         else:
-            advice.append(f"Data loading takes {share:.0%} of step time: the loader keeps up; speed comes from "
-                          "compute (batch size, a GPU, mixed precision).")
+            advice.append(
+                f"Data loading takes {share:.0%} of step time: the loader keeps up; speed comes from "
+                "compute (batch size, a GPU, mixed precision)."
+            )
     if samples:
         gpu_keys = [k for k in samples[0] if k.startswith("gpu") and k.endswith("_util")]
         mean = lambda key: sum(s.get(key, 0) for s in samples) / len(samples)  # noqa: E731
         if gpu_keys:
             idle = 1 - sum(mean(k) for k in gpu_keys) / len(gpu_keys) / 100
             if idle > GPU_IDLE_HIGH:
-                cause = ("data loading is the bottleneck; raise num-workers" if epochs and
-                         sum(e["data_seconds"] for e in epochs) > DATA_SHARE_HIGH * sum(e["seconds"] for e in epochs)
-                         else "raise batch-size, or choose a smaller instance")
+                cause = (
+                    "data loading is the bottleneck; raise num-workers"
+                    if epochs
+                    and sum(e["data_seconds"] for e in epochs) > DATA_SHARE_HIGH * sum(e["seconds"] for e in epochs)
+                    else "raise batch-size, or choose a smaller instance"
+                )
                 advice.append(f"GPU idle {idle:.0%} of the time: {cause}.")
         else:
             cpu = mean("cpu")
-            advice.append(f"No GPU was sampled (this job ran on CPU, {cpu:.0f}% busy on average). "
-                          + ("The CPUs are saturated: a GPU instance (e.g. ml.g5.xlarge) would train many times "
-                             "faster." if cpu > CPU_BUSY else "The CPUs were not saturated either: raise num-workers "
-                                                              "or batch-size."))
+            advice.append(
+                f"No GPU was sampled (this job ran on CPU, {cpu:.0f}% busy on average). "
+                + (
+                    "The CPUs are saturated: a GPU instance (e.g. ml.g5.xlarge) would train many times faster."
+                    if cpu > CPU_BUSY
+                    else "The CPUs were not saturated either: raise num-workers or batch-size."
+                )
+            )
         peak = max(s["mem"] for s in samples)
         if peak > MEMORY_HIGH:
-            advice.append(f"Memory peaked at {peak:.0f}%: lower batch-size or set cache-images=false before the job "
-                          "runs out of memory.")
+            advice.append(
+                f"Memory peaked at {peak:.0f}%: lower batch-size or set cache-images=false before the job "
+                "runs out of memory."
+            )
     found = [r for r in rule_results if r["status"] == "IssuesFound"]
     advice += [RULE_ADVICE[r["rule"]] for r in found if r["rule"] in RULE_ADVICE]
     if rule_results and not found:
@@ -297,6 +316,11 @@ ul.advice li{margin:0 0 6px}.note{color:#52606d;font-size:13px}
 """
 
 
+def _kpi(value) -> str:
+    """A headline figure: fractions as percentages, the rest as they are."""
+    return f"{value:.1%}" if isinstance(value, float) and value <= 1 else str(value)
+
+
 def _e(value) -> str:
     return html.escape(str(value))
 
@@ -307,15 +331,20 @@ def _img(src: str, alt: str) -> str:
 
 def evaluation_section(result: dict) -> str:
     """The test split's evaluation in brief, linking the full page (heatmap, reliability, gallery)."""
-    pairs = "".join(f"<li>{_e(p['true'])} taken for {_e(p['predicted'])}: {p['count']} "
-                    f"({p['share_of_true']:.0%} of its images)</li>" for p in result["most_confused"][:5])
-    return (f"<section><h2>Test-split evaluation</h2><p>{result['images']} test images through "
-            f"<b>{_e(result['runtime'])}</b>, the runtime a CPU endpoint serves: top-1 {result['top1']:.1%}, top-5 "
-            f"{result['top5']:.1%}, macro F1 {result['macro']['f1']:.3f}, expected calibration error "
-            f"{result['calibration']['ece']:.3f}.</p>"
-            + (f"<p>Most confused:</p><ul>{pairs}</ul>" if pairs else "<p>No confusions.</p>")
-            + f"<p><a href='{EVALUATION_PAGE}'>Full evaluation</a>: per-class precision and recall, confusion "
-              "matrix, reliability diagram, most confident mistakes.</p></section>")
+    pairs = "".join(
+        f"<li>{_e(p['true'])} taken for {_e(p['predicted'])}: {p['count']} "
+        f"({p['share_of_true']:.0%} of its images)</li>"
+        for p in result["most_confused"][:5]
+    )
+    return (
+        f"<section><h2>Test-split evaluation</h2><p>{result['images']} test images through "
+        f"<b>{_e(result['runtime'])}</b>, the runtime a CPU endpoint serves: top-1 {result['top1']:.1%}, top-5 "
+        f"{result['top5']:.1%}, macro F1 {result['macro']['f1']:.3f}, expected calibration error "
+        f"{result['calibration']['ece']:.3f}.</p>"
+        + (f"<p>Most confused:</p><ul>{pairs}</ul>" if pairs else "<p>No confusions.</p>")
+        + f"<p><a href='{EVALUATION_PAGE}'>Full evaluation</a>: per-class precision and recall, confusion "
+        "matrix, reliability diagram, most confident mistakes.</p></section>"
+    )
 
 
 def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, operators) -> str:
@@ -323,32 +352,50 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
     results = meta.get("metrics", {})
     history = results.get("history", [])
     title = f"Training report: {files.job_dir.name}"
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
-             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body><main>",
-             f"<h1>{_e(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+        f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+    ]
     hp = meta.get("hyperparameters", {})
-    sub = ", ".join(f"{k}={hp[k]:.3g}" if isinstance(hp[k], float) else f"{k}={hp[k]}" for k in ("model-name", "weights", "fine-tune", "epochs", "batch-size", "lr")
-                    if k in hp)
-    parts.append(f"<p class=sub>{_e(meta.get('model_name', ''))} on {len(meta.get('classes', []))} classes. {_e(sub)}</p>")
-    kpis = [("best validation accuracy", results.get("best_val_acc")), ("test accuracy", results.get("test_acc")),
-            ("epochs", len(history) or None)]
+    sub = ", ".join(
+        f"{k}={hp[k]:.3g}" if isinstance(hp[k], float) else f"{k}={hp[k]}"
+        for k in ("model-name", "weights", "fine-tune", "epochs", "batch-size", "lr")
+        if k in hp
+    )
+    parts.append(
+        f"<p class=sub>{_e(meta.get('model_name', ''))} on {len(meta.get('classes', []))} classes. {_e(sub)}</p>"
+    )
+    kpis = [
+        ("best validation accuracy", results.get("best_val_acc")),
+        ("test accuracy", results.get("test_acc")),
+        ("epochs", len(history) or None),
+    ]
     if epochs:
         kpis.append(("images/s (last epoch)", round(epochs[-1]["images_per_sec"], 1)))
-    parts.append("<div class=kpis>" + "".join(
-        f"<div class=kpi><b>{_e(f'{v:.1%}' if isinstance(v, float) and v <= 1 else v)}</b><span>{_e(k)}</span></div>"
-        for k, v in kpis if v is not None) + "</div>")
+    parts.append(
+        "<div class=kpis>"
+        + "".join(f"<div class=kpi><b>{_e(_kpi(v))}</b><span>{_e(k)}</span></div>" for k, v in kpis if v is not None)
+        + "</div>"
+    )
 
     if files.evaluation:
         parts.append(evaluation_section(files.evaluation))
     advice = recommendations(files, rule_results, samples, epochs)
-    parts.append("<section><h2>Recommendations</h2><ul class=advice>"
-                 + "".join(f"<li>{_e(a)}</li>" for a in advice) + "</ul>"
-                 + "".join(f"<p class=note>Note: {_e(n)}</p>" for n in files.notes) + "</section>")
+    parts.append(
+        "<section><h2>Recommendations</h2><ul class=advice>"
+        + "".join(f"<li>{_e(a)}</li>" for a in advice)
+        + "</ul>"
+        + "".join(f"<p class=note>Note: {_e(n)}</p>" for n in files.notes)
+        + "</section>"
+    )
 
     parts.append("<section><h2>Loss and accuracy</h2>")
     if history:
-        parts.append(f"<div class=grid>{_img(chart_epochs(history, 'loss'), 'loss per epoch')}"
-                     f"{_img(chart_epochs(history, 'acc'), 'accuracy per epoch')}</div>")
+        parts.append(
+            f"<div class=grid>{_img(chart_epochs(history, 'loss'), 'loss per epoch')}"
+            f"{_img(chart_epochs(history, 'acc'), 'accuracy per epoch')}</div>"
+        )
     if series and (series["train"] or series["validation"]):
         parts.append(_img(chart_steps(series), "loss per saved step"))
     if not history and not (series and series["train"]):
@@ -357,11 +404,16 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
 
     parts.append("<section><h2>Debugger rules</h2>")
     if rule_results:
-        parts.append("<table><tr><th>rule</th><th>status</th><th>step</th><th>reason</th></tr>" + "".join(
-            f"<tr><td>{_e(r['rule'])}</td><td><span class='badge {_e(r['status'])}'>{_e(r['status'])}</span></td>"
-            f"<td class=num>{'' if r['step'] is None else _e(r['step'])}</td><td>{_e(r['reason'])}</td></tr>"
-            for r in rule_results) + "</table><p class=note>Evaluated on the job's smdebug tensors by the "
-            "project's rules (classifier/debugging/rules.py); steps are smdebug global steps.</p>")
+        parts.append(
+            "<table><tr><th>rule</th><th>status</th><th>step</th><th>reason</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(r['rule'])}</td><td><span class='badge {_e(r['status'])}'>{_e(r['status'])}</span></td>"
+                f"<td class=num>{'' if r['step'] is None else _e(r['step'])}</td><td>{_e(r['reason'])}</td></tr>"
+                for r in rule_results
+            )
+            + "</table><p class=note>Evaluated on the job's smdebug tensors by the "
+            "project's rules (classifier/debugging/rules.py); steps are smdebug global steps.</p>"
+        )
     else:
         parts.append("<p class=note>No tensors: rules were not evaluated.</p>")
     parts.append("</section>")
@@ -369,8 +421,10 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
     parts.append("<section><h2>System utilisation</h2>")
     if samples:
         peak = max(s["rss_gb"] for s in samples)
-        parts.append(_img(chart_utilisation(samples), "utilisation timeline")
-                     + f"<p class=note>{len(samples)} samples; trainer process peak memory {peak:.2f} GB.</p>")
+        parts.append(
+            _img(chart_utilisation(samples), "utilisation timeline")
+            + f"<p class=note>{len(samples)} samples; trainer process peak memory {peak:.2f} GB.</p>"
+        )
     else:
         parts.append("<p class=note>No utilisation samples.</p>")
     parts.append("</section>")
@@ -379,23 +433,30 @@ def render(files: JobFiles, rule_results: list[dict], series, samples, epochs, o
     if epochs:
         total = sum(e["seconds"] for e in epochs)
         data = sum(e["data_seconds"] for e in epochs)
-        parts.append(_img(chart_split(epochs), "data vs compute per epoch")
-                     + f"<p>Over {len(epochs)} epochs: {total:.1f} s of training steps, {data:.1f} s "
-                       f"({data / total:.0%}) waiting for the data loader, {total - data:.1f} s computing.</p>"
-                       "<p class=note>Epoch 1 also carries start-up and the torch.profiler window.</p>")
+        parts.append(
+            _img(chart_split(epochs), "data vs compute per epoch")
+            + f"<p>Over {len(epochs)} epochs: {total:.1f} s of training steps, {data:.1f} s "
+            f"({data / total:.0%}) waiting for the data loader, {total - data:.1f} s computing.</p>"
+            "<p class=note>Epoch 1 also carries start-up and the torch.profiler window.</p>"
+        )
     else:
         parts.append("<p class=note>No per-epoch timing.</p>")
     parts.append("</section>")
 
     parts.append("<section><h2>Top operators (torch.profiler window)</h2>")
     if operators:
-        parts.append(_img(chart_operators(operators), "top operators")
-                     + "<table><tr><th>operator</th><th>calls</th><th>self CPU ms</th><th>self device ms</th></tr>"
-                     + "".join(f"<tr><td>{_e(o['name'])}</td><td class=num>{o['calls']}</td>"
-                               f"<td class=num>{o['self_cpu_ms']:.1f}</td><td class=num>{o['self_device_ms']:.1f}</td></tr>"
-                               for o in operators[:15]) + "</table>"
-                     + "<p class=note>The full trace is profile/trace.json in output.tar.gz: open it in "
-                       "chrome://tracing or ui.perfetto.dev.</p>")
+        parts.append(
+            _img(chart_operators(operators), "top operators")
+            + "<table><tr><th>operator</th><th>calls</th><th>self CPU ms</th><th>self device ms</th></tr>"
+            + "".join(
+                f"<tr><td>{_e(o['name'])}</td><td class=num>{o['calls']}</td>"
+                f"<td class=num>{o['self_cpu_ms']:.1f}</td><td class=num>{o['self_device_ms']:.1f}</td></tr>"
+                for o in operators[:15]
+            )
+            + "</table>"
+            + "<p class=note>The full trace is profile/trace.json in output.tar.gz: open it in "
+            "chrome://tracing or ui.perfetto.dev.</p>"
+        )
     else:
         parts.append("<p class=note>No profiler window was recorded.</p>")
     parts.append("</section></main></body></html>\n")
@@ -413,13 +474,17 @@ def build_report(job: Path, out: Path | None = None) -> Path:
     profile = files.profile_dir
     samples = read_jsonl(profile / outputs.SYSTEM_FILE) if profile else []
     epochs = read_jsonl(profile / outputs.EPOCHS_FILE) if profile else []
-    operators = json.loads((profile / outputs.OPERATORS_FILE).read_text()) if profile and (profile / outputs.OPERATORS_FILE).is_file() else []
+    operators = (
+        json.loads((profile / outputs.OPERATORS_FILE).read_text())
+        if profile and (profile / outputs.OPERATORS_FILE).is_file()
+        else []
+    )
     out = Path(out) if out else files.job_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     if files.evaluation:
         (out.parent / EVALUATION_PAGE).write_text(
-            evaluation_page.render(files.evaluation, f"Test-split evaluation: {files.job_dir.name}"))
+            evaluation_page.render(files.evaluation, f"Test-split evaluation: {files.job_dir.name}")
+        )
     out.write_text(render(files, rule_results, series, samples, epochs, operators))
     (out.parent / "rules.json").write_text(json.dumps(rule_results, indent=2) + "\n")
     return out
-

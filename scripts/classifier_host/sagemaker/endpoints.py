@@ -5,6 +5,7 @@ alarm: v3 has no wrapper for either), invocation, and deletion of all of it.
 Every resource of one deployment carries the endpoint's name (model, endpoint config, endpoint, scaling
 policies, alarm), so deletion finds them all even when an earlier deletion stopped half-way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ NO_CAPACITY_METRIC = "HasBacklogWithoutCapacity"
 class AsyncOptions:
     """An async endpoint's endpoint config: where SageMaker writes answers and failures, how many requests
     it hands one instance at once, and the SNS topics it notifies (optional)."""
+
     output_s3: str
     failure_s3: str
     max_concurrent: int
@@ -35,31 +37,55 @@ class AsyncOptions:
     error_topic: str | None = None
 
 
-def create_model(boto, name: str, image_uri: str, model_data: str, role: str,
-                 environment: dict[str, str] | None = None, vpc_config: dict | None = None,
-                 network_isolation: bool = False) -> None:
+def create_model(
+    boto,
+    name: str,
+    image_uri: str,
+    model_data: str,
+    role: str,
+    environment: dict[str, str] | None = None,
+    vpc_config: dict | None = None,
+    network_isolation: bool = False,
+) -> None:
     """CreateModel: the serving image with its model.tar.gz, run as `role`. The VPC and network isolation
     of an endpoint or a transform job live here, on the model."""
     from sagemaker.core import resources, shapes
 
     model_kwargs = {}
     if vpc_config:
-        model_kwargs["vpc_config"] = shapes.VpcConfig(subnets=list(vpc_config["Subnets"]),
-                                                      security_group_ids=list(vpc_config["SecurityGroupIds"]))
+        model_kwargs["vpc_config"] = shapes.VpcConfig(
+            subnets=list(vpc_config["Subnets"]), security_group_ids=list(vpc_config["SecurityGroupIds"])
+        )
     if network_isolation:
         model_kwargs["enable_network_isolation"] = True
     resources.Model.create(
-        model_name=name, execution_role_arn=role,
-        primary_container=shapes.ContainerDefinition(image=image_uri, model_data_url=model_data,
-                                                     environment=dict(environment or {})),
-        **model_kwargs, session=boto, region=boto.region_name)
+        model_name=name,
+        execution_role_arn=role,
+        primary_container=shapes.ContainerDefinition(
+            image=image_uri, model_data_url=model_data, environment=dict(environment or {})
+        ),
+        **model_kwargs,
+        session=boto,
+        region=boto.region_name,
+    )
 
 
-def deploy(boto, image_uri: str, model_data: str, role: str, endpoint_name: str,
-           instance_type: str = "ml.m5.xlarge", instance_count: int = 1, data_capture_s3: str | None = None,
-           kms_key_id: str | None = None, vpc_config: dict | None = None, network_isolation: bool = False,
-           environment: dict[str, str] | None = None, async_options: AsyncOptions | None = None,
-           wait: bool = True) -> str:
+def deploy(
+    boto,
+    image_uri: str,
+    model_data: str,
+    role: str,
+    endpoint_name: str,
+    instance_type: str = "ml.m5.xlarge",
+    instance_count: int = 1,
+    data_capture_s3: str | None = None,
+    kms_key_id: str | None = None,
+    vpc_config: dict | None = None,
+    network_isolation: bool = False,
+    environment: dict[str, str] | None = None,
+    async_options: AsyncOptions | None = None,
+    wait: bool = True,
+) -> str:
     """Model + endpoint config + endpoint, all named endpoint_name; with wait, until InService (RuntimeError
     with SageMaker's FailureReason when it fails). data_capture_s3: capture every request and response
     there (Model Monitor's format). async_options: an asynchronous endpoint. Returns the endpoint name."""
@@ -70,19 +96,32 @@ def deploy(boto, image_uri: str, model_data: str, role: str, endpoint_name: str,
     config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id else {}
     if data_capture_s3:
         config_kwargs["data_capture_config"] = shapes.DataCaptureConfig(
-            enable_capture=True, initial_sampling_percentage=100, destination_s3_uri=data_capture_s3,
+            enable_capture=True,
+            initial_sampling_percentage=100,
+            destination_s3_uri=data_capture_s3,
             capture_options=[shapes.CaptureOption(capture_mode="Input"), shapes.CaptureOption(capture_mode="Output")],
-            **({"kms_key_id": kms_key_id} if kms_key_id else {}))
+            **({"kms_key_id": kms_key_id} if kms_key_id else {}),
+        )
     if async_options:
         config_kwargs["async_inference_config"] = async_inference_config(async_options, kms_key_id)
     resources.EndpointConfig.create(
         endpoint_config_name=endpoint_name,
-        production_variants=[shapes.ProductionVariant(variant_name=VARIANT, model_name=endpoint_name,
-                                                      initial_instance_count=instance_count,
-                                                      instance_type=instance_type, initial_variant_weight=1.0)],
-        **config_kwargs, session=boto, region=region)
-    endpoint = resources.Endpoint.create(endpoint_name=endpoint_name, endpoint_config_name=endpoint_name,
-                                         session=boto, region=region)
+        production_variants=[
+            shapes.ProductionVariant(
+                variant_name=VARIANT,
+                model_name=endpoint_name,
+                initial_instance_count=instance_count,
+                instance_type=instance_type,
+                initial_variant_weight=1.0,
+            )
+        ],
+        **config_kwargs,
+        session=boto,
+        region=region,
+    )
+    endpoint = resources.Endpoint.create(
+        endpoint_name=endpoint_name, endpoint_config_name=endpoint_name, session=boto, region=region
+    )
     if wait:
         from sagemaker.core.utils.exceptions import FailedStatusError
 
@@ -100,11 +139,14 @@ def async_inference_config(options: AsyncOptions, kms_key_id: str | None):
     topics = {"success_topic": options.success_topic, "error_topic": options.error_topic}
     notification = shapes.AsyncInferenceNotificationConfig(**topics) if any(topics.values()) else None
     return shapes.AsyncInferenceConfig(
-        client_config=shapes.AsyncInferenceClientConfig(
-            max_concurrent_invocations_per_instance=options.max_concurrent),
+        client_config=shapes.AsyncInferenceClientConfig(max_concurrent_invocations_per_instance=options.max_concurrent),
         output_config=shapes.AsyncInferenceOutputConfig(
-            s3_output_path=options.output_s3, s3_failure_path=options.failure_s3, kms_key_id=kms_key_id,
-            notification_config=notification))
+            s3_output_path=options.output_s3,
+            s3_failure_path=options.failure_s3,
+            kms_key_id=kms_key_id,
+            notification_config=notification,
+        ),
+    )
 
 
 def scaling_resource(endpoint_name: str, variant: str = VARIANT) -> str:
@@ -118,35 +160,54 @@ def wake_up_alarm_name(endpoint_name: str) -> str:
 
 def _register(autoscaling, endpoint_name: str, min_count: int, max_count: int) -> str:
     resource = scaling_resource(endpoint_name)
-    autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                         ScalableDimension=SCALABLE_DIMENSION,
-                                         MinCapacity=min_count, MaxCapacity=max_count)
+    autoscaling.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=SCALABLE_DIMENSION,
+        MinCapacity=min_count,
+        MaxCapacity=max_count,
+    )
     return resource
 
 
 def _track(autoscaling, endpoint_name: str, resource: str, policy: str, target: float, metric: dict) -> None:
     """A target-tracking policy; `metric` is its Predefined- or CustomizedMetricSpecification."""
     autoscaling.put_scaling_policy(
-        PolicyName=f"{endpoint_name}-{policy}", ServiceNamespace="sagemaker", ResourceId=resource,
-        ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
+        PolicyName=f"{endpoint_name}-{policy}",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension=SCALABLE_DIMENSION,
+        PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": float(target), **metric,
+            "TargetValue": float(target),
+            **metric,
             # Scale out fast on a burst, scale in slowly (a new instance takes minutes to come up).
-            "ScaleOutCooldown": 60, "ScaleInCooldown": 300})
+            "ScaleOutCooldown": 60,
+            "ScaleInCooldown": 300,
+        },
+    )
 
 
-def enable_autoscaling(autoscaling, endpoint_name: str, min_count: int, max_count: int,
-                       invocations_per_instance: int) -> None:
+def enable_autoscaling(
+    autoscaling, endpoint_name: str, min_count: int, max_count: int, invocations_per_instance: int
+) -> None:
     """Target tracking on SageMakerVariantInvocationsPerInstance (invocations per instance per minute)."""
     if not 1 <= min_count <= max_count:
         raise ValueError(f"autoscaling needs 1 <= min ({min_count}) <= max ({max_count})")
     resource = _register(autoscaling, endpoint_name, min_count, max_count)
-    _track(autoscaling, endpoint_name, resource, "invocations", invocations_per_instance, {
-        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
+    _track(
+        autoscaling,
+        endpoint_name,
+        resource,
+        "invocations",
+        invocations_per_instance,
+        {"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
+    )
 
 
-def enable_async_autoscaling(autoscaling, cloudwatch, endpoint_name: str, min_count: int, max_count: int,
-                             backlog_per_instance: int) -> None:
+def enable_async_autoscaling(
+    autoscaling, cloudwatch, endpoint_name: str, min_count: int, max_count: int, backlog_per_instance: int
+) -> None:
     """Target tracking on the queue (ApproximateBacklogSizePerInstance): an async endpoint's invocations
     are not counted by SageMakerVariantInvocationsPerInstance. min_count 0 scales to zero; then a step
     policy and the alarm that triggers it (HasBacklogWithoutCapacity) bring the first instance back as
@@ -155,28 +216,56 @@ def enable_async_autoscaling(autoscaling, cloudwatch, endpoint_name: str, min_co
     if not 0 <= min_count <= max_count or max_count < 1:
         raise ValueError(f"async autoscaling needs 0 <= min ({min_count}) <= max ({max_count}) and max >= 1")
     resource = _register(autoscaling, endpoint_name, min_count, max_count)
-    _track(autoscaling, endpoint_name, resource, "backlog", backlog_per_instance, {
-        "CustomizedMetricSpecification": {"MetricName": BACKLOG_METRIC, "Namespace": "AWS/SageMaker",
-                                          "Dimensions": [{"Name": "EndpointName", "Value": endpoint_name}],
-                                          "Statistic": "Average"}})
+    _track(
+        autoscaling,
+        endpoint_name,
+        resource,
+        "backlog",
+        backlog_per_instance,
+        {
+            "CustomizedMetricSpecification": {
+                "MetricName": BACKLOG_METRIC,
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": [{"Name": "EndpointName", "Value": endpoint_name}],
+                "Statistic": "Average",
+            }
+        },
+    )
     if min_count == 0:
         policy_arn = autoscaling.put_scaling_policy(
-            PolicyName=f"{endpoint_name}-has-backlog", ServiceNamespace="sagemaker", ResourceId=resource,
-            ScalableDimension=SCALABLE_DIMENSION, PolicyType="StepScaling",
+            PolicyName=f"{endpoint_name}-has-backlog",
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="StepScaling",
             StepScalingPolicyConfiguration={
-                "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+                "AdjustmentType": "ChangeInCapacity",
+                "MetricAggregationType": "Average",
+                "Cooldown": 300,
                 # one more instance whenever the alarm's metric is at or above its threshold
-                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]})["PolicyARN"]
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+            },
+        )["PolicyARN"]
         cloudwatch.put_metric_alarm(
-            AlarmName=wake_up_alarm_name(endpoint_name), MetricName=NO_CAPACITY_METRIC, Namespace="AWS/SageMaker",
-            Dimensions=[{"Name": "EndpointName", "Value": endpoint_name}], Statistic="Average", Period=60,
-            EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="missing", AlarmActions=[policy_arn])
+            AlarmName=wake_up_alarm_name(endpoint_name),
+            MetricName=NO_CAPACITY_METRIC,
+            Namespace="AWS/SageMaker",
+            Dimensions=[{"Name": "EndpointName", "Value": endpoint_name}],
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=2,
+            DatapointsToAlarm=2,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="missing",
+            AlarmActions=[policy_arn],
+        )
 
 
 @dataclass
 class Deletion:
     """What delete() removed, and whether anything of the endpoint was there at all."""
+
     deleted: list[str] = field(default_factory=list)
 
     @property
@@ -194,8 +283,9 @@ def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Delet
     client = sagemaker_client(boto)
     done = Deletion()
     endpoints = [e["EndpointName"] for e in client.list_endpoints(NameContains=endpoint_name)["Endpoints"]]
-    configs = [c["EndpointConfigName"] for c in
-               client.list_endpoint_configs(NameContains=endpoint_name)["EndpointConfigs"]]
+    configs = [
+        c["EndpointConfigName"] for c in client.list_endpoint_configs(NameContains=endpoint_name)["EndpointConfigs"]
+    ]
     config_name, models = None, {endpoint_name}
     if endpoint_name in endpoints:
         config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
@@ -208,11 +298,13 @@ def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Delet
     if autoscaling is not None:
         for variant_name in {v["VariantName"] for v in variants} or {VARIANT}:
             resource = scaling_resource(endpoint_name, variant_name)
-            targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource],
-                                                            ScalableDimension=SCALABLE_DIMENSION)
+            targets = autoscaling.describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+            )
             if targets["ScalableTargets"]:
-                autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                                       ScalableDimension=SCALABLE_DIMENSION)
+                autoscaling.deregister_scalable_target(
+                    ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+                )
                 done.deleted.append(f"scaling target {resource}")
     if cloudwatch is not None:
         alarm = wake_up_alarm_name(endpoint_name)
@@ -232,16 +324,27 @@ def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Delet
     return done
 
 
-def invoke(boto, endpoint_name: str, body: bytes, content_type: str, accept: str = "application/json",
-           custom_attributes: str | None = None) -> bytes:
+def invoke(
+    boto,
+    endpoint_name: str,
+    body: bytes,
+    content_type: str,
+    accept: str = "application/json",
+    custom_attributes: str | None = None,
+) -> bytes:
     """InvokeEndpoint through sagemaker-core's Endpoint; the answer's body. botocore's ClientError (a
     ModelError carries the container's status and message) reaches the caller."""
     from sagemaker.core import resources
 
     endpoint = resources.Endpoint(endpoint_name=endpoint_name)
-    answer = endpoint.invoke(body=body, content_type=content_type, accept=accept,
-                             **({"custom_attributes": custom_attributes} if custom_attributes else {}),
-                             session=boto, region=boto.region_name)
+    answer = endpoint.invoke(
+        body=body,
+        content_type=content_type,
+        accept=accept,
+        **({"custom_attributes": custom_attributes} if custom_attributes else {}),
+        session=boto,
+        region=boto.region_name,
+    )
     return answer.body.read() if hasattr(answer.body, "read") else answer.body
 
 
@@ -252,14 +355,27 @@ def is_async(boto, endpoint_name: str) -> bool:
     return "AsyncInferenceConfig" in client.describe_endpoint_config(EndpointConfigName=config_name)
 
 
-def invoke_async(boto, endpoint_name: str, input_location: str, content_type: str, timeout_s: int,
-                 accept: str = "application/json", custom_attributes: str | None = None) -> tuple[str, str]:
+def invoke_async(
+    boto,
+    endpoint_name: str,
+    input_location: str,
+    content_type: str,
+    timeout_s: int,
+    accept: str = "application/json",
+    custom_attributes: str | None = None,
+) -> tuple[str, str]:
     """InvokeEndpointAsync through sagemaker-core's Endpoint on a request already in S3: SageMaker queues
     it and answers at once with where the answer (or the failure) will appear, (output, failure) S3 URIs."""
     from sagemaker.core import resources
 
     endpoint = resources.Endpoint(endpoint_name=endpoint_name)
-    answer = endpoint.invoke_async(input_location=input_location, content_type=content_type, accept=accept,
-                                   custom_attributes=custom_attributes, invocation_timeout_seconds=timeout_s,
-                                   session=boto, region=boto.region_name)
+    answer = endpoint.invoke_async(
+        input_location=input_location,
+        content_type=content_type,
+        accept=accept,
+        custom_attributes=custom_attributes,
+        invocation_timeout_seconds=timeout_s,
+        session=boto,
+        region=boto.region_name,
+    )
     return answer.output_location, answer.failure_location

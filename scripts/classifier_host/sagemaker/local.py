@@ -7,6 +7,7 @@ container mode was not used: it fixes host names (algo-1..N on one shared networ
 jobs clash), rejects file:// data and leaves its folders behind; ModelBuilder cannot serve a plain BYOC
 image locally (../shared/FACTS.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,13 +34,27 @@ CHECKPOINT_CHANNEL_PATH = f"/opt/ml/input/data/{CHECKPOINT_CHANNEL}"
 
 def file_channel(name: str, folder: Path) -> dict:
     """A channel of InputDataConfig reading a host folder (local mode mounts it)."""
-    return {"ChannelName": name, "DataSource": {"FileDataSource": {
-        "FileDataDistributionType": "FullyReplicated", "FileUri": f"file://{Path(folder).resolve()}"}}}
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "FileDataSource": {
+                "FileDataDistributionType": "FullyReplicated",
+                "FileUri": f"file://{Path(folder).resolve()}",
+            }
+        },
+    }
 
 
-def train_local(image_uri: str, data_dir: Path, output_dir: Path, hyperparameters: dict[str, str],
-                gpu: bool = False, instance_count: int = 1, job_name: str | None = None,
-                checkpoint_dir: Path | None = None) -> Path:
+def train_local(
+    image_uri: str,
+    data_dir: Path,
+    output_dir: Path,
+    hyperparameters: dict[str, str],
+    gpu: bool = False,
+    instance_count: int = 1,
+    job_name: str | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Path:
     """Run a local-mode training job on `data_dir` (one `training` channel) and return model.tar.gz.
 
     The job's artifacts (model.tar.gz, output.tar.gz) land in output_dir/<job name>/; model.tar.gz
@@ -92,13 +107,17 @@ def remove_job_containers(image: str, job_name: str) -> None:
 
     Matched by the TRAINING_JOB_NAME local mode sets in each container, so other jobs are untouched.
     """
-    listed = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"ancestor={image}", "--filter", "status=exited"],
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", f"ancestor={image}", "--filter", "status=exited"],
+        capture_output=True,
+        text=True,
+    )
     ids = listed.stdout.split()
     if listed.returncode or not ids:
         return
-    envs = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{json .Config.Env}}", *ids],
-                          capture_output=True, text=True).stdout.splitlines()
+    envs = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Id}} {{json .Config.Env}}", *ids], capture_output=True, text=True
+    ).stdout.splitlines()
     mine = [line.split(" ", 1)[0] for line in envs if f'"TRAINING_JOB_NAME={job_name}"' in line]
     if mine:
         subprocess.run(["docker", "rm", *mine], capture_output=True)
@@ -127,6 +146,7 @@ def read_failure(job_dir: Path) -> str | None:
 
 # ---- local endpoints ----
 
+
 def serving_port_in_use() -> bool:
     """Whether something answers on local mode's serving port: a local endpoint, a transform, another
     program. Local mode would start a second container there anyway, and its health check and requests
@@ -139,14 +159,20 @@ def serving_port_in_use() -> bool:
 class LocalEndpoint:
     """A running local endpoint: its name (model and endpoint config carry it too), where it answers,
     the folder its model.tar.gz was staged in, and the session that knows it."""
+
     name: str
     url: str
     staging_dir: Path
     session: object
 
 
-def deploy_local(image_uri: str, model_data: str, gpu: bool = False, env: dict[str, str] | None = None,
-                 endpoint_name: str | None = None) -> LocalEndpoint:
+def deploy_local(
+    image_uri: str,
+    model_data: str,
+    gpu: bool = False,
+    env: dict[str, str] | None = None,
+    endpoint_name: str | None = None,
+) -> LocalEndpoint:
     """A local-mode endpoint of `image_uri` serving `model_data` (file://.../model.tar.gz).
 
     Local mode unpacks the archive beside itself and mounts that whole folder as /opt/ml/model, so it
@@ -163,11 +189,25 @@ def deploy_local(image_uri: str, model_data: str, gpu: bool = False, env: dict[s
         shutil.copyfile(source, staging / "model.tar.gz")
         session = local_session()
         client = session.sagemaker_client
-        client.create_model(ModelName=name, PrimaryContainer={
-            "Image": image_uri, "ModelDataUrl": f"file://{staging / 'model.tar.gz'}", "Environment": env or {}})
-        client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-            "VariantName": VARIANT, "ModelName": name, "InitialInstanceCount": 1,
-            "InstanceType": "local_gpu" if gpu else "local"}])
+        client.create_model(
+            ModelName=name,
+            PrimaryContainer={
+                "Image": image_uri,
+                "ModelDataUrl": f"file://{staging / 'model.tar.gz'}",
+                "Environment": env or {},
+            },
+        )
+        client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "local_gpu" if gpu else "local",
+                }
+            ],
+        )
         client.create_endpoint(EndpointName=name, EndpointConfigName=name)
     except BaseException:
         if session is not None:
@@ -199,7 +239,8 @@ def remove_serving_containers(hosts) -> None:
     """Remove the containers local mode served from (an endpoint's or a transform's): stopping them
     leaves them behind. Compose names each <project>-<host>."""
     for host in hosts:
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=-{host}$"], capture_output=True,
-                             text=True).stdout.split()
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"name=-{host}$"], capture_output=True, text=True
+        ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)

@@ -3,6 +3,7 @@
 Nothing here touches the process: no environment variable is set, no SDK config file is written. The
 region is passed to every boto3 session explicitly (local mode needs one even though it calls no AWS API).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,7 @@ def local_session(container_root=None, boto=None):
     from sagemaker.core.local import LocalSession
 
     session = LocalSession(boto_session=boto or boto_session(), sagemaker_config=NO_TELEMETRY)
-    session.config = {"local": {"local_code": True,
-                                **({"container_root": str(container_root)} if container_root else {})}}
+    session.config = {
+        "local": {"local_code": True, **({"container_root": str(container_root)} if container_root else {})}
+    }
     return session

@@ -6,6 +6,7 @@ training job carries. v3's ModelTrainer was not used: it has no Debugger paramet
 iam:SimulatePrincipalPolicy when built, and its tuner drops network isolation, inter-container
 encryption and the volume KMS key from the request (../shared/FACTS.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,7 @@ from .session import NO_TELEMETRY, sagemaker_client
 PROJECT_TENSORS_DIR = "/opt/ml/output/data/tensors"
 # SageMaker Debugger's built-in rules (they run in AWS's rules containers, beside the job): the
 # rule configurations of AWS's smdebug_rulesconfig, by their function names there.
-DEBUGGER_RULES = ("vanishing_gradient", "overfit", "overtraining", "poor_weight_initialization",
-                  "loss_not_decreasing")
+DEBUGGER_RULES = ("vanishing_gradient", "overfit", "overtraining", "poor_weight_initialization", "loss_not_decreasing")
 PROFILER_RULES = ("LowGPUUtilization", "ProfilerReport")
 PROFILER_INTERVAL_MS = 500
 
@@ -31,6 +31,7 @@ class JobSpec:
     image_uri: the pushed training image, by digest (repo@sha256:...). Managed spot needs
     checkpoint_s3_uri (the trainer resumes from /opt/ml/checkpoints) and max_wait >= max_run.
     """
+
     image_uri: str
     role: str
     output_path: str
@@ -54,30 +55,44 @@ class JobSpec:
         if self.spot:
             object.__setattr__(self, "max_wait", self.max_wait or 2 * self.max_run)
             if self.max_wait < self.max_run:
-                raise ValueError(f"max_wait ({self.max_wait}s) must be >= max_run ({self.max_run}s) with spot instances")
+                raise ValueError(
+                    f"max_wait ({self.max_wait}s) must be >= max_run ({self.max_run}s) with spot instances"
+                )
         elif self.max_wait:
             raise ValueError("max_wait applies only to managed spot training (--spot)")
 
     def common(self, data_uri: str) -> dict:
         """The keyword arguments CreateTrainingJob and a tuning job's training definition share (shapes)."""
-        from classifier.contract import metrics
         from sagemaker.core import shapes
+
+        from classifier.contract import metrics
 
         kms = self.kms_key_id
         parts = {
             "role_arn": self.role,
-            "input_data_config": [shapes.Channel(channel_name="training", data_source=shapes.DataSource(
-                s3_data_source=shapes.S3DataSource(s3_data_type="S3Prefix", s3_uri=data_uri,
-                                                   s3_data_distribution_type="FullyReplicated")))],
-            "output_data_config": shapes.OutputDataConfig(s3_output_path=self.output_path,
-                                                          **({"kms_key_id": kms} if kms else {})),
-            "resource_config": shapes.ResourceConfig(instance_type=self.instance_type,
-                                                     instance_count=self.instance_count,
-                                                     volume_size_in_gb=self.volume_size,
-                                                     **({"volume_kms_key_id": kms} if kms else {})),
+            "input_data_config": [
+                shapes.Channel(
+                    channel_name="training",
+                    data_source=shapes.DataSource(
+                        s3_data_source=shapes.S3DataSource(
+                            s3_data_type="S3Prefix", s3_uri=data_uri, s3_data_distribution_type="FullyReplicated"
+                        )
+                    ),
+                )
+            ],
+            "output_data_config": shapes.OutputDataConfig(
+                s3_output_path=self.output_path, **({"kms_key_id": kms} if kms else {})
+            ),
+            "resource_config": shapes.ResourceConfig(
+                instance_type=self.instance_type,
+                instance_count=self.instance_count,
+                volume_size_in_gb=self.volume_size,
+                **({"volume_kms_key_id": kms} if kms else {}),
+            ),
             "stopping_condition": shapes.StoppingCondition(
                 max_runtime_in_seconds=self.max_run,
-                **({"max_wait_time_in_seconds": self.max_wait} if self.spot else {})),
+                **({"max_wait_time_in_seconds": self.max_wait} if self.spot else {}),
+            ),
         }
         if self.spot:
             parts["enable_managed_spot_training"] = True
@@ -88,8 +103,9 @@ class JobSpec:
         if kms and self.instance_count > 1:
             parts["enable_inter_container_traffic_encryption"] = True
         if self.vpc_config:
-            parts["vpc_config"] = shapes.VpcConfig(subnets=list(self.vpc_config["Subnets"]),
-                                                   security_group_ids=list(self.vpc_config["SecurityGroupIds"]))
+            parts["vpc_config"] = shapes.VpcConfig(
+                subnets=list(self.vpc_config["Subnets"]), security_group_ids=list(self.vpc_config["SecurityGroupIds"])
+            )
         definitions = [shapes.MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in metrics.metric_definitions()]
         parts["metric_definitions"] = definitions
         return parts
@@ -119,24 +135,36 @@ def debugger_settings(mode: str, s3_output: str, region: str) -> tuple[dict, dic
     for name in DEBUGGER_RULES:
         config = getattr(rule_configs, name)()
         rule = config["DebugRuleConfiguration"]
-        rules.append(shapes.DebugRuleConfiguration(rule_configuration_name=rule["RuleConfigurationName"],
-                                                   rule_evaluator_image=image,
-                                                   rule_parameters=rule.get("RuleParameters", {})))
+        rules.append(
+            shapes.DebugRuleConfiguration(
+                rule_configuration_name=rule["RuleConfigurationName"],
+                rule_evaluator_image=image,
+                rule_parameters=rule.get("RuleParameters", {}),
+            )
+        )
         for collection in config.get("CollectionConfigurations", []):  # what the rule reads, saved once
             collections.setdefault(collection["CollectionName"], collection.get("CollectionParameters", {}))
     profiler_rules = []
     for name in PROFILER_RULES:
         rule = getattr(rule_configs, name)()
         parameters = {k: str(v) for k, v in rule.rule_parameters.items()}
-        profiler_rules.append(shapes.ProfilerRuleConfiguration(rule_configuration_name=name, rule_evaluator_image=image,
-                                                               rule_parameters=parameters))
+        profiler_rules.append(
+            shapes.ProfilerRuleConfiguration(
+                rule_configuration_name=name, rule_evaluator_image=image, rule_parameters=parameters
+            )
+        )
     return {
-        "debug_hook_config": shapes.DebugHookConfig(s3_output_path=s3_output, collection_configurations=[
-            shapes.CollectionConfiguration(collection_name=name, collection_parameters=parameters)
-            for name, parameters in collections.items()]),
+        "debug_hook_config": shapes.DebugHookConfig(
+            s3_output_path=s3_output,
+            collection_configurations=[
+                shapes.CollectionConfiguration(collection_name=name, collection_parameters=parameters)
+                for name, parameters in collections.items()
+            ],
+        ),
         "debug_rule_configurations": rules,
-        "profiler_config": shapes.ProfilerConfig(s3_output_path=s3_output.rsplit("/debugger", 1)[0],
-                                                 profiling_interval_in_milliseconds=PROFILER_INTERVAL_MS),
+        "profiler_config": shapes.ProfilerConfig(
+            s3_output_path=s3_output.rsplit("/debugger", 1)[0], profiling_interval_in_milliseconds=PROFILER_INTERVAL_MS
+        ),
         "profiler_rule_configurations": profiler_rules,
     }, {}
 
@@ -154,12 +182,20 @@ def start_training(boto, spec: JobSpec, data_uri: str, job_name: str, debugger: 
         return resources.TrainingJob.create(
             training_job_name=job_name,
             algorithm_specification=shapes.AlgorithmSpecification(
-                training_image=spec.image_uri, training_input_mode="File", metric_definitions=metric_definitions),
+                training_image=spec.image_uri, training_input_mode="File", metric_definitions=metric_definitions
+            ),
             hyper_parameters={**spec.hyperparameters, **debug_hp},
-            **common, **debug_kwargs, session=boto, region=boto.region_name)
+            **common,
+            **debug_kwargs,
+            session=boto,
+            region=boto.region_name,
+        )
     except ClientError as err:  # refused before it started: quota, permissions, a bad parameter
-        hint = (" (a new account has no GPU quota: README, 'GPU quotas')"
-                if err.response["Error"]["Code"] == "ResourceLimitExceeded" else "")
+        hint = (
+            " (a new account has no GPU quota: README, 'GPU quotas')"
+            if err.response["Error"]["Code"] == "ResourceLimitExceeded"
+            else ""
+        )
         raise RuntimeError(f"training job {job_name} was not started: {err}{hint}") from err
 
 
@@ -191,8 +227,10 @@ def model_of(boto, job_name: str) -> str:
     description = describe(boto, job_name)
     status = description["TrainingJobStatus"]
     if status != "Completed":
-        raise ValueError(f"training job {job_name} is {status}, not Completed: no model to deploy"
-                         + (f" ({description['FailureReason']})" if description.get("FailureReason") else ""))
+        raise ValueError(
+            f"training job {job_name} is {status}, not Completed: no model to deploy"
+            + (f" ({description['FailureReason']})" if description.get("FailureReason") else "")
+        )
     return description["ModelArtifacts"]["S3ModelArtifacts"]
 
 
@@ -201,7 +239,11 @@ def rule_statuses(description: dict) -> list[tuple[str, str, str]]:
     out = []
     for key in ("DebugRuleEvaluationStatuses", "ProfilerRuleEvaluationStatuses"):
         for status in description.get(key, []):
-            out.append((status["RuleConfigurationName"], status.get("RuleEvaluationStatus", "?"),
-                        status.get("StatusDetails", "")))
+            out.append(
+                (
+                    status["RuleConfigurationName"],
+                    status.get("RuleEvaluationStatus", "?"),
+                    status.get("StatusDetails", ""),
+                )
+            )
     return out
-

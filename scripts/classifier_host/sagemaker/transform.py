@@ -5,6 +5,7 @@ Both send one file per request (BatchStrategy SingleRecord) as `application/x-im
 The container, told by SAGEMAKER_BATCH that it serves a transform, answers a bad file with a 200 error
 record, and the cloud job retries nothing (InvocationsMaxRetries 0), so one bad image never fails the job.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,11 +24,20 @@ DONE = ("Completed", "Failed", "Stopped")
 SCRATCH_PREFIX = "sagemaker-transform-"  # a local job's working folder, removed after it
 
 
-def transform_local(image_uri: str, model_data: Path, staged: Path, output: Path, job_name: str,
-                    max_payload_mb: int, gpu: bool = False, env: dict[str, str] | None = None) -> None:
+def transform_local(
+    image_uri: str,
+    model_data: Path,
+    staged: Path,
+    output: Path,
+    job_name: str,
+    max_payload_mb: int,
+    gpu: bool = False,
+    env: dict[str, str] | None = None,
+) -> None:
     """A local-mode transform job of `image_uri` serving `model_data` over the flat folder `staged`;
     each file's answer lands in `output` as <name>.out. Its container serves on localhost:8080, as a
-    local endpoint does: the caller checks local.serving_port_in_use() first. Whatever happens, the job's model and containers are removed."""
+    local endpoint does: the caller checks local.serving_port_in_use() first. Whatever happens, the job's model
+    and containers are removed."""
     from sagemaker.core.local.local_session import LocalSagemakerClient
 
     scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{job_name}-"))
@@ -36,16 +46,28 @@ def transform_local(image_uri: str, model_data: Path, staged: Path, output: Path
         # Local mode unpacks the archive beside itself and mounts that folder: a folder of its own.
         shutil.copyfile(model_data, scratch / "model.tar.gz")
         client = local_session(scratch).sagemaker_client
-        client.create_model(ModelName=job_name, PrimaryContainer={
-            "Image": image_uri, "ModelDataUrl": f"file://{scratch / 'model.tar.gz'}", "Environment": env or {}})
+        client.create_model(
+            ModelName=job_name,
+            PrimaryContainer={
+                "Image": image_uri,
+                "ModelDataUrl": f"file://{scratch / 'model.tar.gz'}",
+                "Environment": env or {},
+            },
+        )
         output.mkdir(parents=True, exist_ok=True)
         client.create_transform_job(
-            TransformJobName=job_name, ModelName=job_name,
-            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"file://{staged}"}},
-                            "ContentType": CONTENT_TYPE, "SplitType": "None"},
+            TransformJobName=job_name,
+            ModelName=job_name,
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"file://{staged}"}},
+                "ContentType": CONTENT_TYPE,
+                "SplitType": "None",
+            },
             TransformOutput={"S3OutputPath": f"file://{output}", "Accept": ACCEPT, "AssembleWith": "None"},
             TransformResources={"InstanceType": "local_gpu" if gpu else "local", "InstanceCount": 1},
-            BatchStrategy=BATCH_STRATEGY, MaxPayloadInMB=max_payload_mb)
+            BatchStrategy=BATCH_STRATEGY,
+            MaxPayloadInMB=max_payload_mb,
+        )
     finally:
         try:
             job = LocalSagemakerClient._transform_jobs.pop(job_name, None)
@@ -78,11 +100,25 @@ def sendable_locally(path: Path) -> bool:
 
 # ---- cloud ----
 
-def start_cloud(boto, job_name: str, image_uri: str, model_data: str, role: str, manifest_uri: str,
-                output_uri: str, instance_type: str = "ml.m5.xlarge", instance_count: int = 1,
-                max_concurrent: int = 1, max_payload_mb: int = 6, kms_key_id: str | None = None,
-                vpc_config: dict | None = None, network_isolation: bool = False,
-                environment: dict[str, str] | None = None, invocation_timeout_s: int = 600):
+
+def start_cloud(
+    boto,
+    job_name: str,
+    image_uri: str,
+    model_data: str,
+    role: str,
+    manifest_uri: str,
+    output_uri: str,
+    instance_type: str = "ml.m5.xlarge",
+    instance_count: int = 1,
+    max_concurrent: int = 1,
+    max_payload_mb: int = 6,
+    kms_key_id: str | None = None,
+    vpc_config: dict | None = None,
+    network_isolation: bool = False,
+    environment: dict[str, str] | None = None,
+    invocation_timeout_s: int = 600,
+):
     """CreateModel (the job's own, named as the job: VPC and network isolation live on the model; a
     transform job has no VpcConfig) and CreateTransformJob over the files a manifest names."""
     from .endpoints import create_model
@@ -94,14 +130,24 @@ def start_cloud(boto, job_name: str, image_uri: str, model_data: str, role: str,
     kms = {"KmsKeyId": kms_key_id} if kms_key_id else {}
     client = sagemaker_client(boto)
     client.create_transform_job(
-        TransformJobName=job_name, ModelName=job_name,
-        MaxConcurrentTransforms=max_concurrent, MaxPayloadInMB=max_payload_mb, BatchStrategy=BATCH_STRATEGY,
+        TransformJobName=job_name,
+        ModelName=job_name,
+        MaxConcurrentTransforms=max_concurrent,
+        MaxPayloadInMB=max_payload_mb,
+        BatchStrategy=BATCH_STRATEGY,
         ModelClientConfig={"InvocationsTimeoutInSeconds": invocation_timeout_s, "InvocationsMaxRetries": 0},
-        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest_uri}},
-                        "ContentType": CONTENT_TYPE, "SplitType": "None"},
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": manifest_uri}},
+            "ContentType": CONTENT_TYPE,
+            "SplitType": "None",
+        },
         TransformOutput={"S3OutputPath": output_uri, "Accept": ACCEPT, "AssembleWith": "None", **kms},
-        TransformResources={"InstanceType": instance_type, "InstanceCount": instance_count,
-                            **({"VolumeKmsKeyId": kms_key_id} if kms_key_id else {})})
+        TransformResources={
+            "InstanceType": instance_type,
+            "InstanceCount": instance_count,
+            **({"VolumeKmsKeyId": kms_key_id} if kms_key_id else {}),
+        },
+    )
 
 
 def wait_with_logs(boto, job_name: str, poll_s: float = 10, say=print) -> dict:
@@ -117,15 +163,17 @@ def wait_with_logs(boto, job_name: str, poll_s: float = 10, say=print) -> dict:
     while True:
         description = client.describe_transform_job(TransformJobName=job_name)
         instances = description.get("TransformResources", {}).get("InstanceCount", 1)
-        _flush_log_streams(list(positions), instances, logs, LOG_GROUP, job_name, positions, False,
-                           lambda index, message: say(message))
+        _flush_log_streams(
+            list(positions), instances, logs, LOG_GROUP, job_name, positions, False, lambda index, message: say(message)
+        )
         status = description["TransformJobStatus"]
         if status in DONE:
             break
         time.sleep(poll_s)
     if status != "Completed":
-        raise RuntimeError(f"transform job {job_name} {status.lower()}: "
-                           f"{description.get('FailureReason', 'no reason given')}")
+        raise RuntimeError(
+            f"transform job {job_name} {status.lower()}: {description.get('FailureReason', 'no reason given')}"
+        )
     return description
 
 

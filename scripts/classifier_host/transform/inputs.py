@@ -5,6 +5,7 @@ over MaxPayloadInMB (sagemaker.core.local.data), and a cloud job fails on such a
 are listed here, those over the limit are set aside as failed, and the rest are staged flat (local) or
 named in a manifest (cloud), keeping the mapping back to each file's own path.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ class TransformError(ValueError):
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str   # relative to the input root, '/'-separated (the name in predictions.jsonl)
+    path: str  # relative to the input root, '/'-separated (the name in predictions.jsonl)
     size: int
 
 
@@ -36,11 +37,14 @@ class Failure:
 
 def check_payload(max_payload_mb: int, max_concurrent: int) -> None:
     if not 1 <= max_payload_mb <= MAX_PAYLOAD_MB:
-        raise TransformError(f"--max-payload-mb must be 1..{MAX_PAYLOAD_MB} (SageMaker's MaxPayloadInMB), "
-                             f"got {max_payload_mb}")
+        raise TransformError(
+            f"--max-payload-mb must be 1..{MAX_PAYLOAD_MB} (SageMaker's MaxPayloadInMB), got {max_payload_mb}"
+        )
     if max_concurrent < 1 or max_concurrent * max_payload_mb > MAX_PAYLOAD_MB:
-        raise TransformError(f"--max-concurrent x --max-payload-mb must be at most {MAX_PAYLOAD_MB} MB "
-                             f"(SageMaker's limit), got {max_concurrent} x {max_payload_mb}")
+        raise TransformError(
+            f"--max-concurrent x --max-payload-mb must be at most {MAX_PAYLOAD_MB} MB "
+            f"(SageMaker's limit), got {max_concurrent} x {max_payload_mb}"
+        )
 
 
 def hidden(relative: PurePosixPath) -> bool:
@@ -68,8 +72,10 @@ def list_folder(root: Path) -> list[InputFile]:
                 continue
             files.append(InputFile(str(relative), path.stat().st_size))
     if unreadable:
-        raise TransformError(f"--input {root}: cannot read {unreadable[0]} (permissions)"
-                             + (f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""))
+        raise TransformError(
+            f"--input {root}: cannot read {unreadable[0]} (permissions)"
+            + (f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else "")
+        )
     if not files:
         raise TransformError(f"--input {root} holds no files")
     return sorted(files, key=lambda f: f.path)
@@ -79,8 +85,15 @@ def split_by_size(files: list[InputFile], max_payload_mb: int) -> tuple[list[Inp
     """(the files that fit in one request, a Failure for each that does not)."""
     limit = max_payload_mb * MIB
     fits = [f for f in files if f.size <= limit]
-    over = [Failure(f.path, f"{f.size / MIB:.1f} MiB is over the job's MaxPayloadInMB of {max_payload_mb} "
-                            "(--max-payload-mb, at most 100)") for f in files if f.size > limit]
+    over = [
+        Failure(
+            f.path,
+            f"{f.size / MIB:.1f} MiB is over the job's MaxPayloadInMB of {max_payload_mb} "
+            "(--max-payload-mb, at most 100)",
+        )
+        for f in files
+        if f.size > limit
+    ]
     return fits, over
 
 

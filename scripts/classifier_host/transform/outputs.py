@@ -5,6 +5,7 @@ The container answers each file with {"predictions": [...]} or, in batch mode, a
 {"error": ..., "status": ...} (a non-2xx answer would fail the whole job). The scoring is
 classifier.model.evaluation's (the one the trainer and evaluate.py use), the plot reports.evaluation_page's.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,30 +61,41 @@ def score(predictions: list[Prediction], classes: list[str]) -> dict:
     from classifier.model import evaluation
 
     index = {name: i for i, name in enumerate(classes)}
-    pairs = [(index[class_folder(p.path, classes)], index[p.predictions[0]["label"]])
-             for p in predictions if class_folder(p.path, classes) and p.predictions
-             and p.predictions[0]["label"] in index]
+    pairs = [
+        (index[class_folder(p.path, classes)], index[p.predictions[0]["label"]])
+        for p in predictions
+        if class_folder(p.path, classes) and p.predictions and p.predictions[0]["label"] in index
+    ]
     if not pairs:
         return {}
-    truth, answer = (np.asarray(column) for column in zip(*pairs))
+    truth, answer = (np.asarray(column) for column in zip(*pairs, strict=True))
     matrix = evaluation.confusion_matrix(truth, answer, len(classes))
     seen = sorted(set(truth.tolist()) | set(answer.tolist()))
     matrix = matrix[np.ix_(seen, seen)]
     names = [classes[i] for i in seen]
-    return {"scored": len(pairs), "accuracy": float((truth == answer).mean()),
-            **evaluation.per_class(matrix, names), "confusion_matrix": matrix.tolist()}
+    return {
+        "scored": len(pairs),
+        "accuracy": float((truth == answer).mean()),
+        **evaluation.per_class(matrix, names),
+        "confusion_matrix": matrix.tolist(),
+    }
 
 
-def write(output: Path, inputs: int, predictions: list[Prediction], failed: list[Failure],
-          classes: list[str], source: str) -> dict:
+def write(
+    output: Path, inputs: int, predictions: list[Prediction], failed: list[Failure], classes: list[str], source: str
+) -> dict:
     """predictions.jsonl (one line per classified file, in path order), summary.json and, for a labelled
     input, confusion_matrix.png, in `output`. Returns the summary."""
     output.mkdir(parents=True, exist_ok=True)
     with open(output / PREDICTIONS_FILE, "w") as out:
         for entry in sorted(predictions, key=lambda p: p.path):
             out.write(json.dumps({"path": entry.path, "predictions": entry.predictions}) + "\n")
-    summary = {"source": source, "images": inputs, "classified": len(predictions),
-               "failed": [{"path": f.path, "reason": f.reason} for f in sorted(failed, key=lambda f: f.path)]}
+    summary = {
+        "source": source,
+        "images": inputs,
+        "classified": len(predictions),
+        "failed": [{"path": f.path, "reason": f.reason} for f in sorted(failed, key=lambda f: f.path)],
+    }
     paths = [p.path for p in predictions] + [f.path for f in failed]
     if labelled(paths, classes):
         scores = score(predictions, classes)
@@ -92,8 +104,12 @@ def write(output: Path, inputs: int, predictions: list[Prediction], failed: list
             from ..reports.evaluation_page import confusion_figure
             from ..reports.figures import save_png
 
-            save_png(confusion_figure(list(scores["per_class"]), scores["confusion_matrix"],
-                                      f"Confusion matrix of {source}"), output / CONFUSION_FILE)
+            save_png(
+                confusion_figure(
+                    list(scores["per_class"]), scores["confusion_matrix"], f"Confusion matrix of {source}"
+                ),
+                output / CONFUSION_FILE,
+            )
             summary["confusion_matrix_png"] = CONFUSION_FILE
     (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

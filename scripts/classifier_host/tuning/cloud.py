@@ -1,5 +1,6 @@
 """A SageMaker tuning job's results as the files both searches write (trials.csv, tuning.png,
 best_hyperparameters.json): its training-job summaries become trials, its ranges the search space."""
+
 from __future__ import annotations
 
 import datetime
@@ -14,6 +15,7 @@ from .results import Trial
 
 def cloud_trials(summaries: list[dict]) -> list[Trial]:
     """SageMaker's training-job summaries as trials, in the order they started."""
+
     def started(summary):
         return summary.get("TrainingStartTime") or summary.get("CreationTime") or datetime.datetime.min
 
@@ -21,12 +23,17 @@ def cloud_trials(summaries: list[dict]) -> list[Trial]:
     for number, summary in enumerate(sorted(summaries, key=started), start=1):
         start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
         objective = summary.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
-        trials.append(Trial(
-            number, summary["TrainingJobName"], summary["TrainingJobStatus"],
-            float(objective) if objective is not None else None,
-            results.normalize(summary.get("TunedHyperParameters", {}), summary["TrainingJobName"]),
-            seconds=(end - start).total_seconds() if start and end else None,
-            failure_reason=summary.get("FailureReason", "")))
+        trials.append(
+            Trial(
+                number,
+                summary["TrainingJobName"],
+                summary["TrainingJobStatus"],
+                float(objective) if objective is not None else None,
+                results.normalize(summary.get("TunedHyperParameters", {}), summary["TrainingJobName"]),
+                seconds=(end - start).total_seconds() if start and end else None,
+                failure_reason=summary.get("FailureReason", ""),
+            )
+        )
     return trials
 
 
@@ -55,8 +62,11 @@ def write_cloud_results(output: Path, description: dict, summaries: list[dict]) 
         return None
     static = description.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
     return results.write_best(
-        output / results.BEST_FILE, source="sagemaker", tuning_job_name=name,
+        output / results.BEST_FILE,
+        source="sagemaker",
+        tuning_job_name=name,
         best_training_job_name=best["TrainingJobName"],
         objective_value=float(best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]),
-        hyperparameters={**static, **best["TunedHyperParameters"]}, tuned=list(best["TunedHyperParameters"]))
-
+        hyperparameters={**static, **best["TunedHyperParameters"]},
+        tuned=list(best["TunedHyperParameters"]),
+    )

@@ -9,6 +9,7 @@
 
 No SageMaker SDK, Optuna or torch here: the train command imports this module to read the file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,7 +62,8 @@ def normalize(raw: dict[str, Any], where: str) -> dict[str, Any]:
         param = hyperparams.BY_NAME.get(name)
         if param is None:
             raise hyperparams.HyperparameterError(
-                f"{where}: unknown hyperparameter {name!r}; known: {', '.join(hyperparams.BY_NAME)}")
+                f"{where}: unknown hyperparameter {name!r}; known: {', '.join(hyperparams.BY_NAME)}"
+            )
         try:
             out[name] = param.parse(as_hp_string(value))
         except hyperparams.HyperparameterError:
@@ -87,8 +89,16 @@ def best_of(trials: list[Trial]) -> Trial | None:
     return max(done, key=lambda t: t.objective, default=None)
 
 
-def write_best(path: Path, *, source: str, tuning_job_name: str, best_training_job_name: str,
-               objective_value: float, hyperparameters: dict[str, Any], tuned: list[str]) -> Path:
+def write_best(
+    path: Path,
+    *,
+    source: str,
+    tuning_job_name: str,
+    best_training_job_name: str,
+    objective_value: float,
+    hyperparameters: dict[str, Any],
+    tuned: list[str],
+) -> Path:
     document = {
         "source": source,
         "tuning_job_name": tuning_job_name,
@@ -113,7 +123,8 @@ def load_best(path: Path) -> dict[str, str]:
     values = document.get("hyperparameters") if isinstance(document, dict) else None
     if not isinstance(values, dict):
         raise hyperparams.HyperparameterError(
-            f"{path} has no 'hyperparameters' object; expected the file `scripts/tune.py` writes")
+            f"{path} has no 'hyperparameters' object; expected the file `scripts/tune.py` writes"
+        )
     return {name: as_hp_string(value) for name, value in normalize(values, str(path)).items()}
 
 
@@ -126,8 +137,18 @@ def write_csv(path: Path, trials: list[Trial], tuned: list[str]) -> Path:
         writer.writerow(columns)
         for t in trials:
             reason = " ".join(t.failure_reason.split())[:500]  # one line; the job log has the rest
-            writer.writerow([t.number, t.job_name, t.status, _cell(t.objective), *(_cell(t.tuned.get(n)) for n in tuned),
-                             *(_cell(t.extra.get(n)) for n in extra), _cell(t.seconds), reason])
+            writer.writerow(
+                [
+                    t.number,
+                    t.job_name,
+                    t.status,
+                    _cell(t.objective),
+                    *(_cell(t.tuned.get(n)) for n in tuned),
+                    *(_cell(t.extra.get(n)) for n in extra),
+                    _cell(t.seconds),
+                    reason,
+                ]
+            )
     return path
 
 
@@ -163,18 +184,23 @@ def plot(path: Path, trials: list[Trial], space: dict[str, Any], title: str) -> 
         best = max(best, t.objective)
         running.append((t.number, best))
     if running:
-        ax.step(*zip(*running), where="post", color="tab:green", label="best so far")
+        ax.step(*zip(*running, strict=True), where="post", color="tab:green", label="best so far")
     floor = min([t.objective for t in done], default=0.0)
     if failed:
-        ax.scatter([t.number for t in failed], [floor] * len(failed), marker="x", color="tab:red",
-                   label=f"failed/stopped ({len(failed)})")
+        ax.scatter(
+            [t.number for t in failed],
+            [floor] * len(failed),
+            marker="x",
+            color="tab:red",
+            label=f"failed/stopped ({len(failed)})",
+        )
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(metrics.OBJECTIVE)
     ax.set_title("objective by trial")
     ax.legend(fontsize=8)
 
-    for ax, name in zip(flat[1:], names):
+    for ax, name in zip(flat[1:], names, strict=False):
         rng = space[name]
         points = [(t.tuned[name], t.objective) for t in done if name in t.tuned]
         if isinstance(rng, hyperparams.Categorical):

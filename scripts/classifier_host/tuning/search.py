@@ -5,14 +5,16 @@ classifier.contract.hyperparams, runs one local-mode training job per trial, sco
 `best_val_acc` its log prints (the regexes SageMaker scrapes with, classifier.contract.metrics), and records
 a failed job with its reason before going on. Results go through tuning/results.py, like the cloud's.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -83,9 +85,17 @@ def _sdk_logs_to(stream):
         config.setLevel(level)
 
 
-def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str, str] | None = None,
-           space: dict[str, Any] | None = None, seed: int = 0, first_trials: list[dict[str, Any]] = (),
-           name: str | None = None, say: Callable[[str], None] = print) -> list[Trial]:
+def search(
+    run_job: JobRunner,
+    output_dir: Path,
+    max_jobs: int,
+    fixed: dict[str, str] | None = None,
+    space: dict[str, Any] | None = None,
+    seed: int = 0,
+    first_trials: list[dict[str, Any]] = (),
+    name: str | None = None,
+    say: Callable[[str], None] = print,
+) -> list[Trial]:
     """Run `max_jobs` trials (sequentially: local jobs share this machine) and return them all.
 
     fixed: hyperparameters every trial gets (epochs, model-name...); tuned names override nothing
@@ -115,8 +125,10 @@ def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str,
         job_name = f"{name}-{index + 1:03d}"
         tuned = dict(trial.params)
         hp = {**fixed, **{k: results.as_hp_string(v) for k, v in tuned.items()}}
-        say(f"[tune] trial {index + 1}/{max_jobs} {job_name}: "
-            + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.items()))
+        say(
+            f"[tune] trial {index + 1}/{max_jobs} {job_name}: "
+            + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.items())
+        )
         t0 = time.perf_counter()
         result = _run_trial(run_job, hp, job_name, output_dir / "jobs" / job_name)
         result.number, result.tuned, result.seconds = index + 1, tuned, time.perf_counter() - t0
@@ -129,11 +141,16 @@ def search(run_job: JobRunner, output_dir: Path, max_jobs: int, fixed: dict[str,
         best = results.best_of(trials)
         elapsed = time.perf_counter() - started
         eta = elapsed / (index + 1) * (max_jobs - index - 1)
-        outcome = (f"{metrics.OBJECTIVE}={result.objective:.4f}" if result.status == COMPLETED
-                   else f"FAILED: {result.failure_reason.splitlines()[0] if result.failure_reason else '?'}")
-        say(f"[tune] trial {index + 1}/{max_jobs} {outcome} ({result.seconds:.0f}s); best "
+        outcome = (
+            f"{metrics.OBJECTIVE}={result.objective:.4f}"
+            if result.status == COMPLETED
+            else f"FAILED: {result.failure_reason.splitlines()[0] if result.failure_reason else '?'}"
+        )
+        say(
+            f"[tune] trial {index + 1}/{max_jobs} {outcome} ({result.seconds:.0f}s); best "
             + (f"{best.objective:.4f} (trial {best.number})" if best else "none yet")
-            + f"; ETA {eta:.0f}s")
+            + f"; ETA {eta:.0f}s"
+        )
     return trials
 
 
@@ -145,15 +162,19 @@ def _run_trial(run_job: JobRunner, hp: dict[str, str], job_name: str, job_dir: P
         return Trial(0, job_name, FAILED, None, {}, failure_reason=str(err))
     objective = metrics.last_value(log, metrics.OBJECTIVE)
     if objective is None or math.isnan(objective):
-        reason = f"the job finished but its log has no {metrics.OBJECTIVE} value" if objective is None \
+        reason = (
+            f"the job finished but its log has no {metrics.OBJECTIVE} value"
+            if objective is None
             else f"{metrics.OBJECTIVE} is nan"
+        )
         return Trial(0, job_name, FAILED, None, {}, failure_reason=reason)
     extra = {k: metrics.last_value(log, k) for k in metrics.FINAL_METRICS if k != metrics.OBJECTIVE}
     return Trial(0, job_name, COMPLETED, objective, {}, extra={k: v for k, v in extra.items() if v is not None})
 
 
-def write_results(output_dir: Path, trials: list[Trial], fixed: dict[str, str], space: dict[str, Any] | None,
-                  name: str) -> Path | None:
+def write_results(
+    output_dir: Path, trials: list[Trial], fixed: dict[str, str], space: dict[str, Any] | None, name: str
+) -> Path | None:
     """trials.csv, tuning.png and (when a trial completed) best_hyperparameters.json."""
     space = dict(hyperparams.SEARCH_SPACE if space is None else space)
     results.write_all(output_dir, trials, space, f"local search {name}")
@@ -161,6 +182,11 @@ def write_results(output_dir: Path, trials: list[Trial], fixed: dict[str, str], 
     if best is None:
         return None
     return results.write_best(
-        output_dir / results.BEST_FILE, source="local", tuning_job_name=name,
-        best_training_job_name=best.job_name, objective_value=best.objective,
-        hyperparameters={**fixed, **best.tuned}, tuned=list(best.tuned))
+        output_dir / results.BEST_FILE,
+        source="local",
+        tuning_job_name=name,
+        best_training_job_name=best.job_name,
+        objective_value=best.objective,
+        hyperparameters={**fixed, **best.tuned},
+        tuned=list(best.tuned),
+    )

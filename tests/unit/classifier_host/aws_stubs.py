@@ -1,5 +1,6 @@
 """AWS at the network boundary for unit tests: real botocore clients whose calls botocore's Stubber
 answers (it checks each request against the service model and the parameters we expect)."""
+
 from __future__ import annotations
 
 import time
@@ -44,8 +45,15 @@ def aws_env(monkeypatch, **extra: str) -> None:
     """The settings the cloud scripts read, with fake credentials (nothing reaches AWS). The SDK's
     waiters sleep 5-30 s before each poll: no need to when the Stubber answers."""
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    values = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-              "AWS_SECRET_ACCESS_KEY": "testing", "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": BUCKET, **extra}
+    values = {
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SAGEMAKER_ROLE_ARN": ROLE,
+        "S3_BUCKET": BUCKET,
+        **extra,
+    }
     for name in ("KMS_KEY_ID", "SUBNETS", "SECURITY_GROUP_IDS", "S3_PREFIX"):
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():

@@ -1,4 +1,5 @@
 """Archives unpacked once (data/archives.py): an extraction cut short is redone, a complete one kept."""
+
 from __future__ import annotations
 
 import io

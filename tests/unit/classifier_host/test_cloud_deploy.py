@@ -1,6 +1,7 @@
 """The cloud deploy path: model, endpoint config (data capture, async inference), endpoint, autoscaling (scale
 to zero with its CloudWatch alarm) and deletion, each request checked against the service model and the
 expected parameters by botocore's Stubber."""
+
 from __future__ import annotations
 
 import io
@@ -44,19 +45,28 @@ def cloud(monkeypatch, tmp_path):
 
 
 def describe_job(status="Completed"):
-    return {"TrainingJobName": JOB, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{JOB}",
-            "TrainingJobStatus": status, "SecondaryStatus": status, "CreationTime": 0,
-            "AlgorithmSpecification": {"TrainingInputMode": "File"}, "ResourceConfig": {"VolumeSizeInGB": 50},
-            "StoppingCondition": {}, "ModelArtifacts": {"S3ModelArtifacts": MODEL},
-            **({"FailureReason": "AlgorithmError: out of memory"} if status == "Failed" else {})}
+    return {
+        "TrainingJobName": JOB,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{JOB}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "CreationTime": 0,
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ResourceConfig": {"VolumeSizeInGB": 50},
+        "StoppingCondition": {},
+        "ModelArtifacts": {"S3ModelArtifacts": MODEL},
+        **({"FailureReason": "AlgorithmError: out of memory"} if status == "Failed" else {}),
+    }
 
 
 def model_tar(runtimes: dict) -> bytes:
     """A model.tar.gz as SageMaker packs /opt/ml/model: model.pt first, metadata.json after it."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in (("model.pt", b"\0" * 4096),
-                           ("metadata.json", json.dumps({"runtimes": runtimes, "export": {"enabled": True}}).encode())):
+        for name, data in (
+            ("model.pt", b"\0" * 4096),
+            ("metadata.json", json.dumps({"runtimes": runtimes, "export": {"enabled": True}}).encode()),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -64,49 +74,99 @@ def model_tar(runtimes: dict) -> bytes:
 
 
 TORCH_ONLY = {"torch": {"file": "model.pt", "test_acc": 0.8, "agreement": 1.0}}
-EXPORTED = {**TORCH_ONLY, "onnx": {"file": "model.onnx", "test_acc": 0.8, "agreement": 1.0},
-            "onnx-int8": {"file": "model.int8.onnx", "test_acc": 0.8, "agreement": 0.995}}
+EXPORTED = {
+    **TORCH_ONLY,
+    "onnx": {"file": "model.onnx", "test_acc": 0.8, "agreement": 1.0},
+    "onnx-int8": {"file": "model.int8.onnx", "test_acc": 0.8, "agreement": 0.995},
+}
 
 
 def artifact_stub(cloud, runtimes: dict):
     """deploy reads the model's metadata.json from S3 to pick the serving image."""
     body = model_tar(runtimes)
-    cloud.stub("s3").add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))},
-                                  {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")})
+    cloud.stub("s3").add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(body), len(body))},
+        {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")},
+    )
 
 
-def deploy_stubs(sm, capture: bool, count=1, final: dict | None = None, image=IMAGE, instance="ml.m5.xlarge",
-                 environment: dict | None = None, async_config: dict | None = None, kms: str | None = None):
+def deploy_stubs(
+    sm,
+    capture: bool,
+    count=1,
+    final: dict | None = None,
+    image=IMAGE,
+    instance="ml.m5.xlarge",
+    environment: dict | None = None,
+    async_config: dict | None = None,
+    kms: str | None = None,
+):
     """The requests of one deployment; sagemaker-core describes each resource right after creating it."""
     model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"
     container = {"Image": image, "ModelDataUrl": MODEL, **({"Environment": environment} if environment else {})}
-    sm.add_response("create_model", {"ModelArn": model_arn},
-                    {"ModelName": EP, "ExecutionRoleArn": ROLE, "PrimaryContainer": container})
-    sm.add_response("describe_model", {"ModelName": EP, "ModelArn": model_arn, "CreationTime": 0,
-                                       "PrimaryContainer": container, "ExecutionRoleArn": ROLE}, {"ModelName": EP})
-    config = {"EndpointConfigName": EP, "ProductionVariants": [
-        {"ModelName": EP, "VariantName": "AllTraffic", "InitialVariantWeight": 1.0, "InitialInstanceCount": count,
-         "InstanceType": instance}]}
+    sm.add_response(
+        "create_model",
+        {"ModelArn": model_arn},
+        {"ModelName": EP, "ExecutionRoleArn": ROLE, "PrimaryContainer": container},
+    )
+    sm.add_response(
+        "describe_model",
+        {
+            "ModelName": EP,
+            "ModelArn": model_arn,
+            "CreationTime": 0,
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": ROLE,
+        },
+        {"ModelName": EP},
+    )
+    config = {
+        "EndpointConfigName": EP,
+        "ProductionVariants": [
+            {
+                "ModelName": EP,
+                "VariantName": "AllTraffic",
+                "InitialVariantWeight": 1.0,
+                "InitialInstanceCount": count,
+                "InstanceType": instance,
+            }
+        ],
+    }
     if capture:
         config["DataCaptureConfig"] = {
-            "EnableCapture": True, "InitialSamplingPercentage": 100,
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
             "DestinationS3Uri": f"s3://{BUCKET}/image-classifier/data-capture",
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        }
     if kms:
         config["KmsKeyId"] = kms
     if async_config:
         config["AsyncInferenceConfig"] = async_config
     config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": config_arn}, config)
-    sm.add_response("describe_endpoint_config", {**config, "EndpointConfigArn": config_arn, "CreationTime": 0},
-                    {"EndpointConfigName": EP})
+    sm.add_response(
+        "describe_endpoint_config",
+        {**config, "EndpointConfigArn": config_arn, "CreationTime": 0},
+        {"EndpointConfigName": EP},
+    )
     sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP})
     # create's own Describe, then deploy waits until InService
     for status in ("Creating", "Creating", "InService"):
-        sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
-                                              "EndpointStatus": status, "CreationTime": 0, "LastModifiedTime": 0,
-                                              **(final or {} if status == "InService" else {})},
-                        {"EndpointName": EP})
+        sm.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": EP,
+                "EndpointArn": EP_ARN,
+                "EndpointConfigName": EP,
+                "EndpointStatus": status,
+                "CreationTime": 0,
+                "LastModifiedTime": 0,
+                **(final or {} if status == "InService" else {}),
+            },
+            {"EndpointName": EP},
+        )
 
 
 def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, capsys):
@@ -116,16 +176,37 @@ def test_deploy_the_recorded_training_job_with_capture_and_autoscaling(cloud, ca
     artifact_stub(cloud, TORCH_ONLY)  # no ONNX export: the torch serving image
     deploy_stubs(sm, capture=True)
     scaling = cloud.stub("application-autoscaling")
-    scaling.add_response("register_scalable_target", {}, {
-        "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
-        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "MinCapacity": 1, "MaxCapacity": 4})
-    scaling.add_response("put_scaling_policy", {"PolicyARN": "arn:aws:autoscaling:policy"}, {
-        "PolicyName": f"{EP}-invocations", "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
-        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount", "PolicyType": "TargetTrackingScaling",
-        "TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": 50.0, "ScaleOutCooldown": 60, "ScaleInCooldown": 300,
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}})
-    code = deploy.main(["--endpoint-name", EP, "--data-capture", "--autoscale", "1:4", "--invocations-per-instance", "50"])
+    scaling.add_response(
+        "register_scalable_target",
+        {},
+        {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": RESOURCE,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 1,
+            "MaxCapacity": 4,
+        },
+    )
+    scaling.add_response(
+        "put_scaling_policy",
+        {"PolicyARN": "arn:aws:autoscaling:policy"},
+        {
+            "PolicyName": f"{EP}-invocations",
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": RESOURCE,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 50.0,
+                "ScaleOutCooldown": 60,
+                "ScaleInCooldown": 300,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            },
+        },
+    )
+    code = deploy.main(
+        ["--endpoint-name", EP, "--data-capture", "--autoscale", "1:4", "--invocations-per-instance", "50"]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     cloud.assert_no_pending()
@@ -138,7 +219,8 @@ def test_an_autoscaling_refusal_is_an_error_naming_the_running_endpoint(cloud, c
     artifact_stub(cloud, TORCH_ONLY)
     deploy_stubs(sm, capture=False)
     cloud.stub("application-autoscaling").add_client_error(
-        "register_scalable_target", "AccessDeniedException", "not authorized to perform RegisterScalableTarget")
+        "register_scalable_target", "AccessDeniedException", "not authorized to perform RegisterScalableTarget"
+    )
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--autoscale", "1:4"]) == 1
     err = capsys.readouterr().err
     assert f"endpoint {EP} is InService but its autoscaling could not be set: AccessDeniedException" in err
@@ -153,8 +235,10 @@ def test_deploy_a_model_uri_without_extras(cloud, capsys):
     deploy_stubs(sm, capture=False, count=2, image=IMAGE_CPU)
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--instance-count", "2"]) == 0
     cloud.assert_no_pending()
-    assert "serving image: serve-cpu (ml.m5.xlarge is a CPU instance and the model has onnx-int8 and onnx" \
+    assert (
+        "serving image: serve-cpu (ml.m5.xlarge is a CPU instance and the model has onnx-int8 and onnx"
         in capsys.readouterr().out
+    )
 
 
 def test_a_gpu_instance_gets_the_torch_image_and_image_overrides(cloud):
@@ -175,8 +259,11 @@ def test_an_unpushed_slim_image_or_a_foreign_tarball_is_a_clear_error(cloud, cap
     assert deploy.main(["--model-data", MODEL]) == 2
     assert "has no 'serve-cpu' image" in capsys.readouterr().err
     s3 = cloud.stub("s3")
-    s3.add_response("get_object", {"Body": StreamingBody(io.BytesIO(b"not a tarball"), 13)},
-                    {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")})
+    s3.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(b"not a tarball"), 13)},
+        {"Bucket": BUCKET, "Key": MODEL.removeprefix(f"s3://{BUCKET}/")},
+    )
     assert deploy.main(["--model-data", MODEL]) == 2
     assert "is not a readable model.tar.gz" in capsys.readouterr().err
     cloud.assert_no_pending()
@@ -191,24 +278,41 @@ def test_a_failed_training_job_is_not_deployed(cloud, capsys):
     cloud.assert_no_pending()
 
 
-@pytest.mark.parametrize("argv, unset, message", [
-    ([], "SAGEMAKER_ROLE_ARN", "missing AWS setting(s) SAGEMAKER_ROLE_ARN"),
-    (["--data-capture"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
-    ([], None, "no model: give --training-job"),
-    (["--model-data", "/local/model.tar.gz"], None, "needs an s3:// URI"),
-    (["--training-job", JOB, "--autoscale", "4:1"], None, "expected MIN:MAX"),
-    (["--training-job", JOB, "--autoscale", "0:2"], None, "MIN 0, scale to zero, needs --async"),
-    (["--training-job", JOB, "--async", "--autoscale", "0:0"], None, "MAX >= 1"),
-    (["--training-job", JOB, "--async"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
-    (["--training-job", JOB, "--sns-success-topic", TOPIC], None, "--sns-success-topic applies to asynchronous"),
-    (["--training-job", JOB, "--backlog-per-instance", "3"], None, "--backlog-per-instance applies to asynchronous"),
-    (["--training-job", JOB, "--async", "--invocations-per-instance", "10"], None, "does not apply to --async"),
-    (["--training-job", JOB, "--async", "--async-max-payload-mb", "2048"], None,
-     "--async-max-payload-mb 2048: expected 1 to 1024"),
-    (["--training-job", JOB, "--async", "--async-timeout", "3601"], None, "--async-timeout 3601: expected 1 to 3600"),
-    (["--training-job", JOB, "--async", "--sns-error-topic", "image-classifier-failures"], None,
-     "is not an SNS topic ARN"),
-])
+@pytest.mark.parametrize(
+    "argv, unset, message",
+    [
+        ([], "SAGEMAKER_ROLE_ARN", "missing AWS setting(s) SAGEMAKER_ROLE_ARN"),
+        (["--data-capture"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
+        ([], None, "no model: give --training-job"),
+        (["--model-data", "/local/model.tar.gz"], None, "needs an s3:// URI"),
+        (["--training-job", JOB, "--autoscale", "4:1"], None, "expected MIN:MAX"),
+        (["--training-job", JOB, "--autoscale", "0:2"], None, "MIN 0, scale to zero, needs --async"),
+        (["--training-job", JOB, "--async", "--autoscale", "0:0"], None, "MAX >= 1"),
+        (["--training-job", JOB, "--async"], "S3_BUCKET", "missing AWS setting(s) S3_BUCKET"),
+        (["--training-job", JOB, "--sns-success-topic", TOPIC], None, "--sns-success-topic applies to asynchronous"),
+        (
+            ["--training-job", JOB, "--backlog-per-instance", "3"],
+            None,
+            "--backlog-per-instance applies to asynchronous",
+        ),
+        (["--training-job", JOB, "--async", "--invocations-per-instance", "10"], None, "does not apply to --async"),
+        (
+            ["--training-job", JOB, "--async", "--async-max-payload-mb", "2048"],
+            None,
+            "--async-max-payload-mb 2048: expected 1 to 1024",
+        ),
+        (
+            ["--training-job", JOB, "--async", "--async-timeout", "3601"],
+            None,
+            "--async-timeout 3601: expected 1 to 3600",
+        ),
+        (
+            ["--training-job", JOB, "--async", "--sns-error-topic", "image-classifier-failures"],
+            None,
+            "is not an SNS topic ARN",
+        ),
+    ],
+)
 def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeypatch, argv, unset, message):
     if unset:
         monkeypatch.delenv(unset)
@@ -219,42 +323,103 @@ def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeyp
 
 def delete_stubs(sm, scaling, cloudwatch, has_target=True, endpoint=True, config=True, model=True, alarm=False):
     """What deletion asks: which parts exist (by exact name), then deletes those that do."""
-    sm.add_response("list_endpoints", {"Endpoints": [
-        {"EndpointName": EP, "EndpointArn": EP_ARN, "CreationTime": 0, "LastModifiedTime": 0,
-         "EndpointStatus": "InService"}] if endpoint else []}, {"NameContains": EP})
+    sm.add_response(
+        "list_endpoints",
+        {
+            "Endpoints": [
+                {
+                    "EndpointName": EP,
+                    "EndpointArn": EP_ARN,
+                    "CreationTime": 0,
+                    "LastModifiedTime": 0,
+                    "EndpointStatus": "InService",
+                }
+            ]
+            if endpoint
+            else []
+        },
+        {"NameContains": EP},
+    )
     config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
-    sm.add_response("list_endpoint_configs", {"EndpointConfigs": [
-        {"EndpointConfigName": EP, "EndpointConfigArn": config_arn, "CreationTime": 0}] if config else []},
-        {"NameContains": EP})
+    sm.add_response(
+        "list_endpoint_configs",
+        {
+            "EndpointConfigs": [{"EndpointConfigName": EP, "EndpointConfigArn": config_arn, "CreationTime": 0}]
+            if config
+            else []
+        },
+        {"NameContains": EP},
+    )
     if endpoint:
-        sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
-                                              "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
-                        {"EndpointName": EP})
+        sm.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": EP,
+                "EndpointArn": EP_ARN,
+                "EndpointConfigName": EP,
+                "EndpointStatus": "InService",
+                "CreationTime": 0,
+                "LastModifiedTime": 0,
+            },
+            {"EndpointName": EP},
+        )
     if config:
-        sm.add_response("describe_endpoint_config", {
-            "EndpointConfigName": EP, "EndpointConfigArn": config_arn,
-            "CreationTime": 0, "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}]},
-            {"EndpointConfigName": EP})
-    target = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
-              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
-    scaling.add_response("describe_scalable_targets", {"ScalableTargets": [
-        {**target, "MinCapacity": 1, "MaxCapacity": 4, "RoleARN": ROLE, "CreationTime": 0}] if has_target else []},
-        {"ServiceNamespace": "sagemaker", "ResourceIds": [RESOURCE],
-         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
+        sm.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": EP,
+                "EndpointConfigArn": config_arn,
+                "CreationTime": 0,
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}],
+            },
+            {"EndpointConfigName": EP},
+        )
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": RESOURCE,
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    scaling.add_response(
+        "describe_scalable_targets",
+        {
+            "ScalableTargets": [{**target, "MinCapacity": 1, "MaxCapacity": 4, "RoleARN": ROLE, "CreationTime": 0}]
+            if has_target
+            else []
+        },
+        {
+            "ServiceNamespace": "sagemaker",
+            "ResourceIds": [RESOURCE],
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        },
+    )
     if has_target:
         scaling.add_response("deregister_scalable_target", {}, target)
-    cloudwatch.add_response("describe_alarms", {"MetricAlarms": [
-        {"AlarmName": ALARM, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM}"}] if alarm else []},
-        {"AlarmNames": [ALARM]})
+    cloudwatch.add_response(
+        "describe_alarms",
+        {
+            "MetricAlarms": [{"AlarmName": ALARM, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM}"}]
+            if alarm
+            else []
+        },
+        {"AlarmNames": [ALARM]},
+    )
     if alarm:
         cloudwatch.add_response("delete_alarms", {}, {"AlarmNames": [ALARM]})
     if endpoint:
         sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
     if config:
         sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": EP})
-    sm.add_response("list_models", {"Models": [
-        {"ModelName": EP, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}", "CreationTime": 0}]
-        if model else []}, {"NameContains": EP})
+    sm.add_response(
+        "list_models",
+        {
+            "Models": [
+                {"ModelName": EP, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}", "CreationTime": 0}
+            ]
+            if model
+            else []
+        },
+        {"NameContains": EP},
+    )
     if model:
         sm.add_response("delete_model", {}, {"ModelName": EP})
 
@@ -271,8 +436,15 @@ def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
 
 
 def test_delete_of_an_unknown_endpoint_says_so(cloud, capsys):
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
-                 has_target=False, endpoint=False, config=False, model=False)
+    delete_stubs(
+        cloud.stub("sagemaker"),
+        cloud.stub("application-autoscaling"),
+        cloud.stub("cloudwatch"),
+        has_target=False,
+        endpoint=False,
+        config=False,
+        model=False,
+    )
     assert deploy.main(["--delete", EP]) == 1
     cloud.assert_no_pending()
     assert f"there is no endpoint {EP} (nor its config or model) in {REGION}" in capsys.readouterr().err
@@ -283,13 +455,34 @@ def test_a_deletion_stopped_half_way_is_finished_by_the_next(cloud, capsys):
     removes the config and the model it finds by name."""
     records.record("endpoint", EP)
     sm, scaling = cloud.stub("sagemaker"), cloud.stub("application-autoscaling")
-    sm.add_response("list_endpoints", {"Endpoints": [{"EndpointName": EP, "EndpointArn": EP_ARN, "CreationTime": 0,
-                                                      "LastModifiedTime": 0, "EndpointStatus": "InService"}]},
-                    {"NameContains": EP})
+    sm.add_response(
+        "list_endpoints",
+        {
+            "Endpoints": [
+                {
+                    "EndpointName": EP,
+                    "EndpointArn": EP_ARN,
+                    "CreationTime": 0,
+                    "LastModifiedTime": 0,
+                    "EndpointStatus": "InService",
+                }
+            ]
+        },
+        {"NameContains": EP},
+    )
     sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": EP})
-    sm.add_response("describe_endpoint", {"EndpointName": EP, "EndpointArn": EP_ARN, "EndpointConfigName": EP,
-                                          "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
-                    {"EndpointName": EP})
+    sm.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": EP,
+            "EndpointArn": EP_ARN,
+            "EndpointConfigName": EP,
+            "EndpointStatus": "InService",
+            "CreationTime": 0,
+            "LastModifiedTime": 0,
+        },
+        {"EndpointName": EP},
+    )
     sm.add_client_error("describe_endpoint_config", "ThrottlingException", "Rate exceeded")
     assert deploy.main(["--delete"]) == 1
     assert "run the same command again" in capsys.readouterr().err
@@ -318,10 +511,13 @@ def test_local_async_is_refused_with_the_reason(capsys):
 
 # ---- asynchronous endpoints ----
 
+
 def async_config(max_concurrent=4, kms=None, topics: dict | None = None) -> dict:
     """The endpoint config's AsyncInferenceConfig as the request must carry it."""
-    output = {"S3OutputPath": f"s3://{BUCKET}/image-classifier/async/output",
-              "S3FailurePath": f"s3://{BUCKET}/image-classifier/async/failures"}
+    output = {
+        "S3OutputPath": f"s3://{BUCKET}/image-classifier/async/output",
+        "S3FailurePath": f"s3://{BUCKET}/image-classifier/async/failures",
+    }
     if kms:
         output["KmsKeyId"] = kms
     if topics:
@@ -331,70 +527,146 @@ def async_config(max_concurrent=4, kms=None, topics: dict | None = None) -> dict
 
 def test_an_async_endpoint_gets_its_config_and_the_containers_limits(cloud, capsys):
     artifact_stub(cloud, TORCH_ONLY)
-    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(),
-                 environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"})
+    deploy_stubs(
+        cloud.stub("sagemaker"),
+        capture=False,
+        async_config=async_config(),
+        environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"},
+    )
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async"]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
     assert f"as async endpoint {EP}" in out
-    assert f"answers in s3://{BUCKET}/image-classifier/async/output/, failures in " \
-           f"s3://{BUCKET}/image-classifier/async/failures/" in out
+    assert (
+        f"answers in s3://{BUCKET}/image-classifier/async/output/, failures in "
+        f"s3://{BUCKET}/image-classifier/async/failures/" in out
+    )
     assert records.recorded("endpoint") == EP
 
 
 def test_an_async_endpoint_with_kms_sns_and_options(cloud, monkeypatch):
     monkeypatch.setenv("KMS_KEY_ID", KMS)
     artifact_stub(cloud, TORCH_ONLY)
-    deploy_stubs(cloud.stub("sagemaker"), capture=False, kms=KMS,
-                 async_config=async_config(2, KMS, {"SuccessTopic": TOPIC, "ErrorTopic": ERROR_TOPIC}),
-                 # --env wins over what --async-max-payload-mb sets
-                 environment={"SERVING_MAX_PAYLOAD_MB": "200", "SERVING_REQUEST_TIMEOUT_S": "1800", "A": "b"})
-    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--async-max-concurrent", "2",
-                        "--async-max-payload-mb", "500", "--async-timeout", "1800", "--sns-success-topic", TOPIC,
-                        "--sns-error-topic", ERROR_TOPIC, "--env", "SERVING_MAX_PAYLOAD_MB=200", "--env", "A=b"]) == 0
+    deploy_stubs(
+        cloud.stub("sagemaker"),
+        capture=False,
+        kms=KMS,
+        async_config=async_config(2, KMS, {"SuccessTopic": TOPIC, "ErrorTopic": ERROR_TOPIC}),
+        # --env wins over what --async-max-payload-mb sets
+        environment={"SERVING_MAX_PAYLOAD_MB": "200", "SERVING_REQUEST_TIMEOUT_S": "1800", "A": "b"},
+    )
+    assert (
+        deploy.main(
+            [
+                "--model-data",
+                MODEL,
+                "--endpoint-name",
+                EP,
+                "--async",
+                "--async-max-concurrent",
+                "2",
+                "--async-max-payload-mb",
+                "500",
+                "--async-timeout",
+                "1800",
+                "--sns-success-topic",
+                TOPIC,
+                "--sns-error-topic",
+                ERROR_TOPIC,
+                "--env",
+                "SERVING_MAX_PAYLOAD_MB=200",
+                "--env",
+                "A=b",
+            ]
+        )
+        == 0
+    )
     cloud.assert_no_pending()
 
 
 def test_an_async_endpoint_without_an_error_topic_sends_only_the_success_topic(cloud):
     artifact_stub(cloud, TORCH_ONLY)
-    deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(topics={"SuccessTopic": TOPIC}),
-                 environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"})
+    deploy_stubs(
+        cloud.stub("sagemaker"),
+        capture=False,
+        async_config=async_config(topics={"SuccessTopic": TOPIC}),
+        environment={"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"},
+    )
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--sns-success-topic", TOPIC]) == 0
     cloud.assert_no_pending()
 
 
 ASYNC_ENV = {"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_REQUEST_TIMEOUT_S": "890"}
-TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
-          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
-STEP_POLICY_ARN = (f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:1:resource/sagemaker/{RESOURCE}"
-                   f":policyName/{EP}-has-backlog")
+TARGET = {
+    "ServiceNamespace": "sagemaker",
+    "ResourceId": RESOURCE,
+    "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+}
+STEP_POLICY_ARN = (
+    f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:1:resource/sagemaker/{RESOURCE}:policyName/{EP}-has-backlog"
+)
 
 
 def backlog_stubs(scaling, low: int, high: int, target: float = 5.0):
     """The scalable target and the target tracking on the queue of an async endpoint."""
     scaling.add_response("register_scalable_target", {}, {**TARGET, "MinCapacity": low, "MaxCapacity": high})
-    scaling.add_response("put_scaling_policy", {"PolicyARN": "arn:aws:autoscaling:backlog"}, {
-        **TARGET, "PolicyName": f"{EP}-backlog", "PolicyType": "TargetTrackingScaling",
-        "TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": target, "ScaleOutCooldown": 60, "ScaleInCooldown": 300,
-            "CustomizedMetricSpecification": {
-                "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
-                "Dimensions": [{"Name": "EndpointName", "Value": EP}], "Statistic": "Average"}}})
+    scaling.add_response(
+        "put_scaling_policy",
+        {"PolicyARN": "arn:aws:autoscaling:backlog"},
+        {
+            **TARGET,
+            "PolicyName": f"{EP}-backlog",
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": target,
+                "ScaleOutCooldown": 60,
+                "ScaleInCooldown": 300,
+                "CustomizedMetricSpecification": {
+                    "MetricName": "ApproximateBacklogSizePerInstance",
+                    "Namespace": "AWS/SageMaker",
+                    "Dimensions": [{"Name": "EndpointName", "Value": EP}],
+                    "Statistic": "Average",
+                },
+            },
+        },
+    )
 
 
 def wake_up_stubs(scaling, cloudwatch):
     """Scale to zero: the step policy that adds an instance and the alarm that fires it."""
-    scaling.add_response("put_scaling_policy", {"PolicyARN": STEP_POLICY_ARN}, {
-        **TARGET, "PolicyName": f"{EP}-has-backlog", "PolicyType": "StepScaling",
-        "StepScalingPolicyConfiguration": {
-            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]}})
-    cloudwatch.add_response("put_metric_alarm", {}, {
-        "AlarmName": ALARM, "MetricName": "HasBacklogWithoutCapacity", "Namespace": "AWS/SageMaker",
-        "Dimensions": [{"Name": "EndpointName", "Value": EP}], "Statistic": "Average", "Period": 60,
-        "EvaluationPeriods": 2, "DatapointsToAlarm": 2, "Threshold": 1.0,
-        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
-        "AlarmActions": [STEP_POLICY_ARN]})
+    scaling.add_response(
+        "put_scaling_policy",
+        {"PolicyARN": STEP_POLICY_ARN},
+        {
+            **TARGET,
+            "PolicyName": f"{EP}-has-backlog",
+            "PolicyType": "StepScaling",
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ChangeInCapacity",
+                "MetricAggregationType": "Average",
+                "Cooldown": 300,
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+            },
+        },
+    )
+    cloudwatch.add_response(
+        "put_metric_alarm",
+        {},
+        {
+            "AlarmName": ALARM,
+            "MetricName": "HasBacklogWithoutCapacity",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": [{"Name": "EndpointName", "Value": EP}],
+            "Statistic": "Average",
+            "Period": 60,
+            "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 2,
+            "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "missing",
+            "AlarmActions": [STEP_POLICY_ARN],
+        },
+    )
 
 
 def test_scale_to_zero_tracks_the_backlog_and_wakes_up_on_an_alarm(cloud, capsys):
@@ -403,11 +675,27 @@ def test_scale_to_zero_tracks_the_backlog_and_wakes_up_on_an_alarm(cloud, capsys
     scaling, cloudwatch = cloud.stub("application-autoscaling"), cloud.stub("cloudwatch")
     backlog_stubs(scaling, 0, 2, target=10.0)
     wake_up_stubs(scaling, cloudwatch)
-    assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--autoscale", "0:2",
-                        "--backlog-per-instance", "10"]) == 0
+    assert (
+        deploy.main(
+            [
+                "--model-data",
+                MODEL,
+                "--endpoint-name",
+                EP,
+                "--async",
+                "--autoscale",
+                "0:2",
+                "--backlog-per-instance",
+                "10",
+            ]
+        )
+        == 0
+    )
     cloud.assert_no_pending()
-    assert f"autoscaling 0-2 instances at 10 queued requests per instance; at zero, alarm {ALARM} starts one" \
+    assert (
+        f"autoscaling 0-2 instances at 10 queued requests per instance; at zero, alarm {ALARM} starts one"
         in capsys.readouterr().out
+    )
 
 
 def test_async_autoscaling_from_one_needs_no_alarm(cloud):
@@ -424,9 +712,16 @@ def test_a_refused_alarm_is_an_error_naming_the_call_and_the_cleanup(cloud, caps
     deploy_stubs(cloud.stub("sagemaker"), capture=False, async_config=async_config(), environment=ASYNC_ENV)
     scaling, cloudwatch = cloud.stub("application-autoscaling"), cloud.stub("cloudwatch")
     backlog_stubs(scaling, 0, 2)
-    scaling.add_response("put_scaling_policy", {"PolicyARN": STEP_POLICY_ARN}, {
-        **TARGET, "PolicyName": f"{EP}-has-backlog", "PolicyType": "StepScaling",
-        "StepScalingPolicyConfiguration": ANY})
+    scaling.add_response(
+        "put_scaling_policy",
+        {"PolicyARN": STEP_POLICY_ARN},
+        {
+            **TARGET,
+            "PolicyName": f"{EP}-has-backlog",
+            "PolicyType": "StepScaling",
+            "StepScalingPolicyConfiguration": ANY,
+        },
+    )
     cloudwatch.add_client_error("put_metric_alarm", "AccessDenied", "not authorized to perform PutMetricAlarm")
     assert deploy.main(["--model-data", MODEL, "--endpoint-name", EP, "--async", "--autoscale", "0:2"]) == 1
     err = capsys.readouterr().err
@@ -439,8 +734,7 @@ def test_a_refused_alarm_is_an_error_naming_the_call_and_the_cleanup(cloud, caps
 
 def test_deleting_an_async_endpoint_removes_its_alarm(cloud, capsys):
     records.record("endpoint", EP)
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
-                 alarm=True)
+    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"), alarm=True)
     assert deploy.main(["--delete"]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
@@ -453,18 +747,29 @@ def test_teardown_deletes_the_recorded_endpoint_and_lists_what_is_left(cloud, ca
 
     records.record("endpoint", EP)
     records.record("training-job", JOB)
-    settings.IMAGES_FILE.write_text(json.dumps({"serve": {
-        "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve:abc", "digest": "sha256:" + "b" * 64,
-        "uri": IMAGE}}))
-    delete_stubs(cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"),
-                 has_target=False)
+    settings.IMAGES_FILE.write_text(
+        json.dumps(
+            {
+                "serve": {
+                    "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve:abc",
+                    "digest": "sha256:" + "b" * 64,
+                    "uri": IMAGE,
+                }
+            }
+        )
+    )
+    delete_stubs(
+        cloud.stub("sagemaker"), cloud.stub("application-autoscaling"), cloud.stub("cloudwatch"), has_target=False
+    )
     assert teardown.main([]) == 0
     cloud.assert_no_pending()
     out = capsys.readouterr().out
     assert f"deleted endpoint {EP}" in out and f"deleted model {EP}" in out
     assert f"aws s3 rm --recursive s3://{BUCKET}/image-classifier/" in out
-    assert (f"under it, async endpoints' requests, answers and failures: s3://{BUCKET}/image-classifier/async/input/, "
-            f"s3://{BUCKET}/image-classifier/async/output/, s3://{BUCKET}/image-classifier/async/failures/") in out
+    assert (
+        f"under it, async endpoints' requests, answers and failures: s3://{BUCKET}/image-classifier/async/input/, "
+        f"s3://{BUCKET}/image-classifier/async/output/, s3://{BUCKET}/image-classifier/async/failures/"
+    ) in out
     assert "--repository-name sagemaker-image-classifier-serve --image-ids imageDigest=sha256:bbbb" in out
     assert f"training job {JOB}" in out
     assert records.recorded("endpoint") is None

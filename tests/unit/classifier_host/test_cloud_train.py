@@ -1,5 +1,6 @@
 """The cloud training path: the CreateTrainingJob request (checked against SageMaker's service model by
 botocore's Stubber), the S3 upload that skips what is there (moto), and train.py end to end."""
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,24 @@ def create_request(**changes) -> dict:
     """What CreateTrainingJob must receive for a 1 x ml.g5.xlarge job with the defaults."""
     request = {
         "TrainingJobName": JOB,
-        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File",
-                                   "MetricDefinitions": metrics.metric_definitions()},
+        "AlgorithmSpecification": {
+            "TrainingImage": IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metrics.metric_definitions(),
+        },
         "RoleArn": ROLE,
-        "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/image-classifier/data/dogs",
-            "S3DataDistributionType": "FullyReplicated"}}}],
+        "InputDataConfig": [
+            {
+                "ChannelName": "training",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{BUCKET}/image-classifier/data/dogs",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
         "OutputDataConfig": {"S3OutputPath": OUTPUT},
         "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.xlarge", "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
@@ -49,23 +62,35 @@ SAGEMAKER_DEBUGGER_PARTS = {
     "DebugHookConfig": {"S3OutputPath": f"{OUTPUT}/debugger", "CollectionConfigurations": ANY},
     "DebugRuleConfigurations": [
         {"RuleConfigurationName": name, "RuleEvaluatorImage": RULE_IMAGE, "RuleParameters": {"rule_to_invoke": name}}
-        for name in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization", "LossNotDecreasing")],
+        for name in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization", "LossNotDecreasing")
+    ],
     "ProfilerRuleConfigurations": [
         {"RuleConfigurationName": "LowGPUUtilization", "RuleEvaluatorImage": RULE_IMAGE, "RuleParameters": ANY},
-        {"RuleConfigurationName": "ProfilerReport", "RuleEvaluatorImage": RULE_IMAGE,
-         "RuleParameters": {"rule_to_invoke": "ProfilerReport"}}],
+        {
+            "RuleConfigurationName": "ProfilerReport",
+            "RuleEvaluatorImage": RULE_IMAGE,
+            "RuleParameters": {"rule_to_invoke": "ProfilerReport"},
+        },
+    ],
     "ProfilerConfig": {"S3OutputPath": OUTPUT, "ProfilingIntervalInMilliseconds": 500},
 }
 
 
 def described(status="Completed", **extra) -> dict:
     """A DescribeTrainingJob answer (the Stubber checks it against the service model too)."""
-    return {"TrainingJobName": JOB, "TrainingJobArn": JOB_ARN, "TrainingJobStatus": status,
-            "SecondaryStatus": status, "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-            "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.xlarge", "VolumeSizeInGB": 50},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600}, "CreationTime": 0,
-            "OutputDataConfig": {"S3OutputPath": OUTPUT},
-            "ModelArtifacts": {"S3ModelArtifacts": f"{OUTPUT}/{JOB}/output/model.tar.gz"}, **extra}
+    return {
+        "TrainingJobName": JOB,
+        "TrainingJobArn": JOB_ARN,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.xlarge", "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
+        "CreationTime": 0,
+        "OutputDataConfig": {"S3OutputPath": OUTPUT},
+        "ModelArtifacts": {"S3ModelArtifacts": f"{OUTPUT}/{JOB}/output/model.tar.gz"},
+        **extra,
+    }
 
 
 def start(boto, mode: str, **kwargs):
@@ -100,26 +125,46 @@ def test_spot_kms_vpc_isolation_and_instances_reach_the_request(monkeypatch):
     boto = StubbedBotoSession()
     sm = boto.stub("sagemaker")
     request = create_request(
-        ResourceConfig={"InstanceCount": 2, "InstanceType": "ml.p3.2xlarge", "VolumeSizeInGB": 50, "VolumeKmsKeyId": "key-1"},
+        ResourceConfig={
+            "InstanceCount": 2,
+            "InstanceType": "ml.p3.2xlarge",
+            "VolumeSizeInGB": 50,
+            "VolumeKmsKeyId": "key-1",
+        },
         OutputDataConfig={"S3OutputPath": OUTPUT, "KmsKeyId": "key-1"},
         StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
-        EnableManagedSpotTraining=True, CheckpointConfig={"S3Uri": f"s3://{BUCKET}/ckpt/{JOB}"},
-        EnableNetworkIsolation=True, EnableInterContainerTrafficEncryption=True,
-        VpcConfig={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})
+        EnableManagedSpotTraining=True,
+        CheckpointConfig={"S3Uri": f"s3://{BUCKET}/ckpt/{JOB}"},
+        EnableNetworkIsolation=True,
+        EnableInterContainerTrafficEncryption=True,
+        VpcConfig={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+    )
     sm.add_response("create_training_job", {"TrainingJobArn": JOB_ARN}, request)
     sm.add_response("describe_training_job", described("InProgress"), {"TrainingJobName": JOB})
-    start(boto, "off", instance_type="ml.p3.2xlarge", instance_count=2, spot=True, max_run=3600,
-          checkpoint_s3_uri=f"s3://{BUCKET}/ckpt/{JOB}", network_isolation=True, kms_key_id="key-1",
-          vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})
+    start(
+        boto,
+        "off",
+        instance_type="ml.p3.2xlarge",
+        instance_count=2,
+        spot=True,
+        max_run=3600,
+        checkpoint_s3_uri=f"s3://{BUCKET}/ckpt/{JOB}",
+        network_isolation=True,
+        kms_key_id="key-1",
+        vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+    )
     boto.assert_no_pending()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"spot": True}, "checkpoint_s3_uri"),
-    ({"spot": True, "checkpoint_s3_uri": "s3://b/c", "max_wait": 60}, "max_wait"),
-    ({"max_wait": 7200}, "only to managed spot"),
-    ({"instance_count": 0}, "instance_count must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"spot": True}, "checkpoint_s3_uri"),
+        ({"spot": True, "checkpoint_s3_uri": "s3://b/c", "max_wait": 60}, "max_wait"),
+        ({"max_wait": 7200}, "only to managed spot"),
+        ({"instance_count": 0}, "instance_count must be >= 1"),
+    ],
+)
 def test_bad_training_settings_are_refused_before_any_call(monkeypatch, kwargs, message):
     with pytest.raises(ValueError, match=message):
         training.JobSpec(IMAGE, ROLE, OUTPUT, {}, **kwargs)
@@ -134,6 +179,7 @@ def test_an_unknown_debugger_mode_is_refused_before_any_call(monkeypatch):
 
 
 # ---- the S3 upload: same size + same stored checksum = skipped ----
+
 
 def test_upload_skips_files_already_there(tiny_data, monkeypatch):
     aws_env(monkeypatch)
@@ -157,21 +203,33 @@ def test_upload_skips_files_already_there(tiny_data, monkeypatch):
 
 # ---- scripts/train.py without --local, end to end (SageMaker stubbed, S3 in moto) ----
 
+
 def logs_stubs(boto):
     """The CloudWatch calls the SDK makes to stream the job's log."""
     logs = boto.stub("logs")
     group = "/aws/sagemaker/TrainingJobs"
-    logs.add_response("describe_log_streams", {"logStreams": [{"logStreamName": f"{JOB}/algo-1-1700000000"}]},
-                      {"logGroupName": group, "logStreamNamePrefix": JOB + "/", "orderBy": "LogStreamName",
-                       "limit": ANY})
+    logs.add_response(
+        "describe_log_streams",
+        {"logStreams": [{"logStreamName": f"{JOB}/algo-1-1700000000"}]},
+        {"logGroupName": group, "logStreamNamePrefix": JOB + "/", "orderBy": "LogStreamName", "limit": ANY},
+    )
     line = metrics.format_metrics(epoch=1, best_val_acc=0.5)
-    logs.add_response("get_log_events", {"events": [{"timestamp": 1, "message": line, "ingestionTime": 1}],
-                                         "nextForwardToken": "f/1"},
-                      {"logGroupName": group, "logStreamName": f"{JOB}/algo-1-1700000000", "startTime": 0,
-                       "startFromHead": True})
-    logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"},
-                      {"logGroupName": group, "logStreamName": f"{JOB}/algo-1-1700000000", "nextToken": "f/1",
-                       "startTime": 0, "startFromHead": True})
+    logs.add_response(
+        "get_log_events",
+        {"events": [{"timestamp": 1, "message": line, "ingestionTime": 1}], "nextForwardToken": "f/1"},
+        {"logGroupName": group, "logStreamName": f"{JOB}/algo-1-1700000000", "startTime": 0, "startFromHead": True},
+    )
+    logs.add_response(
+        "get_log_events",
+        {"events": [], "nextForwardToken": "f/1"},
+        {
+            "logGroupName": group,
+            "logStreamName": f"{JOB}/algo-1-1700000000",
+            "nextToken": "f/1",
+            "startTime": 0,
+            "startFromHead": True,
+        },
+    )
 
 
 def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_data, tmp_path, monkeypatch, capsys):
@@ -184,9 +242,16 @@ def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_da
     data = tiny_data.parent / "dogs"
     if not data.exists():
         data.symlink_to(tiny_data, target_is_directory=True)
-    rules = {"DebugRuleEvaluationStatuses": [{"RuleConfigurationName": "Overfit", "RuleEvaluationStatus": "NoIssuesFound"}],
-             "ProfilerRuleEvaluationStatuses": [{"RuleConfigurationName": "ProfilerReport",
-                                                 "RuleEvaluationStatus": "IssuesFound", "StatusDetails": "see report"}]}
+    rules = {
+        "DebugRuleEvaluationStatuses": [{"RuleConfigurationName": "Overfit", "RuleEvaluationStatus": "NoIssuesFound"}],
+        "ProfilerRuleEvaluationStatuses": [
+            {
+                "RuleConfigurationName": "ProfilerReport",
+                "RuleEvaluationStatus": "IssuesFound",
+                "StatusDetails": "see report",
+            }
+        ],
+    }
     with mock_aws():
         boto = StubbedBotoSession()
         s3 = boto3.client("s3", region_name=REGION)
@@ -199,8 +264,9 @@ def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_da
         logs_stubs(boto)
         sm.add_response("describe_training_job", described(**rules), {"TrainingJobName": JOB})
         monkeypatch.setattr(boto3, "Session", lambda **kw: boto)  # the session run() builds is ours
-        code = train.main(["--data", str(data), "--output-dir", str(tmp_path / "out"), "--hp", "epochs=3",
-                           "--job-name", JOB])
+        code = train.main(
+            ["--data", str(data), "--output-dir", str(tmp_path / "out"), "--hp", "epochs=3", "--job-name", JOB]
+        )
         uploaded = s3.list_objects_v2(Bucket=BUCKET, Prefix="image-classifier/data/dogs/")["KeyCount"]
     out = capsys.readouterr().out
     assert code == 0, out
@@ -230,7 +296,9 @@ def test_train_cloud_without_pushed_images_says_run_make_push(monkeypatch, tmp_p
     assert "make build push" in capsys.readouterr().err
 
 
-def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(tiny_data, tmp_path, monkeypatch, capsys):
+def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
     """--debugger project: no Debugger settings in the request; the trainer's tensors come back in
     output.tar.gz, which train.py downloads (with model.tar.gz) in the local job-folder layout and hands
     to the project's report script (here a stand-in that records its arguments: report.py has its own tests)."""
@@ -241,8 +309,10 @@ def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(t
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
     monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
     stand_in = tmp_path / "report.py"
-    stand_in.write_text("import json, sys, pathlib\n"
-                        f"pathlib.Path({str(tmp_path / 'report-args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n")
+    stand_in.write_text(
+        "import json, sys, pathlib\n"
+        f"pathlib.Path({str(tmp_path / 'report-args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n"
+    )
     monkeypatch.setattr(train, "REPORT_COMMAND", [sys.executable, str(stand_in)])
     hp = {"epochs": "3", "debugger": "true", "tensors-dir": "/opt/ml/output/data/tensors"}
     with mock_aws():
@@ -252,15 +322,43 @@ def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(t
         for name in ("model.tar.gz", "output.tar.gz"):
             s3.put_object(Bucket=BUCKET, Key=f"image-classifier/output/{JOB}/output/{name}", Body=name.encode())
         sm = boto.stub("sagemaker")
-        sm.add_response("create_training_job", {"TrainingJobArn": JOB_ARN}, create_request(
-            HyperParameters=hp, InputDataConfig=[{"ChannelName": "training", "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/dogs", "S3DataDistributionType": "FullyReplicated"}}}]))
+        sm.add_response(
+            "create_training_job",
+            {"TrainingJobArn": JOB_ARN},
+            create_request(
+                HyperParameters=hp,
+                InputDataConfig=[
+                    {
+                        "ChannelName": "training",
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri": f"s3://{BUCKET}/dogs",
+                                "S3DataDistributionType": "FullyReplicated",
+                            }
+                        },
+                    }
+                ],
+            ),
+        )
         sm.add_response("describe_training_job", described(), {"TrainingJobName": JOB})
         logs_stubs(boto)
         sm.add_response("describe_training_job", described(), {"TrainingJobName": JOB})
         monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
-        code = train.main(["--data", f"s3://{BUCKET}/dogs", "--output-dir", str(tmp_path / "out"), "--hp", "epochs=3",
-                           "--job-name", JOB, "--debugger", "project"])
+        code = train.main(
+            [
+                "--data",
+                f"s3://{BUCKET}/dogs",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--hp",
+                "epochs=3",
+                "--job-name",
+                JOB,
+                "--debugger",
+                "project",
+            ]
+        )
     out = capsys.readouterr().out
     assert code == 0, out
     boto.assert_no_pending()
@@ -268,7 +366,10 @@ def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(t
     assert (job_dir / "output.tar.gz").read_bytes() == b"output.tar.gz"
     assert (job_dir / "model.tar.gz").read_bytes() == b"model.tar.gz"
     assert json.loads((tmp_path / "report-args.json").read_text()) == [
-        str(job_dir), "--out", str(tmp_path / "reports" / f"{JOB}-report.html")]
+        str(job_dir),
+        "--out",
+        str(tmp_path / "reports" / f"{JOB}-report.html"),
+    ]
     assert "rule " not in out  # no SageMaker rules in this mode
 
 
@@ -276,14 +377,18 @@ def test_a_refused_job_names_the_quota(monkeypatch):
     aws_env(monkeypatch)
     boto = StubbedBotoSession()
     sm = boto.stub("sagemaker")
-    sm.add_client_error("create_training_job", "ResourceLimitExceeded",
-                        "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances")
+    sm.add_client_error(
+        "create_training_job",
+        "ResourceLimitExceeded",
+        "The account-level service limit 'ml.g5.xlarge for training job usage' is 0 Instances",
+    )
     with pytest.raises(RuntimeError, match="was not started: .*ml.g5.xlarge for training job usage.*GPU quotas"):
         start(boto, "off")
 
 
-@pytest.mark.parametrize("name,found", [("failure", True), ("./failure", True), ("../failure", False),
-                                        ("data/failure", False)])
+@pytest.mark.parametrize(
+    "name,found", [("failure", True), ("./failure", True), ("../failure", False), ("data/failure", False)]
+)
 def test_read_failure_finds_only_the_jobs_own_failure_file(tmp_path, name, found):
     import io
     import tarfile
@@ -338,8 +443,15 @@ def test_a_local_job_request_carries_channels_hyperparameters_and_thread_limits(
 
     monkeypatch.setattr(local, "local_session", lambda root: FakeLocalMode(succeed))
     monkeypatch.setattr(local, "remove_job_containers", lambda image, job: None)
-    model = local.train_local("image:tag", tmp_path / "data", tmp_path / "out", {"epochs": 2}, instance_count=2,
-                              job_name="two", checkpoint_dir=tmp_path / "ckpt")
+    model = local.train_local(
+        "image:tag",
+        tmp_path / "data",
+        tmp_path / "out",
+        {"epochs": 2},
+        instance_count=2,
+        job_name="two",
+        checkpoint_dir=tmp_path / "ckpt",
+    )
     assert model.read_bytes() == b"m"
     (request,) = sent
     assert request["ResourceConfig"] == {"InstanceType": "local", "InstanceCount": 2}

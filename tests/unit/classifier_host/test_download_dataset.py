@@ -1,4 +1,5 @@
 """The S3 half of the dataset download (data/s3.py), against moto (AWS mocked at the network boundary)."""
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -12,17 +13,21 @@ def test_upload_keeps_the_layout(tiny_data, monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="data")
         count = upload_folder(s3, tiny_data, "data", "dog-breeds")
-        keys = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="data")
-                      for o in page["Contents"])
+        keys = sorted(
+            o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="data") for o in page["Contents"]
+        )
     assert count == 100 == len(keys)
     assert keys[0].startswith("dog-breeds/test/001.Red_circle/")
     assert {k.split("/")[1] for k in keys} == {"train", "valid", "test"}
 
 
-@pytest.mark.parametrize("uri, expected", [
-    ("s3://bucket/some/prefix/", ("bucket", "some/prefix")),
-    ("s3://bucket", ("bucket", "")),
-])
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("s3://bucket/some/prefix/", ("bucket", "some/prefix")),
+        ("s3://bucket", ("bucket", "")),
+    ],
+)
 def test_parse_s3_uri(uri, expected):
     assert parse_s3_uri(uri) == expected
 

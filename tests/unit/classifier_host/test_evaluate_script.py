@@ -1,5 +1,6 @@
 """The evaluate command (scripts/evaluate.py) on a real exported artifact and a labelled folder with a bad
 file in it."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.model import artifact, network as model_lib, decoding, runtimes
+from classifier.model import artifact, decoding, runtimes
+from classifier.model import network as model_lib
 from classifier.training import data, export
 from classifier_host.cli import evaluate
 
@@ -24,8 +26,17 @@ def model_tar(tiny_data, tmp_path_factory):
     torch.manual_seed(0)
     network = model_lib.build("resnet18", len(classes)).eval()
     folder = tmp_path_factory.mktemp("model")
-    artifact.save(folder, network.state_dict(), classes=classes, model_name="resnet18", image_size=32,
-                  preprocessing=PREP, hyperparameters={}, metrics={}, export={"enabled": True})
+    artifact.save(
+        folder,
+        network.state_dict(),
+        classes=classes,
+        model_name="resnet18",
+        image_size=32,
+        preprocessing=PREP,
+        hyperparameters={},
+        metrics={},
+        export={"enabled": True},
+    )
     samples = data.list_samples(tiny_data / "test", classes)
     images = torch.from_numpy(np.stack([decoding.eval_image(p, PREP) for p, _ in samples]))
     labels = torch.tensor([label for _, label in samples])
@@ -48,14 +59,19 @@ def labelled(tiny_data, tmp_path):
 
 def test_writes_the_evaluation_of_the_runtime_an_endpoint_serves(model_tar, labelled, tmp_path, capsys):
     out = tmp_path / "out"
-    assert evaluate.main(["--model-data", str(model_tar), "--data", str(labelled), "--output", str(out),
-                          "--runtime", "onnx"]) == 0
+    assert (
+        evaluate.main(
+            ["--model-data", str(model_tar), "--data", str(labelled), "--output", str(out), "--runtime", "onnx"]
+        )
+        == 0
+    )
     result = json.loads((out / "evaluation.json").read_text())
     classes = data.class_folders(labelled)
     samples = [(p, label) for p, label in data.list_samples(labelled, classes) if p.suffix == ".jpg"]
     assert result["runtime"] == "onnx" and result["images"] == len(samples) == 20
-    assert result["skipped"] == [{"path": f"{classes[0]}/notes.txt", "kind": "unreadable",
-                                  "reason": result["skipped"][0]["reason"]}]
+    assert result["skipped"] == [
+        {"path": f"{classes[0]}/notes.txt", "kind": "unreadable", "reason": result["skipped"][0]["reason"]}
+    ]
     # The numbers are those of that runtime on these files, computed here independently.
     with tarfile.open(model_tar) as tar:
         tar.extractall(tmp_path / "model", filter="data")
@@ -64,8 +80,12 @@ def test_writes_the_evaluation_of_the_runtime_an_endpoint_serves(model_tar, labe
     labels = np.array([label for _, label in samples])
     assert result["top1"] == pytest.approx((probabilities.argmax(1) == labels).mean())
     page = (out / "evaluation.html").read_text()
-    for heading in ("Most confused classes", "Confusion matrix", "Most confident mistakes",
-                    "Per class (worst F1 first)"):
+    for heading in (
+        "Most confused classes",
+        "Confusion matrix",
+        "Most confident mistakes",
+        "Per class (worst F1 first)",
+    ):
         assert f"<h2>{heading}</h2>" in page
     mistakes = result["worst_mistakes"]
     # heatmap, reliability diagram, and each mistake's Grad-CAM overlay beside its photo
@@ -94,10 +114,13 @@ def test_auto_picks_what_the_server_picks(model_tar, labelled, tmp_path):
     assert result["runtime"] == want
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda d: (d / "zebra").mkdir(), "folders ['zebra'] are not classes of this model"),
-    (lambda d: shutil.rmtree(d), "no such folder"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda d: (d / "zebra").mkdir(), "folders ['zebra'] are not classes of this model"),
+        (lambda d: shutil.rmtree(d), "no such folder"),
+    ],
+)
 def test_bad_data_is_named(model_tar, labelled, tmp_path, capsys, setup, message):
     setup(labelled)
     assert evaluate.main(["--model-data", str(model_tar), "--data", str(labelled), "--output", str(tmp_path)]) == 2

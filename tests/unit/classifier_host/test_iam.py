@@ -2,6 +2,7 @@
 botocore's service models, so a typo fails), no wildcard actions, "*" resources only for the actions
 that have no resource-level permissions, placeholders instead of account data, and every AWS call the
 project's code makes granted to the role that makes it."""
+
 from __future__ import annotations
 
 import json
@@ -16,20 +17,43 @@ ROOT = Path(__file__).resolve().parents[3]
 IAM = ROOT / "iam"
 PLACEHOLDERS = {"ACCOUNT_ID", "REGION", "BUCKET", "PREFIX", "KMS_KEY_ID", "CODEBUILD_PROJECT", "SAGEMAKER_ROLE_NAME"}
 # IAM prefix -> botocore services whose operations are its actions.
-SERVICES = {"sagemaker": ("sagemaker", "sagemaker-runtime"), "s3": ("s3",), "ecr": ("ecr",), "logs": ("logs",),
-            "cloudwatch": ("cloudwatch",), "kms": ("kms",), "ec2": ("ec2",), "iam": ("iam",), "sts": ("sts",),
-            "application-autoscaling": ("application-autoscaling",), "sns": ("sns",)}
+SERVICES = {
+    "sagemaker": ("sagemaker", "sagemaker-runtime"),
+    "s3": ("s3",),
+    "ecr": ("ecr",),
+    "logs": ("logs",),
+    "cloudwatch": ("cloudwatch",),
+    "kms": ("kms",),
+    "ec2": ("ec2",),
+    "iam": ("iam",),
+    "sts": ("sts",),
+    "application-autoscaling": ("application-autoscaling",),
+    "sns": ("sns",),
+}
 # Actions that are permissions, not API operations.
 PERMISSION_ONLY = {"s3:ListBucket", "iam:PassRole"}
 # Actions that support no resource-level permission (AWS's Service Authorization Reference): "*" is the only way.
-STAR_ONLY = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "ec2:CreateNetworkInterface",
-             "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-             "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
-             "ec2:DescribeSecurityGroups", "application-autoscaling:RegisterScalableTarget",
-             "application-autoscaling:PutScalingPolicy", "application-autoscaling:DescribeScalableTargets",
-             "application-autoscaling:DeregisterScalableTarget",
-             # SageMaker's List* calls take no resource ARN (Service Authorization Reference)
-             "sagemaker:ListEndpoints", "sagemaker:ListEndpointConfigs", "sagemaker:ListModels"}
+STAR_ONLY = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DeregisterScalableTarget",
+    # SageMaker's List* calls take no resource ARN (Service Authorization Reference)
+    "sagemaker:ListEndpoints",
+    "sagemaker:ListEndpointConfigs",
+    "sagemaker:ListModels",
+}
 DOCUMENTS = sorted(IAM.glob("*.json"))
 PERMISSION_DOCS = [p for p in DOCUMENTS if not p.name.endswith("-trust.json")]
 
@@ -61,8 +85,13 @@ def resources_of(path: Path, action: str) -> set[str]:
 
 def test_there_are_documents_for_both_roles_and_the_operator():
     names = {p.name for p in DOCUMENTS}
-    assert {"sagemaker-execution-role.json", "sagemaker-trust.json", "codebuild-role.json", "codebuild-trust.json",
-            "operator-policy.json"} <= names
+    assert {
+        "sagemaker-execution-role.json",
+        "sagemaker-trust.json",
+        "codebuild-role.json",
+        "codebuild-trust.json",
+        "operator-policy.json",
+    } <= names
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
@@ -105,8 +134,10 @@ def test_only_documented_placeholders(path):
     assert path.name in readme, f"README must reference iam/{path.name}"
 
 
-@pytest.mark.parametrize("name, service", [("sagemaker-trust.json", "sagemaker.amazonaws.com"),
-                                           ("codebuild-trust.json", "codebuild.amazonaws.com")])
+@pytest.mark.parametrize(
+    "name, service",
+    [("sagemaker-trust.json", "sagemaker.amazonaws.com"), ("codebuild-trust.json", "codebuild.amazonaws.com")],
+)
 def test_trust_policies_name_only_their_service(name, service):
     (s,) = statements(IAM / name)
     assert s["Principal"] == {"Service": service} and s["Action"] == "sts:AssumeRole"
@@ -124,8 +155,13 @@ def test_push_calls_are_granted_to_codebuild_and_the_operator():
     needed = calls_in(ROOT / "scripts" / "classifier_host" / "images" / "push.py", "self.ecr", "ecr")
     assert {"ecr:CreateRepository", "ecr:BatchGetImage", "ecr:GetAuthorizationToken"} <= needed
     # docker push's own calls
-    needed |= {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
-               "ecr:CompleteLayerUpload", "ecr:PutImage"}
+    needed |= {
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+    }
     for doc in ("codebuild-role.json", "operator-policy.json"):
         assert needed <= granted(IAM / doc), f"{doc} lacks {sorted(needed - granted(IAM / doc))}"
 
@@ -133,20 +169,41 @@ def test_push_calls_are_granted_to_codebuild_and_the_operator():
 def test_cloud_calls_are_granted_to_the_operator():
     needed = set()
     for api in (ROOT / "scripts" / "classifier_host" / "sagemaker").glob("*.py"):
-        needed |= (calls_in(api, "client", "sagemaker") | calls_in(api, "autoscaling", "application-autoscaling")
-                   | calls_in(api, "cloudwatch", "cloudwatch"))
-    assert {"sagemaker:DeleteEndpoint", "sagemaker:ListEndpoints", "application-autoscaling:PutScalingPolicy",
-            "sagemaker:DescribeEndpointConfig", "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms",
-            "cloudwatch:DeleteAlarms"} <= needed
+        needed |= (
+            calls_in(api, "client", "sagemaker")
+            | calls_in(api, "autoscaling", "application-autoscaling")
+            | calls_in(api, "cloudwatch", "cloudwatch")
+        )
+    assert {
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:ListEndpoints",
+        "application-autoscaling:PutScalingPolicy",
+        "sagemaker:DescribeEndpointConfig",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:DeleteAlarms",
+    } <= needed
     # what sagemaker-core's resources call for train / tune / deploy / query (each create is followed by a
     # Describe), Batch Transform, and the log tailer
-    needed |= {"sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:CreateModel",
-               "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint",
-               "sagemaker:InvokeEndpointAsync", "sagemaker:CreateHyperParameterTuningJob",
-               "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeModel",
-               "sagemaker:ListTrainingJobsForHyperParameterTuningJob", "sagemaker:CreateTransformJob",
-               "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-               "logs:DescribeLogStreams", "logs:GetLogEvents", "iam:PassRole"}
+    needed |= {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointAsync",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:DescribeModel",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:StopTransformJob",
+        "logs:DescribeLogStreams",
+        "logs:GetLogEvents",
+        "iam:PassRole",
+    }
     missing = needed - granted(IAM / "operator-policy.json")
     assert not missing, f"operator-policy.json lacks {sorted(missing)}"
 
@@ -157,13 +214,16 @@ def test_the_operator_reaches_async_requests_alarms_and_transform_logs_by_name()
     for action in ("s3:PutObject", "s3:GetObject"):
         assert resources_of(operator, action) == {"arn:aws:s3:::{{BUCKET}}/{{PREFIX}}/*"}, action
     for action in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"):
-        assert resources_of(operator, action) == \
-            {"arn:aws:cloudwatch:{{REGION}}:{{ACCOUNT_ID}}:alarm:image-classifier-*"}, action
-    assert resources_of(operator, "sagemaker:CreateTransformJob") == \
-        {"arn:aws:sagemaker:{{REGION}}:{{ACCOUNT_ID}}:transform-job/image-classifier-*"}
+        assert resources_of(operator, action) == {
+            "arn:aws:cloudwatch:{{REGION}}:{{ACCOUNT_ID}}:alarm:image-classifier-*"
+        }, action
+    assert resources_of(operator, "sagemaker:CreateTransformJob") == {
+        "arn:aws:sagemaker:{{REGION}}:{{ACCOUNT_ID}}:transform-job/image-classifier-*"
+    }
     # Batch Transform logs to /aws/sagemaker/TransformJobs, under the granted log groups
-    assert resources_of(operator, "logs:GetLogEvents") == \
-        {"arn:aws:logs:{{REGION}}:{{ACCOUNT_ID}}:log-group:/aws/sagemaker/*"}
+    assert resources_of(operator, "logs:GetLogEvents") == {
+        "arn:aws:logs:{{REGION}}:{{ACCOUNT_ID}}:log-group:/aws/sagemaker/*"
+    }
 
 
 def test_the_execution_role_serves_async_endpoints():

@@ -1,6 +1,7 @@
 """images/provenance.py without a docker daemon: what the inputs digest reads and ignores, the base
 image's identity, the labels; and that every committed lock line carries a hash (docker/lock.py's format).
 The comparison with what docker really sends is tests/integration/test_provenance.py."""
+
 from __future__ import annotations
 
 import datetime
@@ -30,9 +31,14 @@ class BaseImage(RecordingDocker):
 @pytest.fixture
 def context(tmp_path):
     """A build context shaped like the repository's, with its .dockerignore and a copy of its locks."""
-    for path in ("container_src/classifier/training/trainer.py", "container_src/sagemaker_program.py", "README.md",
-                 "build/weights/resnet50.pth", "build/wheelhouse/sagemaker_training-5.1.4-cp311-cp311-linux_x86_64.whl",
-                 "docker/Dockerfile"):
+    for path in (
+        "container_src/classifier/training/trainer.py",
+        "container_src/sagemaker_program.py",
+        "README.md",
+        "build/weights/resnet50.pth",
+        "build/wheelhouse/sagemaker_training-5.1.4-cp311-cp311-linux_x86_64.whl",
+        "docker/Dockerfile",
+    ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(path)
     shutil.copy(ROOT / ".dockerignore", tmp_path)
@@ -44,13 +50,16 @@ def digest(context, docker=None):
     return provenance.inputs_digest(provenance.inputs_manifest(context, BASE, docker or BaseImage()))
 
 
-@pytest.mark.parametrize("path, counts", [
-    ("container_src/classifier/training/trainer.py", True),
-    ("build/weights/resnet50.pth", True),
-    ("docker/Dockerfile", True),
-    ("README.md", False),  # not in the build context
-    ("build/wheelhouse/sagemaker_training-5.1.4-cp311-cp311-linux_x86_64.whl", False),  # rebuilt wheels differ
-])
+@pytest.mark.parametrize(
+    "path, counts",
+    [
+        ("container_src/classifier/training/trainer.py", True),
+        ("build/weights/resnet50.pth", True),
+        ("docker/Dockerfile", True),
+        ("README.md", False),  # not in the build context
+        ("build/wheelhouse/sagemaker_training-5.1.4-cp311-cp311-linux_x86_64.whl", False),  # rebuilt wheels differ
+    ],
+)
 def test_what_the_inputs_digest_reads(context, path, counts):
     before = digest(context)
     (context / path).write_text("changed")
@@ -81,7 +90,9 @@ def test_base_identity():
     assert provenance.base_identity("python:3.11", docker) == "sha256:" + "7" * 64  # by tag: the image id
     # The bootstrapped base: its recipe, whatever its id on this machine.
     recipe = BaseImage(labels={RECIPE_LABEL: "sha256:" + "c" * 64}, image_id="sha256:" + "9" * 64)
-    assert provenance.base_identity("local/python:3.11-slim-bookworm-cb394e6e5abd", recipe) == "recipe sha256:" + "c" * 64
+    assert (
+        provenance.base_identity("local/python:3.11-slim-bookworm-cb394e6e5abd", recipe) == "recipe sha256:" + "c" * 64
+    )
 
 
 def test_labels(context):
@@ -93,8 +104,9 @@ def test_labels(context):
     assert labels[INPUTS_LABEL] == digest(context) and labels[f"{OCI}.source"]
     # The same build twice: only the time may differ.
     again = provenance.labels("sagemaker-image-classifier-train:3f2a9c1b7d4e-dirty", BASE, context, BaseImage())
-    assert {k: v for k, v in again.items() if k != f"{OCI}.created"} == \
-           {k: v for k, v in labels.items() if k != f"{OCI}.created"}
+    assert {k: v for k, v in again.items() if k != f"{OCI}.created"} == {
+        k: v for k, v in labels.items() if k != f"{OCI}.created"
+    }
 
 
 def test_no_commit_is_an_error_that_says_what_to_do(monkeypatch):
@@ -117,20 +129,28 @@ def lock(monkeypatch):
 
 
 def test_every_committed_lock_line_is_pinned_with_a_hash(lock):
-    files = [*sorted((ROOT / "docker" / "requirements").glob("*.txt")), ROOT / "requirements" / "host.lock",
-             ROOT / "requirements" / "sbom.lock"]
+    files = [
+        *sorted((ROOT / "docker" / "requirements").glob("*.txt")),
+        ROOT / "requirements" / "host.lock",
+        ROOT / "requirements" / "test.lock",
+        ROOT / "requirements" / "sbom.lock",
+    ]
     for path in files:
-        lines = [l for l in path.read_text().splitlines() if l.strip() and not l.startswith("#")]
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
         assert lines and all(lock.LOCKED.match(line) for line in lines), path
     # The sdists are marked, so the wheelhouse knows to build them (and the images to trust that build).
-    assert "# sdist" in next(l for l in (ROOT / "docker" / "requirements" / "train.txt").read_text().splitlines()
-                             if l.startswith("sagemaker-training=="))
+    assert "# sdist" in next(
+        line
+        for line in (ROOT / "docker" / "requirements" / "train.txt").read_text().splitlines()
+        if line.startswith("sagemaker-training==")
+    )
 
 
 def test_every_image_lock_repeats_the_versions_it_shares(lock):
     """What docker/lock.py promises (IMAGE_LOCKS): serve-cpu, locked on its own, installs the very files
     (same version, same hash) of base, serve and train for every package it shares with them; Pillow
     among them, so both serving images make the same pixels."""
+
     def lines(name):
         text = (ROOT / "docker" / "requirements" / f"{name}.txt").read_text()
         return {lock.canonical(m["name"]): m[0] for m in map(lock.LOCKED.match, text.splitlines()) if m}
@@ -139,7 +159,10 @@ def test_every_image_lock_repeats_the_versions_it_shares(lock):
     for image in lock.IMAGE_LOCKS:
         for other in image.agrees:
             shared = locks[image.name].keys() & locks[other].keys()
-            assert {n: locks[image.name][n] for n in shared} == {n: locks[other][n] for n in shared}, (image.name, other)
+            assert {n: locks[image.name][n] for n in shared} == {n: locks[other][n] for n in shared}, (
+                image.name,
+                other,
+            )
     assert {"pillow", "numpy"} <= locks["serve-cpu"].keys() & locks["base"].keys()
     assert "onnxruntime" in locks["serve-cpu"].keys() & locks["train"].keys()
     assert "torch" not in locks["serve-cpu"]

@@ -1,6 +1,7 @@
 """scripts/query.py: the SageMaker path (botocore Stubber validates each request against the service model),
 real-time and asynchronous (S3 in moto, a fake clock instead of waiting), and the --url path against the real
 WSGI app on a local port."""
+
 from __future__ import annotations
 
 import functools
@@ -17,20 +18,19 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import boto3
 import numpy as np
 import pytest
-import torch
 from botocore.response import StreamingBody
 from moto import mock_aws
 from PIL import Image
 
-from classifier_host import client as query
-from classifier_host.cli import query as query_cli
 from classifier.model import explanations
 from classifier.serving.app import ServingApp
 from classifier.serving.handler import ImageClassifierHandler
-
-from .aws_stubs import ACCOUNT, BUCKET, REGION, StubbedBotoSession
+from classifier_host import client as query
+from classifier_host.cli import query as query_cli
 from tests.image_cases import noise_image
 from tests.unit.small_model import CLASSES
+
+from .aws_stubs import ACCOUNT, BUCKET, REGION, StubbedBotoSession
 
 PREDICTIONS = [{"label": "corgi", "index": 1, "probability": 0.75}, {"label": "pug", "index": 4, "probability": 0.25}]
 
@@ -62,16 +62,30 @@ def describe_stubs(aws, endpoint: str, asynchronous: bool = False):
     """What query.py asks first: the endpoint's config, whose AsyncInferenceConfig makes it asynchronous."""
     config = f"{endpoint}-config"  # the endpoint's config is found from the endpoint, not guessed from its name
     sm = aws.stub("sagemaker")
-    sm.add_response("describe_endpoint", {
-        "EndpointName": endpoint, "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}",
-        "EndpointConfigName": config, "EndpointStatus": "InService", "CreationTime": 0, "LastModifiedTime": 0},
-        {"EndpointName": endpoint})
+    sm.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": endpoint,
+            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}",
+            "EndpointConfigName": config,
+            "EndpointStatus": "InService",
+            "CreationTime": 0,
+            "LastModifiedTime": 0,
+        },
+        {"EndpointName": endpoint},
+    )
     extra = {"AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": f"s3://{BUCKET}/image-classifier/async/output"}}}
-    sm.add_response("describe_endpoint_config", {
-        "EndpointConfigName": config,
-        "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{config}", "CreationTime": 0,
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": endpoint}],
-        **(extra if asynchronous else {})}, {"EndpointConfigName": config})
+    sm.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": config,
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{config}",
+            "CreationTime": 0,
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": endpoint}],
+            **(extra if asynchronous else {}),
+        },
+        {"EndpointConfigName": config},
+    )
 
 
 @pytest.fixture
@@ -91,8 +105,14 @@ def test_endpoint_path_sends_each_image_with_its_type_and_top_k(aws, stubbed, im
         stubbed.add_response(
             "invoke_endpoint",
             {"Body": body({"predictions": PREDICTIONS}), "ContentType": "application/json"},
-            {"EndpointName": "dogs-prod", "Body": (images / "dogs" / name).read_bytes(), "ContentType": content_type,
-             "Accept": "application/json", "CustomAttributes": "top_k=2"})
+            {
+                "EndpointName": "dogs-prod",
+                "Body": (images / "dogs" / name).read_bytes(),
+                "ContentType": content_type,
+                "Accept": "application/json",
+                "CustomAttributes": "top_k=2",
+            },
+        )
     assert query_cli.main(["--endpoint", "dogs-prod", "--top-k", "2", "--json", str(images / "dogs")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["source"] for r in out] == [str(images / "dogs" / "a.jpg"), str(images / "dogs" / "b.png")]
@@ -101,9 +121,13 @@ def test_endpoint_path_sends_each_image_with_its_type_and_top_k(aws, stubbed, im
 
 def test_endpoint_model_error_exits_non_zero_with_the_containers_message(aws, stubbed, images, capsys):
     describe_stubs(aws, "dogs-prod")
-    stubbed.add_client_error("invoke_endpoint", service_error_code="ModelError", http_status_code=424,
-                             service_message='Received client error (400) from primary: {"error": "image: bad"}',
-                             response_meta={"OriginalStatusCode": 400})
+    stubbed.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
+        service_message='Received client error (400) from primary: {"error": "image: bad"}',
+        response_meta={"OriginalStatusCode": 400},
+    )
     assert query_cli.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
     err = capsys.readouterr().err
     assert "ModelError" in err and "image: bad" in err
@@ -111,9 +135,12 @@ def test_endpoint_model_error_exits_non_zero_with_the_containers_message(aws, st
 
 def test_missing_endpoint_is_reported(aws, images, capsys):
     aws.stub("sagemaker").add_client_error(
-        "describe_endpoint", service_error_code="ValidationException", http_status_code=400,
+        "describe_endpoint",
+        service_error_code="ValidationException",
+        http_status_code=400,
         service_message=f'Could not find endpoint "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/nope".',
-        expected_params={"EndpointName": "nope"})
+        expected_params={"EndpointName": "nope"},
+    )
     assert query_cli.main(["--endpoint", "nope", str(images / "dogs" / "a.jpg")]) == 1
     assert "cannot describe endpoint nope: ValidationException: Could not find endpoint" in capsys.readouterr().err
 
@@ -136,7 +163,7 @@ def serve_in_thread(server):
 
 
 @pytest.fixture(scope="module")
-def app_url(model_dir):  # noqa: F811
+def app_url(model_dir):
     handler = ImageClassifierHandler()
     app = ServingApp(handler, handler.model_fn(str(model_dir)), max_batch_size=1)
     app.start_worker(threads=2)
@@ -156,9 +183,13 @@ def test_url_path_prints_a_table(app_url, images, capsys):
 
 
 def test_url_path_downloads_http_images(app_url, images, capsys):
-    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
-        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
-        directory=str(images / "dogs")))
+    files = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(
+            type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+            directory=str(images / "dogs"),
+        ),
+    )
     base = serve_in_thread(files)
     try:
         assert query_cli.main(["--url", app_url, "--json", f"{base}/a.jpg"]) == 0
@@ -191,14 +222,29 @@ def test_endpoint_explain_asks_for_it_and_names_files_uniquely(aws, stubbed, ima
     describe_stubs(aws, "dogs-prod")
     heat = np.zeros((4, 4), np.uint8)
     heat[1:3, 1:3] = 255
-    explanation = explanations.record(heat.astype(np.float32), np.zeros((3, 4, 4), np.uint8),
-                                 {"crop": 4, "mean": [0, 0, 0], "std": [1, 1, 1]}, "layer4", "corgi", 1)
+    explanation = explanations.record(
+        heat.astype(np.float32),
+        np.zeros((3, 4, 4), np.uint8),
+        {"crop": 4, "mean": [0, 0, 0], "std": [1, 1, 1]},
+        "layer4",
+        "corgi",
+        1,
+    )
     for _ in range(2):
         stubbed.add_response(
             "invoke_endpoint",
-            {"Body": body({"predictions": PREDICTIONS, "explanations": explanation}), "ContentType": "application/json"},
-            {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(), "ContentType": "image/jpeg",
-             "Accept": "application/json", "CustomAttributes": "top_k=2,explain=gradcam"})
+            {
+                "Body": body({"predictions": PREDICTIONS, "explanations": explanation}),
+                "ContentType": "application/json",
+            },
+            {
+                "EndpointName": "dogs-prod",
+                "Body": (images / "dogs" / "a.jpg").read_bytes(),
+                "ContentType": "image/jpeg",
+                "Accept": "application/json",
+                "CustomAttributes": "top_k=2,explain=gradcam",
+            },
+        )
     a = str(images / "dogs" / "a.jpg")
     assert query_cli.main(["--endpoint", "dogs-prod", "--top-k", "2", "--explain", str(tmp_path / "x"), a, a]) == 0
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a-2.gradcam.png", "a.gradcam.png"]
@@ -211,9 +257,17 @@ def test_endpoint_explain_asks_for_it_and_names_files_uniquely(aws, stubbed, ima
 def test_a_200_that_is_not_json_is_an_error(aws, stubbed, images, capsys):
     describe_stubs(aws, "dogs-prod")
     html = b"<html>gateway</html>"
-    stubbed.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(html), len(html))},
-                         {"EndpointName": "dogs-prod", "Body": (images / "dogs" / "a.jpg").read_bytes(),
-                          "ContentType": "image/jpeg", "Accept": "application/json", "CustomAttributes": "top_k=5"})
+    stubbed.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(html), len(html))},
+        {
+            "EndpointName": "dogs-prod",
+            "Body": (images / "dogs" / "a.jpg").read_bytes(),
+            "ContentType": "image/jpeg",
+            "Accept": "application/json",
+            "CustomAttributes": "top_k=5",
+        },
+    )
     assert query_cli.main(["--endpoint", "dogs-prod", str(images / "dogs" / "a.jpg")]) == 1
     assert "answered 200 but not with JSON" in capsys.readouterr().err
 
@@ -277,11 +331,22 @@ def async_endpoint(aws, monkeypatch):
 
 
 def invoke_async_stub(runtime, timeout_s=900, custom="top_k=2"):
-    runtime.add_response("invoke_endpoint_async", {
-        "InferenceId": "inference-1", "OutputLocation": f"s3://{BUCKET}/{OUTPUT_KEY}",
-        "FailureLocation": f"s3://{BUCKET}/{FAILURE_KEY}"},
-        {"EndpointName": ASYNC_EP, "InputLocation": f"s3://{BUCKET}/{INPUT_KEY}", "ContentType": "image/jpeg",
-         "Accept": "application/json", "CustomAttributes": custom, "InvocationTimeoutSeconds": timeout_s})
+    runtime.add_response(
+        "invoke_endpoint_async",
+        {
+            "InferenceId": "inference-1",
+            "OutputLocation": f"s3://{BUCKET}/{OUTPUT_KEY}",
+            "FailureLocation": f"s3://{BUCKET}/{FAILURE_KEY}",
+        },
+        {
+            "EndpointName": ASYNC_EP,
+            "InputLocation": f"s3://{BUCKET}/{INPUT_KEY}",
+            "ContentType": "image/jpeg",
+            "Accept": "application/json",
+            "CustomAttributes": custom,
+            "InvocationTimeoutSeconds": timeout_s,
+        },
+    )
 
 
 def test_async_endpoint_uploads_invokes_and_prints_the_answer(async_endpoint, images, capsys):
@@ -300,13 +365,19 @@ def test_async_endpoint_uploads_invokes_and_prints_the_answer(async_endpoint, im
 def test_async_failure_object_is_the_error(async_endpoint, images, capsys):
     s3, runtime, clock = async_endpoint
     invoke_async_stub(runtime, custom="top_k=5")
-    clock.at(1, lambda: s3.put_object(Bucket=BUCKET, Key=FAILURE_KEY,
-                                      Body=json.dumps({"error": "image: cannot identify image file"})))
+    clock.at(
+        1,
+        lambda: s3.put_object(
+            Bucket=BUCKET, Key=FAILURE_KEY, Body=json.dumps({"error": "image: cannot identify image file"})
+        ),
+    )
     assert query_cli.main(["--endpoint", ASYNC_EP, "--json", str(images / "dogs" / "a.jpg")]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert (f"error: endpoint {ASYNC_EP} failed on {images / 'dogs' / 'a.jpg'}: image: cannot identify image file "
-            f"(s3://{BUCKET}/{FAILURE_KEY})") in captured.err
+    assert (
+        f"error: endpoint {ASYNC_EP} failed on {images / 'dogs' / 'a.jpg'}: image: cannot identify image file "
+        f"(s3://{BUCKET}/{FAILURE_KEY})"
+    ) in captured.err
 
 
 def test_no_async_answer_within_the_timeout_is_a_clear_error(async_endpoint, images, capsys):

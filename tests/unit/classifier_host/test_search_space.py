@@ -1,5 +1,6 @@
 """The one search space: its shape, that every value it yields passes the trainer's schema, and its
 conversions (SageMaker SDK parameter ranges, Optuna distributions)."""
+
 import math
 
 import optuna
@@ -65,7 +66,12 @@ def test_conversion_to_sagemaker_parameter_ranges():
     ranges = {r["Name"]: r for kind in described.values() for r in kind}
     assert ranges["lr"] == {"Name": "lr", "MinValue": "1e-05", "MaxValue": "0.01", "ScalingType": "Logarithmic"}
     assert ranges["batch-size"] == {"Name": "batch-size", "Values": ["32", "64", "128"]}
-    assert ranges["warmup-epochs"] == {"Name": "warmup-epochs", "MinValue": "0", "MaxValue": "2", "ScalingType": "Linear"}
+    assert ranges["warmup-epochs"] == {
+        "Name": "warmup-epochs",
+        "MinValue": "0",
+        "MaxValue": "2",
+        "ScalingType": "Linear",
+    }
     # ...and back: what DescribeHyperParameterTuningJob returns becomes the same space again.
     back = cloud.space_from_ranges(described)
     assert back["lr"] == SEARCH_SPACE["lr"] and back["warmup-epochs"] == SEARCH_SPACE["warmup-epochs"]

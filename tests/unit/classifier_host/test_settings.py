@@ -1,4 +1,6 @@
-"""classifier_host.settings and .records: every missing or malformed AWS setting is named before anything reaches AWS."""
+"""classifier_host.settings and .records: every missing or malformed AWS setting is named before anything
+reaches AWS."""
+
 import pytest
 
 from classifier_host import records, settings
@@ -31,19 +33,30 @@ def test_only_what_is_asked_for_is_required():
     assert settings.load(env={"AWS_REGION": "us-east-1"}).bucket is None
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("SAGEMAKER_ROLE_ARN", "image-classifier-sagemaker", "is not an IAM role ARN"),
-    ("S3_BUCKET", "s3://bucket/prefix", "bucket name only"),
-    ("SUBNETS", "subnet-1", "SUBNETS and SECURITY_GROUP_IDS go together"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("SAGEMAKER_ROLE_ARN", "image-classifier-sagemaker", "is not an IAM role ARN"),
+        ("S3_BUCKET", "s3://bucket/prefix", "bucket name only"),
+        ("SUBNETS", "subnet-1", "SUBNETS and SECURITY_GROUP_IDS go together"),
+    ],
+)
 def test_malformed_settings_are_refused(name, value, message):
     with pytest.raises(SettingsError, match=message):
         settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET", env={**FULL, name: value})
 
 
 def test_optional_settings():
-    cfg = settings.load(env={**FULL, "S3_BUCKET": "s3://my-bucket/", "S3_PREFIX": "/team/x/", "KMS_KEY_ID": "k",
-                             "SUBNETS": "subnet-1, subnet-2", "SECURITY_GROUP_IDS": "sg-1"})
+    cfg = settings.load(
+        env={
+            **FULL,
+            "S3_BUCKET": "s3://my-bucket/",
+            "S3_PREFIX": "/team/x/",
+            "KMS_KEY_ID": "k",
+            "SUBNETS": "subnet-1, subnet-2",
+            "SECURITY_GROUP_IDS": "sg-1",
+        }
+    )
     assert cfg.s3_uri("output") == "s3://my-bucket/team/x/output"
     assert cfg.vpc_config == {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
     assert cfg.kms_key_id == "k"

@@ -1,6 +1,7 @@
 """The SageMaker tuner path against botocore's Stubber: the requests are validated against the
 SageMaker service model, and the test checks what would reach AWS (metric definitions, ranges,
 objective, image, static hyperparameters) and what comes back (best job, all jobs)."""
+
 import csv
 import datetime
 import json
@@ -21,7 +22,7 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 DATA = "s3://my-bucket/dog-images"
 FIXED = {"epochs": "20", "model-name": "resnet50", "image-size": "224"}
 TUNING_JOB = "image-classifier-tune-0001"
-T0 = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.timezone.utc)
+T0 = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.UTC)
 
 
 @pytest.fixture
@@ -34,7 +35,8 @@ def aws(monkeypatch):
     stubber = boto.stub("sagemaker")
     sent = []
     boto.client("sagemaker").meta.events.register(
-        "before-parameter-build.sagemaker.*", lambda params, model, **_: sent.append((model.name, dict(params))))
+        "before-parameter-build.sagemaker.*", lambda params, model, **_: sent.append((model.name, dict(params)))
+    )
     monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
     yield stubber, boto, sent
     stubber.assert_no_pending_responses()
@@ -44,11 +46,18 @@ def created(stubber, name=TUNING_JOB):
     """CreateHyperParameterTuningJob's answer, and the Describe sagemaker-core sends right after."""
     arn = f"arn:aws:sagemaker:{REGION}:123456789012:hyper-parameter-tuning-job/{name}"
     stubber.add_response("create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": arn})
-    stubber.add_response("describe_hyper_parameter_tuning_job", {
-        "HyperParameterTuningJobName": name, "HyperParameterTuningJobArn": arn, "CreationTime": T0,
-        "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 1}},
-        "HyperParameterTuningJobStatus": "InProgress", "TrainingJobStatusCounters": {},
-        "ObjectiveStatusCounters": {}})
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job",
+        {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobArn": arn,
+            "CreationTime": T0,
+            "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 1}},
+            "HyperParameterTuningJobStatus": "InProgress",
+            "TrainingJobStatusCounters": {},
+            "ObjectiveStatusCounters": {},
+        },
+    )
 
 
 def creation(sent) -> dict:
@@ -59,8 +68,15 @@ def creation(sent) -> dict:
 def start(aws, spot=True, **spec) -> dict:
     stubber, boto, sent = aws
     created(stubber)
-    job = training.JobSpec(IMAGE, ROLE, "s3://my-bucket/tuning", FIXED, spot=spot,
-                           checkpoint_s3_uri="s3://my-bucket/checkpoints/t" if spot else None, **spec)
+    job = training.JobSpec(
+        IMAGE,
+        ROLE,
+        "s3://my-bucket/tuning",
+        FIXED,
+        spot=spot,
+        checkpoint_s3_uri="s3://my-bucket/checkpoints/t" if spot else None,
+        **spec,
+    )
     assert tuning.start_tuning(boto, job, tune.search_space(FIXED), DATA, TUNING_JOB, 12, 3) == TUNING_JOB
     return creation(sent)
 
@@ -95,12 +111,22 @@ def test_tuning_job_request(aws):
 
 def test_the_trials_carry_what_a_training_job_carries(aws):
     """v3's HyperparameterTuner drops these from its request; the project's tuning job keeps them."""
-    definition = start(aws, spot=False, network_isolation=True, kms_key_id="key-1", instance_count=2,
-                       vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})["TrainingJobDefinition"]
+    definition = start(
+        aws,
+        spot=False,
+        network_isolation=True,
+        kms_key_id="key-1",
+        instance_count=2,
+        vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+    )["TrainingJobDefinition"]
     assert definition["EnableNetworkIsolation"] is True
     assert definition["EnableInterContainerTrafficEncryption"] is True
-    assert definition["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50,
-                                            "VolumeKmsKeyId": "key-1"}
+    assert definition["ResourceConfig"] == {
+        "InstanceType": "ml.g5.xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 50,
+        "VolumeKmsKeyId": "key-1",
+    }
     assert definition["OutputDataConfig"] == {"S3OutputPath": "s3://my-bucket/tuning", "KmsKeyId": "key-1"}
     assert definition["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
 
@@ -109,8 +135,9 @@ def test_a_fixed_value_takes_its_name_out_of_the_ranges(aws):
     stubber, boto, sent = aws
     created(stubber)
     fixed = {**FIXED, "batch-size": "32"}
-    tuning.start_tuning(boto, training.JobSpec(IMAGE, ROLE, "s3://b/t", fixed), tune.search_space(fixed), DATA,
-                        TUNING_JOB, 4, 2)
+    tuning.start_tuning(
+        boto, training.JobSpec(IMAGE, ROLE, "s3://b/t", fixed), tune.search_space(fixed), DATA, TUNING_JOB, 4, 2
+    )
     request = creation(sent)
     names = {r["Name"] for kind in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in kind}
     assert "batch-size" not in names
@@ -119,10 +146,15 @@ def test_a_fixed_value_takes_its_name_out_of_the_ranges(aws):
 
 
 def summary(name, status, tuned, value=None, reason=None, minutes=0):
-    out = {"TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
-           "CreationTime": T0, "TrainingJobStatus": status, "TunedHyperParameters": tuned,
-           "TrainingStartTime": T0 + datetime.timedelta(minutes=minutes),
-           "TrainingEndTime": T0 + datetime.timedelta(minutes=minutes + 10)}
+    out = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
+        "CreationTime": T0,
+        "TrainingJobStatus": status,
+        "TunedHyperParameters": tuned,
+        "TrainingStartTime": T0 + datetime.timedelta(minutes=minutes),
+        "TrainingEndTime": T0 + datetime.timedelta(minutes=minutes + 10),
+    }
     if value is not None:
         out["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": "best_val_acc", "Value": value}
     if reason:
@@ -130,27 +162,67 @@ def summary(name, status, tuned, value=None, reason=None, minutes=0):
     return out
 
 
-GOOD = summary("image-classifier-tune-0001-001-aaaa", "Completed",
-               {"lr": "0.00031", "batch-size": '"64"', "weight-decay": "0.02", "label-smoothing": "0.1",
-                "fine-tune": '"last-block"', "warmup-epochs": "1"}, 0.875, minutes=0)
-WORSE = summary("image-classifier-tune-0001-002-bbbb", "Completed",
-                {"lr": "0.008", "batch-size": '"128"', "weight-decay": "0.001", "label-smoothing": "0.05",
-                 "fine-tune": '"full"', "warmup-epochs": "0"}, 0.61, minutes=5)
-BROKEN = summary("image-classifier-tune-0001-003-cccc", "Failed",
-                 {"lr": "0.0001", "batch-size": '"128"', "weight-decay": "0.01", "label-smoothing": "0.0",
-                  "fine-tune": '"full"', "warmup-epochs": "2"}, reason="AlgorithmError: CUDA out of memory", minutes=9)
+GOOD = summary(
+    "image-classifier-tune-0001-001-aaaa",
+    "Completed",
+    {
+        "lr": "0.00031",
+        "batch-size": '"64"',
+        "weight-decay": "0.02",
+        "label-smoothing": "0.1",
+        "fine-tune": '"last-block"',
+        "warmup-epochs": "1",
+    },
+    0.875,
+    minutes=0,
+)
+WORSE = summary(
+    "image-classifier-tune-0001-002-bbbb",
+    "Completed",
+    {
+        "lr": "0.008",
+        "batch-size": '"128"',
+        "weight-decay": "0.001",
+        "label-smoothing": "0.05",
+        "fine-tune": '"full"',
+        "warmup-epochs": "0",
+    },
+    0.61,
+    minutes=5,
+)
+BROKEN = summary(
+    "image-classifier-tune-0001-003-cccc",
+    "Failed",
+    {
+        "lr": "0.0001",
+        "batch-size": '"128"',
+        "weight-decay": "0.01",
+        "label-smoothing": "0.0",
+        "fine-tune": '"full"',
+        "warmup-epochs": "2",
+    },
+    reason="AlgorithmError: CUDA out of memory",
+    minutes=9,
+)
 
 
 def describe(request, status, counters):
     definition = dict(request["TrainingJobDefinition"])
     # AWS adds the objective's name to the static hyperparameters of every tuning job.
-    definition["StaticHyperParameters"] = {**definition["StaticHyperParameters"],
-                                           "_tuning_objective_metric": "best_val_acc"}
-    out = {"HyperParameterTuningJobName": TUNING_JOB,
-           "HyperParameterTuningJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:hyper-parameter-tuning-job/x",
-           "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
-           "TrainingJobDefinition": definition, "HyperParameterTuningJobStatus": status, "CreationTime": T0,
-           "TrainingJobStatusCounters": counters, "ObjectiveStatusCounters": {"Succeeded": counters.get("Completed", 0)}}
+    definition["StaticHyperParameters"] = {
+        **definition["StaticHyperParameters"],
+        "_tuning_objective_metric": "best_val_acc",
+    }
+    out = {
+        "HyperParameterTuningJobName": TUNING_JOB,
+        "HyperParameterTuningJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:hyper-parameter-tuning-job/x",
+        "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
+        "TrainingJobDefinition": definition,
+        "HyperParameterTuningJobStatus": status,
+        "CreationTime": T0,
+        "TrainingJobStatusCounters": counters,
+        "ObjectiveStatusCounters": {"Succeeded": counters.get("Completed", 0)},
+    }
     if counters.get("Completed"):
         out["BestTrainingJob"] = GOOD
     return out
@@ -159,12 +231,17 @@ def describe(request, status, counters):
 def test_wait_reports_progress_until_the_job_ends(aws):
     stubber, session, sent = aws
     request = start(aws)
-    stubber.add_response("describe_hyper_parameter_tuning_job",
-                         describe(request, "InProgress", {"InProgress": 3}), {"HyperParameterTuningJobName": TUNING_JOB})
-    stubber.add_response("describe_hyper_parameter_tuning_job",
-                         describe(request, "InProgress", {"InProgress": 2, "Completed": 1}))
-    stubber.add_response("describe_hyper_parameter_tuning_job",
-                         describe(request, "Completed", {"Completed": 2, "NonRetryableError": 1}))
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job",
+        describe(request, "InProgress", {"InProgress": 3}),
+        {"HyperParameterTuningJobName": TUNING_JOB},
+    )
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job", describe(request, "InProgress", {"InProgress": 2, "Completed": 1})
+    )
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job", describe(request, "Completed", {"Completed": 2, "NonRetryableError": 1})
+    )
     lines = []
     final = tuning.wait_for_tuning(session, TUNING_JOB, poll_seconds=0, say=lines.append)
     assert final["HyperParameterTuningJobStatus"] == "Completed"
@@ -178,11 +255,16 @@ def test_attach_writes_the_best_hyperparameters_and_every_job(aws, monkeypatch, 
     done = describe(request, "Completed", {"Completed": 2, "NonRetryableError": 1})
     for _ in range(2):  # attach, wait (already done)
         stubber.add_response("describe_hyper_parameter_tuning_job", done, {"HyperParameterTuningJobName": TUNING_JOB})
-    stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job",
-                         {"TrainingJobSummaries": [BROKEN, WORSE], "NextToken": "page-2"},
-                         {"HyperParameterTuningJobName": TUNING_JOB})
-    stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [GOOD]},
-                         {"HyperParameterTuningJobName": TUNING_JOB, "NextToken": "page-2"})
+    stubber.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {"TrainingJobSummaries": [BROKEN, WORSE], "NextToken": "page-2"},
+        {"HyperParameterTuningJobName": TUNING_JOB},
+    )
+    stubber.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {"TrainingJobSummaries": [GOOD]},
+        {"HyperParameterTuningJobName": TUNING_JOB, "NextToken": "page-2"},
+    )
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
 
@@ -194,11 +276,23 @@ def test_attach_writes_the_best_hyperparameters_and_every_job(aws, monkeypatch, 
     assert best["source"] == "sagemaker" and best["tuning_job_name"] == TUNING_JOB
     assert best["best_training_job_name"] == GOOD["TrainingJobName"]
     assert best["objective"] == {"name": "best_val_acc", "type": "Maximize", "value": 0.875}
-    assert best["hyperparameters"] == {"epochs": 20, "model-name": "resnet50", "image-size": 224, "lr": 0.00031,
-                                       "batch-size": 64, "weight-decay": 0.02, "label-smoothing": 0.1,
-                                       "fine-tune": "last-block", "warmup-epochs": 1}
+    assert best["hyperparameters"] == {
+        "epochs": 20,
+        "model-name": "resnet50",
+        "image-size": 224,
+        "lr": 0.00031,
+        "batch-size": 64,
+        "weight-decay": 0.02,
+        "label-smoothing": 0.1,
+        "fine-tune": "last-block",
+        "warmup-epochs": 1,
+    }
     rows = list(csv.DictReader(open(tmp_path / "trials.csv")))
-    assert [r["job_name"] for r in rows] == [GOOD["TrainingJobName"], WORSE["TrainingJobName"], BROKEN["TrainingJobName"]]
+    assert [r["job_name"] for r in rows] == [
+        GOOD["TrainingJobName"],
+        WORSE["TrainingJobName"],
+        BROKEN["TrainingJobName"],
+    ]
     assert rows[2]["status"] == "Failed" and "CUDA out of memory" in rows[2]["failure_reason"]
     assert rows[0]["batch-size"] == "64" and rows[1]["best_val_acc"] == "0.61"
     assert (tmp_path / "tuning.png").stat().st_size > 1000
@@ -210,8 +304,25 @@ def test_cli_starts_a_spot_search_with_its_own_checkpoint_folder(aws, monkeypatc
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("S3_PREFIX", raising=False)
-    assert tune.main(["--data", DATA, "--image", IMAGE, "--max-jobs", "6", "--max-parallel-jobs", "2", "--spot",
-                      "--no-wait", "--hp", "epochs=5"]) == 0
+    assert (
+        tune.main(
+            [
+                "--data",
+                DATA,
+                "--image",
+                IMAGE,
+                "--max-jobs",
+                "6",
+                "--max-parallel-jobs",
+                "2",
+                "--spot",
+                "--no-wait",
+                "--hp",
+                "epochs=5",
+            ]
+        )
+        == 0
+    )
     request = creation(sent)
     name = request["HyperParameterTuningJobName"]
     assert len(name) <= 32 and f"--attach {name}" in capsys.readouterr().out
@@ -220,7 +331,9 @@ def test_cli_starts_a_spot_search_with_its_own_checkpoint_folder(aws, monkeypatc
     assert definition["OutputDataConfig"]["S3OutputPath"] == "s3://my-bucket/image-classifier/tuning"
     assert definition["StaticHyperParameters"] == {"epochs": "5"}
     assert request["HyperParameterTuningJobConfig"]["ResourceLimits"] == {
-        "MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2}
+        "MaxNumberOfTrainingJobs": 6,
+        "MaxParallelTrainingJobs": 2,
+    }
 
 
 def test_cloud_settings_missing_are_named(monkeypatch, capsys):
@@ -232,12 +345,15 @@ def test_cloud_settings_missing_are_named(monkeypatch, capsys):
     assert "SAGEMAKER_ROLE_ARN" in err and "S3_BUCKET" in err
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--data", "/tmp/images", "--image", IMAGE], ["s3://", "--local"]),
-    # A local image name cannot run on SageMaker: the digest `make push` records is used, and is missing here.
-    (["--data", DATA, "--image", "sagemaker-image-classifier-train:abc"], ["images.json", "make build push"]),
-    (["--data", DATA, "--image", IMAGE, "--hp", "batch-size=many"], ["'batch-size'", "'many'"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--data", "/tmp/images", "--image", IMAGE], ["s3://", "--local"]),
+        # A local image name cannot run on SageMaker: the digest `make push` records is used, and is missing here.
+        (["--data", DATA, "--image", "sagemaker-image-classifier-train:abc"], ["images.json", "make build push"]),
+        (["--data", DATA, "--image", IMAGE, "--hp", "batch-size=many"], ["'batch-size'", "'many'"]),
+    ],
+)
 def test_bad_cloud_arguments_are_named(monkeypatch, capsys, tmp_path, args, words):
     for name, value in {"AWS_REGION": REGION, "SAGEMAKER_ROLE_ARN": ROLE, "S3_BUCKET": "my-bucket"}.items():
         monkeypatch.setenv(name, value)
@@ -249,8 +365,11 @@ def test_bad_cloud_arguments_are_named(monkeypatch, capsys, tmp_path, args, word
 
 def test_attach_to_a_missing_job_is_named(aws, monkeypatch, capsys):
     stubber, session, sent = aws
-    stubber.add_client_error("describe_hyper_parameter_tuning_job", "ResourceNotFound",
-                             "Amazon SageMaker can't find a tuning job with name nope")
+    stubber.add_client_error(
+        "describe_hyper_parameter_tuning_job",
+        "ResourceNotFound",
+        "Amazon SageMaker can't find a tuning job with name nope",
+    )
     monkeypatch.setenv("AWS_REGION", REGION)
     assert tune.main(["--attach", "nope"]) == 1
     assert "cannot attach to tuning job 'nope'" in capsys.readouterr().err

@@ -6,8 +6,12 @@ from classifier.contract import metrics
 def test_line_format_and_parse_agree():
     line = metrics.format_metrics(epoch=3, train_loss=0.5, val_acc=0.875, images_per_sec=1234.5678)
     assert line == "[metrics] epoch=3 train_loss=0.5 val_acc=0.875 images_per_sec=1234.57"
-    assert metrics.parse_metrics(line) == {"epoch": [3.0], "train_loss": [0.5], "val_acc": [0.875],
-                                           "images_per_sec": [1234.57]}
+    assert metrics.parse_metrics(line) == {
+        "epoch": [3.0],
+        "train_loss": [0.5],
+        "val_acc": [0.875],
+        "images_per_sec": [1234.57],
+    }
 
 
 def test_diverged_and_tiny_values_still_parse():
@@ -33,5 +37,6 @@ def test_definitions_are_the_table_and_valid_for_sagemaker():
 
 def test_unknown_metric_is_refused():
     import pytest
+
     with pytest.raises(ValueError, match="not in the metric table"):
         metrics.format_metrics(accuracy=1.0)

@@ -1,4 +1,5 @@
 """CPUs and memory as the container's cgroup limits them (v2 and v1 layouts, written to a temp folder)."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def test_memory_is_what_the_cgroup_limit_leaves(tmp_path):
     assert host > 1 << 30  # these machines have GBs free: the limits below are what binds
     v2 = write(tmp_path / "v2", {"memory.max": str(1 << 30), "memory.current": str(1 << 28)})
     assert resources.available_memory_bytes(v2) == (1 << 30) - (1 << 28)
-    v1 = write(tmp_path / "v1", {"memory/memory.limit_in_bytes": str(1 << 29), "memory/memory.usage_in_bytes": str(1 << 28)})
+    v1 = write(
+        tmp_path / "v1", {"memory/memory.limit_in_bytes": str(1 << 29), "memory/memory.usage_in_bytes": str(1 << 28)}
+    )
     assert resources.available_memory_bytes(v1) == 1 << 28
     unlimited = write(tmp_path / "max", {"memory.max": "max", "memory.current": "5"})
     assert abs(resources.available_memory_bytes(unlimited) - host) < host / 4  # MemAvailable moves a little

@@ -1,4 +1,5 @@
 """The smdebug hook of the trainer: written by the real hook, read back with smdebug's create_trial."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import torch
 import torchvision
 from torch import nn
 
-from classifier.debugging import hook as debug_hook
 from classifier.contract import hyperparams
 from classifier.contract.paths import SageMakerPaths
+from classifier.debugging import hook as debug_hook
 
 smd = debug_hook.import_smdebug()
 from smdebug.trials import create_trial  # noqa: E402
@@ -142,11 +143,15 @@ def test_sagemaker_debugger_config_wins(tmp_path):
     """With SageMaker Debugger attached, the hook follows debughookconfig.json, not the trainer's settings."""
     config = tmp_path / "input" / "config" / "debughookconfig.json"
     config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({
-        "LocalPath": str(tmp_path / "sagemaker-tensors"),
-        "HookParameters": {"save_interval": "3"},
-        "CollectionConfigurations": [{"CollectionName": "losses"}, {"CollectionName": "gradients"}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "LocalPath": str(tmp_path / "sagemaker-tensors"),
+                "HookParameters": {"save_interval": "3"},
+                "CollectionConfigurations": [{"CollectionName": "losses"}, {"CollectionName": "gradients"}],
+            }
+        )
+    )
     debug, *rest = _start(tmp_path)
     assert debug.out_dir == tmp_path / "sagemaker-tensors"
     _run(debug, *rest)

@@ -1,12 +1,14 @@
 """The five local rules on trials written by the real smdebug hook: each fires on a crafted unhealthy
 run and stays quiet on a healthy one."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from classifier.debugging import hook as debug_hook, rules
+from classifier.debugging import hook as debug_hook
+from classifier.debugging import rules
 
 smd = debug_hook.import_smdebug()
 from smdebug.trials import create_trial  # noqa: E402
@@ -37,7 +39,7 @@ def write_trial(path, train_losses, val_losses, grad_scale=1.0, layer_scale=1.0,
     debug_hook.watch_relu_inputs(hook, model)
     hook.register_module(model)
     hook.register_loss(given)
-    for epoch, (train_loss, val_loss) in enumerate(zip(train_losses, val_losses)):
+    for train_loss, val_loss in zip(train_losses, val_losses, strict=True):
         hook.set_mode(smd.modes.TRAIN)
         for step in range(STEPS_PER_EPOCH):
             x = torch.randn(16, 8)

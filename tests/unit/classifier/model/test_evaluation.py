@@ -1,4 +1,5 @@
 """The evaluation's numbers against ones computed by hand on a small fixed prediction set."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,8 @@ def test_per_class_precision_recall_f1_support(result):
 def test_most_confused_pairs(result):
     assert result["most_confused"] == [
         {"true": "a", "predicted": "b", "count": 1, "share_of_true": pytest.approx(1 / 3)},
-        {"true": "b", "predicted": "a", "count": 1, "share_of_true": pytest.approx(1 / 2)}]
+        {"true": "b", "predicted": "a", "count": 1, "share_of_true": pytest.approx(1 / 2)},
+    ]
 
 
 def test_expected_calibration_error(result):
@@ -58,7 +60,9 @@ def test_expected_calibration_error(result):
 
 def test_worst_mistakes_most_confident_first(result):
     assert [(m["source"], m["true"], m["predicted"]) for m in result["worst_mistakes"]] == [
-        ("img2.jpg", "a", "b"), ("img4.jpg", "b", "a")]
+        ("img2.jpg", "a", "b"),
+        ("img4.jpg", "b", "a"),
+    ]
     assert result["worst_mistakes"][0]["probability"] == pytest.approx(0.70)
     assert result["worst_mistakes"][0]["true_probability"] == pytest.approx(0.20)
 

@@ -1,5 +1,6 @@
 """Grad-CAM: where it looks (gradcam.locate), that it is Grad-CAM (against captum), that the ONNX export's
 CAM output equals it, and explain=gradcam through the handler on each runtime."""
+
 from __future__ import annotations
 
 import base64
@@ -12,11 +13,11 @@ import torchvision
 from captum.attr import LayerGradCam
 from PIL import Image
 
-from classifier.model import artifact, explanations, gradcam, network as model_lib, decoding, runtimes
-from classifier.training import export
-from classifier.model import selection
+from classifier.model import artifact, decoding, explanations, gradcam, runtimes, selection
+from classifier.model import network as model_lib
 from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError
 from classifier.serving.limits import Limits
+from classifier.training import export
 
 CLASSES = ["beagle", "corgi", "husky", "poodle", "pug"]
 
@@ -26,16 +27,23 @@ def network(name: str = "resnet18", seed: int = 0) -> torch.nn.Module:
     return model_lib.build(name, len(CLASSES)).eval()
 
 
-@pytest.mark.parametrize("name,crop,layer,size,head_weights", [
-    ("resnet18", 64, "layer2", [8, 8], False),       # layer3 is 4x4, layer4 2x2: too coarse to point at anything
-    ("resnet18", 224, "layer4", [7, 7], True),       # the last map, pooled into one Linear: CAM = Grad-CAM
-    ("efficientnet_b0", 224, "features", [7, 7], True),
-    ("mobilenet_v3_small", 224, "features", [7, 7], False),  # a two-layer head: Grad-CAM needs gradients
-    ("densenet121", 224, "features", [7, 7], False),  # a ReLU (in place) between the map and the pooling
-])
+@pytest.mark.parametrize(
+    "name,crop,layer,size,head_weights",
+    [
+        ("resnet18", 64, "layer2", [8, 8], False),  # layer3 is 4x4, layer4 2x2: too coarse to point at anything
+        ("resnet18", 224, "layer4", [7, 7], True),  # the last map, pooled into one Linear: CAM = Grad-CAM
+        ("efficientnet_b0", 224, "features", [7, 7], True),
+        ("mobilenet_v3_small", 224, "features", [7, 7], False),  # a two-layer head: Grad-CAM needs gradients
+        ("densenet121", 224, "features", [7, 7], False),  # a ReLU (in place) between the map and the pooling
+    ],
+)
 def test_locate_picks_the_last_map_of_at_least_7x7(name, crop, layer, size, head_weights):
-    assert gradcam.locate(network(name), crop) == {"method": "gradcam", "layer": layer, "map": size,
-                                                   "head_weights": head_weights}
+    assert gradcam.locate(network(name), crop) == {
+        "method": "gradcam",
+        "layer": layer,
+        "map": size,
+        "head_weights": head_weights,
+    }
 
 
 def test_locate_says_why_a_model_cannot_be_explained():
@@ -62,7 +70,9 @@ def test_gradcam_is_captums_layer_gradcam(frozen):
     logits, maps = gradcam.GradCam(net, "layer2")(images, prep)
     with torch.inference_mode():  # the serving forward pass's mode must not leak into the explanation
         again = gradcam.GradCam(net, "layer2")(images, prep)[1]
-    normalised = (images.float() / 255 - torch.tensor(prep["mean"]).view(1, 3, 1, 1)) / torch.tensor(prep["std"]).view(1, 3, 1, 1)
+    normalised = (images.float() / 255 - torch.tensor(prep["mean"]).view(1, 3, 1, 1)) / torch.tensor(prep["std"]).view(
+        1, 3, 1, 1
+    )
     reference = LayerGradCam(net, net.layer2).attribute(normalised, target=logits.argmax(1)).squeeze(1)
     assert maps.shape == (4, 8, 8) and not maps.requires_grad
     assert torch.allclose(maps, reference.detach(), atol=1e-5) and torch.equal(maps, again)
@@ -84,9 +94,18 @@ def cam_model(tmp_path_factory):
     prep = decoding.eval_preprocessing(224)
     path = tmp_path_factory.mktemp("cam-model")
     explanation = gradcam.locate(net, 224)
-    artifact.save(path, net.state_dict(), classes=CLASSES, model_name="resnet18", image_size=224,
-                  preprocessing=prep, hyperparameters={}, metrics={"test_acc": 0.2}, export={"enabled": True},
-                  explanation=explanation)
+    artifact.save(
+        path,
+        net.state_dict(),
+        classes=CLASSES,
+        model_name="resnet18",
+        image_size=224,
+        preprocessing=prep,
+        hyperparameters={},
+        metrics={"test_acc": 0.2},
+        export={"enabled": True},
+        explanation=explanation,
+    )
     images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (6, 3, 224, 224), dtype=np.uint8))
     outcome = export.export_and_evaluate(net, prep, path, images, torch.arange(6) % 5, images.numpy(), explanation)
     assert not outcome.skipped
@@ -105,8 +124,10 @@ def test_the_onnx_cam_output_is_grad_cam(cam_model):
         probabilities, maps = onnx.explain(images)
         assert np.array_equal(probabilities, onnx.probabilities(images))  # the extra output changes no answer
         assert np.array_equal(probabilities.argmax(1), torch_probabilities.argmax(1))
-        for ours, reference in zip(maps, torch_maps):
-            difference = np.abs(explanations.heatmap(ours, 224).astype(int) - explanations.heatmap(reference, 224).astype(int))
+        for ours, reference in zip(maps, torch_maps, strict=True):
+            difference = np.abs(
+                explanations.heatmap(ours, 224).astype(int) - explanations.heatmap(reference, 224).astype(int)
+            )
             assert difference.max() <= tolerance, name
 
 
@@ -126,7 +147,11 @@ def test_the_handler_answers_explanations(cam_model, runtime):
     answer = handler.predict_fn(handler.input_fn(body, "image/jpeg", RequestContext("top_k=2,explain=gradcam")), served)
     assert answer["predictions"] == plain["predictions"]  # explaining changes no answer
     record = answer["explanations"]
-    assert (record["method"], record["layer"], record["label"]) == ("gradcam", "layer4", plain["predictions"][0]["label"])
+    assert (record["method"], record["layer"], record["label"]) == (
+        "gradcam",
+        "layer4",
+        plain["predictions"][0]["label"],
+    )
     heat, crop = explanations.decode_image(record["heatmap_png"]), explanations.decode_image(record["crop_png"])
     prep = served.preprocessing
     assert heat.shape == (224, 224) and heat.max() > 200  # the peak of a 7x7 map, bilinearly upsampled
@@ -157,8 +182,18 @@ def test_onnx_without_a_cam_output_says_what_would_explain(tmp_path):
     net = network()
     prep = decoding.eval_preprocessing(64)
     explanation = gradcam.locate(net, 64)
-    artifact.save(tmp_path, net.state_dict(), classes=CLASSES, model_name="resnet18", image_size=64,
-                  preprocessing=prep, hyperparameters={}, metrics={}, export={"enabled": True}, explanation=explanation)
+    artifact.save(
+        tmp_path,
+        net.state_dict(),
+        classes=CLASSES,
+        model_name="resnet18",
+        image_size=64,
+        preprocessing=prep,
+        hyperparameters={},
+        metrics={},
+        export={"enabled": True},
+        explanation=explanation,
+    )
     images = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (4, 3, 64, 64), dtype=np.uint8))
     outcome = export.export_and_evaluate(net, prep, tmp_path, images, torch.arange(4), images.numpy(), explanation)
     artifact.record_runtimes(tmp_path, outcome.scores, {"enabled": True, "skipped": outcome.skipped})

@@ -17,11 +17,14 @@ def test_head_is_sized_from_the_classes():
     assert model_lib.head_path(effnet) == "classifier.1" and effnet.classifier[1].out_features == 3
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("head", {"fc"}),
-    ("last-block", {"layer4", "fc"}),
-    ("full", {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"}),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("head", {"fc"}),
+        ("last-block", {"layer4", "fc"}),
+        ("full", {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"}),
+    ],
+)
 def test_fine_tune_modes_on_resnet(mode, expected):
     network = model_lib.build("resnet18", 4)
     model_lib.set_trainable(network, mode)

@@ -1,4 +1,5 @@
 """SERVING_RUNTIME: the gate, the start-up check and the fallbacks, on a real exported artifact."""
+
 from __future__ import annotations
 
 import io
@@ -14,13 +15,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from classifier.model import artifact, network as model_lib, decoding, runtimes
-from classifier.training import export
+from classifier.model import artifact, decoding, runtimes, selection
+from classifier.model import network as model_lib
 from classifier.model.runtimes import ONNX, ONNX_INT8, TORCH
-from classifier.model import selection
+from classifier.model.selection import Gate, RuntimeRequest, SelectionError
 from classifier.serving.app import ServingApp
 from classifier.serving.handler import ImageClassifierHandler, RequestContext
-from classifier.model.selection import Gate, RuntimeRequest, SelectionError
+from classifier.training import export
 
 PREP = decoding.eval_preprocessing(32)
 CLASSES = ["a", "b", "c", "d"]
@@ -32,8 +33,17 @@ def exported_model(tmp_path_factory):
     torch.manual_seed(0)
     network = model_lib.build("resnet18", len(CLASSES)).eval()
     path = tmp_path_factory.mktemp("exported")
-    artifact.save(path, network.state_dict(), classes=CLASSES, model_name="resnet18", image_size=32,
-                  preprocessing=PREP, hyperparameters={}, metrics={"test_acc": 0.25}, export={"enabled": True})
+    artifact.save(
+        path,
+        network.state_dict(),
+        classes=CLASSES,
+        model_name="resnet18",
+        image_size=32,
+        preprocessing=PREP,
+        hyperparameters={},
+        metrics={"test_acc": 0.25},
+        export={"enabled": True},
+    )
     generator = torch.Generator().manual_seed(1)
     images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, len(CLASSES), (48,), generator=generator)
@@ -98,8 +108,9 @@ def test_a_runtime_that_cannot_start_in_the_worker_fails_ping_with_the_reason(mo
     app.model.runtime.model = b"not an onnx file"  # what the worker would find if the bytes were damaged
     app.start_worker(1)
     statuses = []
-    body = json.loads(b"".join(app({"PATH_INFO": "/ping", "REQUEST_METHOD": "GET"},
-                                   lambda status, headers: statuses.append(status))))
+    body = json.loads(
+        b"".join(app({"PATH_INFO": "/ping", "REQUEST_METHOD": "GET"}, lambda status, headers: statuses.append(status)))
+    )
     assert statuses == ["503 Service Unavailable"]
     assert body["status"].startswith("starting the onnx runtime failed: ") and body["runtime"] == ONNX
 
@@ -137,8 +148,9 @@ def test_auto_falls_back_when_int8_computes_differently_on_this_cpu(model_dir, t
     other = tmp_path / "other"
     other.mkdir()
     export.export_fp32(OtherNet().eval(), 32, other / "model.onnx")
-    export.quantize_int8(other / "model.onnx", model_dir / artifact.RUNTIME_FILES[ONNX_INT8],
-                         np.zeros((4, 3, 32, 32), np.uint8), PREP)
+    export.quantize_int8(
+        other / "model.onnx", model_dir / artifact.RUNTIME_FILES[ONNX_INT8], np.zeros((4, 3, 32, 32), np.uint8), PREP
+    )
     choice = choose(model_dir)
     assert choice.runtime.name == ONNX
     assert "not onnx-int8: it fails the start-up check on this CPU" in choice.reason
@@ -227,8 +239,9 @@ NO_TORCH = textwrap.dedent("""
 
 
 def run_without_torch(model_dir, name="auto"):
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(model_dir), name], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(model_dir), name], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -244,7 +257,7 @@ def test_without_torch_the_onnx_runtimes_serve_the_same_answers(model_dir):
     inputs = handler.input_fn(buffer.getvalue(), "image/jpeg", RequestContext("top_k=4"))
     full = handler.predict_fn(inputs, served)["predictions"]
     assert [r["index"] for r in slim["answer"]["predictions"]] == [r["index"] for r in full]
-    for got, want in zip(slim["answer"]["predictions"], full):
+    for got, want in zip(slim["answer"]["predictions"], full, strict=True):
         assert got["probability"] == pytest.approx(want["probability"], abs=1e-4)
     assert run_without_torch(model_dir)["runtime"] == ONNX_INT8
 

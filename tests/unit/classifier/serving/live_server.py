@@ -6,6 +6,7 @@ waits (a stuck model, for the liveness tests), or raises if it says "fail" (a bu
 A forward pass that finds the gate there first creates `entered` beside it, so a test knows when a
 request is held inside the server (wait_entered). Nothing else about the server is replaced.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,11 +43,22 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "server.log"
-        environment = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_BIND_TO_PORT": str(self.port),
-                       "SERVING_USER": "nobody", "SERVING_TEST_FORWARD_GATE": str(self.gate), **(env or {})}
+        environment = {
+            **os.environ,
+            "SAGEMAKER_BASE_DIR": str(base),
+            "SAGEMAKER_BIND_TO_PORT": str(self.port),
+            "SERVING_USER": "nobody",
+            "SERVING_TEST_FORWARD_GATE": str(self.gate),
+            **(env or {}),
+        }
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, __file__], env=environment, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, __file__],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -99,6 +111,7 @@ def _gated(predict):
                 raise RuntimeError(f"injected failure reading {gate}")
             time.sleep(0.02)
         return predict(self, batch, deadline)
+
     return forward
 
 

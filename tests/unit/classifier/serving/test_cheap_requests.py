@@ -2,6 +2,7 @@
 (resize 256, crop 224). The handler answers each crafted request with its status (tests/image_cases.py's
 matrix), decoding never grows memory beyond what the source pixels need, and no parser on the request
 path lets an exception through as a 500. Time per case is benchmarks/preprocessing.py's."""
+
 from __future__ import annotations
 
 import io
@@ -16,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier.model import artifact, network as model_lib, decoding
+from classifier.model import artifact, decoding
+from classifier.model import network as model_lib
 from classifier.serving.handler import IMAGE_TYPES, ImageClassifierHandler, RequestContext, RequestError
 from tests import image_cases
 
@@ -30,9 +32,16 @@ def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model-224")
     classes = [f"{i:03d}.class_{i}" for i in range(1, 6)]
-    artifact.save(path, model_lib.build("resnet18", len(classes)).state_dict(), classes=classes,
-                  model_name="resnet18", image_size=IMAGE_SIZE, preprocessing=decoding.eval_preprocessing(IMAGE_SIZE),
-                  hyperparameters={}, metrics={})
+    artifact.save(
+        path,
+        model_lib.build("resnet18", len(classes)).state_dict(),
+        classes=classes,
+        model_name="resnet18",
+        image_size=IMAGE_SIZE,
+        preprocessing=decoding.eval_preprocessing(IMAGE_SIZE),
+        hyperparameters={},
+        metrics={},
+    )
     return path
 
 
@@ -97,25 +106,47 @@ def test_decoding_memory_is_bounded_by_source_pixels(model_dir):
     slack = 64 * 2**20
     bound = {c.name: slack + 10 * c.pixels for c in CASES}
     order = sorted(bound, key=bound.get)
-    done = subprocess.run([sys.executable, "-c", DECODE_IN_A_FRESH_PROCESS, str(ROOT), str(model_dir),
-                           json.dumps(order)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", DECODE_IN_A_FRESH_PROCESS, str(ROOT), str(model_dir), json.dumps(order)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     baseline = rows[0][1]
     for name, peak in rows[1:]:
-        assert peak - baseline <= bound[name], f"{name}: grew {(peak - baseline) / 2**20:.0f} MiB, bound " \
-                                               f"{bound[name] / 2**20:.0f} MiB"
+        assert peak - baseline <= bound[name], (
+            f"{name}: grew {(peak - baseline) / 2**20:.0f} MiB, bound {bound[name] / 2**20:.0f} MiB"
+        )
     assert [name for name, _ in rows[1:]] == order
 
 
 # ---- every accepted format has its content type; the body's real format decides
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
-           "TIFF": "image/tiff", "HEIF": "image/heic"}
+FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "HEIF": "image/heic",
+}
 
 
 def test_every_image_type_the_issue_names_is_accepted():
-    assert set(IMAGE_TYPES) == {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
-                                "image/heic", "image/heif", "application/x-image", "application/octet-stream"}
+    assert set(IMAGE_TYPES) == {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/bmp",
+        "image/tiff",
+        "image/heic",
+        "image/heif",
+        "application/x-image",
+        "application/octet-stream",
+    }
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -133,10 +164,15 @@ def seeds() -> list[bytes]:
     photo = Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8))
     exif = Image.Exif()
     exif[image_cases.ORIENTATION_TAG] = 6
-    return [image_cases.encoded(photo, "JPEG", exif=exif), image_cases.encoded(photo, "PNG", exif=exif),
-            image_cases.encoded(photo, "WEBP"), image_cases.encoded(photo.convert("P"), "GIF"),
-            image_cases.encoded(photo, "BMP"), image_cases.encoded(photo, "TIFF", exif=exif),
-            image_cases.encoded(photo, "HEIF")]
+    return [
+        image_cases.encoded(photo, "JPEG", exif=exif),
+        image_cases.encoded(photo, "PNG", exif=exif),
+        image_cases.encoded(photo, "WEBP"),
+        image_cases.encoded(photo.convert("P"), "GIF"),
+        image_cases.encoded(photo, "BMP"),
+        image_cases.encoded(photo, "TIFF", exif=exif),
+        image_cases.encoded(photo, "HEIF"),
+    ]
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -149,12 +185,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if action < 0.4:
             data[where] = rng.randrange(256)
         elif action < 0.7:
-            data[where:where + 4] = rng.choice([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff"])
+            data[where : where + 4] = rng.choice([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff"])
         elif action < 0.85:
             del data[where:]
             data += b"\0"
         else:
-            data[where:where] = data[where:where + rng.randint(1, 64)]
+            data[where:where] = data[where : where + rng.randint(1, 64)]
     return bytes(data)
 
 
@@ -194,6 +230,7 @@ def test_a_parser_error_of_another_type_is_a_bad_image_naming_it(monkeypatch):
 def test_the_box_crop_equals_resizing_the_whole_image_then_cropping():
     """The reference is what presets did before (resize everything, crop), written out here with PIL:
     at most one grey level apart (float rounding), on average under 0.1, for ordinary shapes."""
+
     def resize_then_crop(image, resize, crop):
         width, height = image.size
         scale = resize / min(width, height)
@@ -215,8 +252,10 @@ def test_the_box_crop_equals_resizing_the_whole_image_then_cropping():
 
 def test_training_cache_and_eval_refuse_extreme_shapes_alike(tmp_path):
     Image.new("RGB", (1, 20000)).save(tmp_path / "thin.png")
-    for decode in (lambda p: decoding.eval_image(p, decoding.eval_preprocessing(224)),
-                   lambda p: decoding.decode_for_cache(p, 224)):
+    for decode in (
+        lambda p: decoding.eval_image(p, decoding.eval_preprocessing(224)),
+        lambda p: decoding.decode_for_cache(p, 224),
+    ):
         with pytest.raises(decoding.BadShape):
             decode(tmp_path / "thin.png")
     assert decoding.BadShape.kind == "aspect ratio over the limit"

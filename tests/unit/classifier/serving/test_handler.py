@@ -1,4 +1,5 @@
 """The serving handler (model_fn/input_fn/predict_fn/output_fn) on a real small artifact."""
+
 from __future__ import annotations
 
 import base64
@@ -8,13 +9,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from classifier.model import artifact, forward, network as model_lib, decoding, runtimes
+from classifier.model import artifact, decoding, forward, runtimes
 from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_attributes
 from classifier.serving.limits import Limits
 from tests.image_cases import bomb_png, encode, noise_image, stored_as, truncated_jpeg, with_orientation
 from tests.unit.small_model import CLASSES, IMAGE_SIZE
+
 
 @pytest.fixture(scope="module")
 def loaded(model_dir):
@@ -44,9 +45,16 @@ def reference(model_dir, image: bytes) -> torch.Tensor:
 
 
 # ---- every accepted content type
-@pytest.mark.parametrize("content_type,fmt", [
-    ("image/jpeg", "JPEG"), ("image/png", "PNG"), ("application/x-image", "JPEG"),
-    ("application/octet-stream", "PNG"), ("Image/JPEG; charset=binary", "JPEG")])
+@pytest.mark.parametrize(
+    "content_type,fmt",
+    [
+        ("image/jpeg", "JPEG"),
+        ("image/png", "PNG"),
+        ("application/x-image", "JPEG"),
+        ("application/octet-stream", "PNG"),
+        ("Image/JPEG; charset=binary", "JPEG"),
+    ],
+)
 def test_one_image_gives_the_trainers_probabilities(loaded, model_dir, content_type, fmt):
     image = noise_image(1, fmt)
     ranked = answer(loaded, image, content_type)
@@ -69,7 +77,7 @@ def test_json_instances_give_one_list_per_image(loaded, model_dir):
     body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
     ranked = answer(loaded, body, "application/json", "top_k=2")
     assert len(ranked) == 2 and all(len(r) == 2 for r in ranked)
-    for image, rows in zip(images, ranked):
+    for image, rows in zip(images, ranked, strict=True):
         assert rows[0]["index"] == int(reference(model_dir, image).argmax())
 
 
@@ -86,8 +94,9 @@ def test_npy_preprocessed_tensor_matches_the_image_path(loaded):
 
 
 # ---- top_k
-@pytest.mark.parametrize("attributes,k", [(None, 5), ("top_k=3", 3), ("trace=abc, top_k=1", 1),
-                                          ("top_k=100", len(CLASSES)), ("other=1", 5)])
+@pytest.mark.parametrize(
+    "attributes,k", [(None, 5), ("top_k=3", 3), ("trace=abc, top_k=1", 1), ("top_k=100", len(CLASSES)), ("other=1", 5)]
+)
 def test_top_k_from_custom_attributes(loaded, attributes, k):
     assert len(answer(loaded, noise_image(5), "image/jpeg", attributes)) == k
 
@@ -125,14 +134,17 @@ BAD_REQUESTS = {
     "json empty instances": (b64_body(), "application/json", 400, "at least one"),
     "json instance not an object": (b64_body("abc"), "application/json", 400, "instances[0]"),
     "bad base64": (b64_body({"b64": "!!!not base64!!!"}), "application/json", 400, "instances[0].b64"),
-    "base64 of text": (b64_body({"b64": base64.b64encode(b"plain text").decode()}), "application/json", 400,
-                       "instances[0]: not a readable image"),
+    "base64 of text": (
+        b64_body({"b64": base64.b64encode(b"plain text").decode()}),
+        "application/json",
+        400,
+        "instances[0]: not a readable image",
+    ),
     "npy garbage": (b"\x93NUMPY garbage", "application/x-npy", 400, ".npy"),
     "npy pickled objects": (npy(np.array([{"a": 1}], dtype=object)), "application/x-npy", 400, ".npy"),
     "npy float64": (npy(np.zeros((3, IMAGE_SIZE, IMAGE_SIZE))), "application/x-npy", 400, "float32"),
     "npy wrong shape": (npy(np.zeros((3, 8, 8), np.float32)), "application/x-npy", 400, "shape"),
-    "npy empty batch": (npy(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)), "application/x-npy", 400,
-                        "shape"),
+    "npy empty batch": (npy(np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)), "application/x-npy", 400, "shape"),
     "npy nan": (npy(np.full((3, IMAGE_SIZE, IMAGE_SIZE), np.nan, np.float32)), "application/x-npy", 400, "NaN"),
     "oversized body": (b"\xff" * (Limits().max_payload_bytes + 1), "image/jpeg", 413, "SERVING_MAX_PAYLOAD_MB"),
 }
@@ -173,7 +185,9 @@ def test_too_many_instances_is_413_before_any_is_decoded(model_dir):
     body = b64_body(*[{"b64": "!!! not even base64 !!!"}] * 4)  # would be a 400 if anything were decoded
     with pytest.raises(RequestError) as err:
         handler.input_fn(body, "application/json")
-    assert err.value.status_code == 413 and "SERVING_MAX_IMAGES" in err.value.message and "4 images" in err.value.message
+    assert (
+        err.value.status_code == 413 and "SERVING_MAX_IMAGES" in err.value.message and "4 images" in err.value.message
+    )
     npy_batch = npy(np.zeros((4, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32))
     with pytest.raises(RequestError, match="SERVING_MAX_IMAGES"):
         handler.input_fn(npy_batch, "application/x-npy")
@@ -182,8 +196,10 @@ def test_too_many_instances_is_413_before_any_is_decoded(model_dir):
 def test_too_many_pixels_per_request_is_413_before_decoding(model_dir):
     handler = limited(model_dir, max_request_pixels=15_000)
     # The first image's data is cut short (decoding it would be a 400); its header says 100x70.
-    instances = [{"b64": base64.b64encode(truncated_jpeg()).decode()},
-                 {"b64": base64.b64encode(encode((1, 2, 3), "PNG", size=(120, 90))).decode()}]
+    instances = [
+        {"b64": base64.b64encode(truncated_jpeg()).decode()},
+        {"b64": base64.b64encode(encode((1, 2, 3), "PNG", size=(120, 90))).decode()},
+    ]
     with pytest.raises(RequestError) as err:
         handler.input_fn(b64_body(*instances), "application/json")
     assert err.value.status_code == 413 and "SERVING_MAX_REQUEST_MEGAPIXELS" in err.value.message
@@ -205,8 +221,14 @@ def test_a_busy_decode_budget_is_a_503_that_says_so(model_dir):
     with handler.budget.hold(handler.budget.capacity, 1):  # other requests hold the whole budget
         with pytest.raises(BudgetExhausted, match="SERVING_DECODE_BUDGET_MEGAPIXELS"):
             handler.input_fn(noise_image(1), "image/jpeg")
-    assert len(handler.predict_fn(handler.input_fn(noise_image(1), "image/jpeg"), handler.model_fn(str(model_dir)))
-               ["predictions"]) == 5
+    assert (
+        len(
+            handler.predict_fn(handler.input_fn(noise_image(1), "image/jpeg"), handler.model_fn(str(model_dir)))[
+                "predictions"
+            ]
+        )
+        == 5
+    )
 
 
 # ---- formats: an allow-list; others are refused by name

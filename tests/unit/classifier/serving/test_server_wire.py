@@ -2,6 +2,7 @@
 that sends its whole body still reads, liveness with a stuck forward pass, batch mode (SageMaker Batch
 Transform) and a large payload limit with its body budget. No Docker: the serving image runs the same
 code (tests/integration/test_serving.py repeats the attack against it)."""
+
 from __future__ import annotations
 
 import http.client
@@ -12,17 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.image_cases import bomb_png, tiny_pngs_body
+from tests.image_cases import bomb_png, encode, noise_image, tiny_pngs_body, truncated_jpeg
 from tests.serving_probes import urllib_post
 
 from .live_server import LiveServer
-from tests.image_cases import encode, noise_image, truncated_jpeg
 
 SEVEN_MB = 7 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):  # noqa: F811
+def server(model_dir, tmp_path_factory):
     live = LiveServer(model_dir, tmp_path_factory.mktemp("live"), env={"SERVING_REQUEST_TIMEOUT_S": "2"})
     yield live
     live.stop()
@@ -34,8 +34,7 @@ def test_a_client_that_sends_the_whole_oversized_body_reads_the_413(server):
     # Chunked (no Content-Length): the limit holds while reading, and the answer still arrives.
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     chunks = (b"\xff" * (1024 * 1024) for _ in range(7))
-    connection.request("POST", "/invocations", body=chunks, headers={"Content-Type": "image/jpeg"},
-                       encode_chunked=True)
+    connection.request("POST", "/invocations", body=chunks, headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
     answer = connection.getresponse()
     assert answer.status == 413 and "chunked" in json.loads(answer.read())["error"]
     connection.close()
@@ -48,7 +47,9 @@ def test_fifty_thousand_tiny_images_are_refused_by_count_and_the_worker_survives
     status, answer = urllib_post(server.url, body, "application/json")
     took = time.monotonic() - start
     assert status == 413 and "50,000 images; the limit is 64" in answer["error"]
-    assert took < 10, f"refused after {took:.1f}s: the images were decoded first"  # ~0.1 s; bounds only a regression to decoding
+    assert took < 10, (
+        f"refused after {took:.1f}s: the images were decoded first"
+    )  # ~0.1 s; bounds only a regression to decoding
     assert requests.get(server.url + "/ping", timeout=2).status_code == 200
     assert server.log().count("Booting worker") == 1
 
@@ -85,8 +86,9 @@ def test_a_stuck_forward_pass_gets_503s_not_hung_connections_and_fails_ping(serv
 def test_a_bug_is_an_opaque_500_with_a_request_id_and_the_traceback_goes_to_the_log(server):
     server.gate.write_text("fail")
     try:
-        answer = requests.post(server.url + "/invocations", data=noise_image(3), timeout=60,
-                               headers={"Content-Type": "image/jpeg"})
+        answer = requests.post(
+            server.url + "/invocations", data=noise_image(3), timeout=60, headers={"Content-Type": "image/jpeg"}
+        )
     finally:
         server.gate.unlink()
     body = answer.json()
@@ -104,9 +106,12 @@ def test_execution_parameters_are_404_outside_batch_mode(server):
 
 # ---- batch mode: SageMaker Batch Transform (what a job with MaxPayloadInMB=2, MaxConcurrentTransforms=3 sets)
 @pytest.fixture(scope="module")
-def batch_server(model_dir, tmp_path_factory):  # noqa: F811
-    live = LiveServer(model_dir, tmp_path_factory.mktemp("batch"), env={
-        "SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "2", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3"})
+def batch_server(model_dir, tmp_path_factory):
+    live = LiveServer(
+        model_dir,
+        tmp_path_factory.mktemp("batch"),
+        env={"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "2", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3"},
+    )
     yield live
     live.stop()
 
@@ -119,14 +124,19 @@ def test_batch_mode_answers_the_jobs_execution_parameters(batch_server):
     assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
 
 
-@pytest.mark.parametrize("body,status,words", [
-    (truncated_jpeg(), 400, "image"),
-    (b"hello, this is text", 400, "not a readable image"),
-    (b"\xff" * (2 * 1024 * 1024 + 1), 413, "the limit is 2,097,152 (SAGEMAKER_MAX_PAYLOAD_IN_MB)"),
-], ids=["corrupt image", "not an image", "over MaxPayloadInMB"])
+@pytest.mark.parametrize(
+    "body,status,words",
+    [
+        (truncated_jpeg(), 400, "image"),
+        (b"hello, this is text", 400, "not a readable image"),
+        (b"\xff" * (2 * 1024 * 1024 + 1), 413, "the limit is 2,097,152 (SAGEMAKER_MAX_PAYLOAD_IN_MB)"),
+    ],
+    ids=["corrupt image", "not an image", "over MaxPayloadInMB"],
+)
 def test_batch_mode_answers_a_bad_record_200_with_an_error_record(batch_server, body, status, words):
-    answer = requests.post(batch_server.url + "/invocations", data=body, timeout=60,
-                           headers={"Content-Type": "image/jpeg"})
+    answer = requests.post(
+        batch_server.url + "/invocations", data=body, timeout=60, headers={"Content-Type": "image/jpeg"}
+    )
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
     record = answer.json()
     assert record["status"] == status and words in record["error"] and set(record) == {"error", "status"}
@@ -150,9 +160,12 @@ def test_batch_mode_answers_a_bug_200_with_an_opaque_error_record(batch_server):
 
 # ---- a large payload limit (an async endpoint's), with the body budget that bounds it
 @pytest.fixture(scope="module")
-def large_server(model_dir, tmp_path_factory):  # noqa: F811
-    live = LiveServer(model_dir, tmp_path_factory.mktemp("large"), env={
-        "SERVING_MAX_PAYLOAD_MB": "8", "SERVING_BODY_BUDGET_MB": "8", "SERVING_DECODE_WAIT_MS": "300"})
+def large_server(model_dir, tmp_path_factory):
+    live = LiveServer(
+        model_dir,
+        tmp_path_factory.mktemp("large"),
+        env={"SERVING_MAX_PAYLOAD_MB": "8", "SERVING_BODY_BUDGET_MB": "8", "SERVING_DECODE_WAIT_MS": "300"},
+    )
     yield live
     live.stop()
 
@@ -188,8 +201,9 @@ def test_a_request_waits_for_the_body_budget_then_gets_a_503_it_reads_after_send
 def chunked_post(port: int, body: bytes) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        connection.request("POST", "/invocations", body=iter([body]), headers={"Content-Type": "image/jpeg"},
-                           encode_chunked=True)
+        connection.request(
+            "POST", "/invocations", body=iter([body]), headers={"Content-Type": "image/jpeg"}, encode_chunked=True
+        )
         answer = connection.getresponse()
         answer.read()
         return answer.status

@@ -1,4 +1,5 @@
 """The server's pieces without Docker: micro-batcher, WSGI routes and status codes, settings."""
+
 from __future__ import annotations
 
 import io
@@ -11,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from classifier.model.selection import RuntimeRequest
 from classifier.serving import server
 from classifier.serving.app import ServingApp
 from classifier.serving.batching import Batcher
 from classifier.serving.handler import ImageClassifierHandler
 from classifier.serving.limits import MIB, Deadline, DeadlineExceeded, Limits
-from classifier.model.selection import RuntimeRequest
-
 from tests.image_cases import noise_image
 from tests.unit.small_model import CLASSES
 
@@ -48,6 +48,7 @@ def slow_double(calls):
         calls.append(len(batch))
         time.sleep(0.02)
         return batch.astype(np.float32) * 2
+
     return predict
 
 
@@ -64,7 +65,7 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
         wait_until(lambda: batcher._queue.qsize() == 23)
         gate.open.set()
         outputs = [first.result()] + [f.result() for f in rest]
-    for x, y in zip(inputs, outputs):
+    for x, y in zip(inputs, outputs, strict=True):
         assert np.array_equal(y, x * 2)
     assert sum(calls) == sum(len(x) for x in inputs) == 36
     # 35 queued rows in requests of 1-2: full passes of 7-8 (never more than the cap), not 23 passes
@@ -128,6 +129,7 @@ def test_a_failing_pass_fails_its_callers_and_the_batcher_keeps_going():
         if (batch < 0).any():
             raise RuntimeError("bad batch")
         return batch
+
     batcher = Batcher(predict, max_batch_size=4, max_delay=0)
     with pytest.raises(RuntimeError, match="bad batch"):
         batcher.predict(-np.ones((1, 3), np.float32))
@@ -157,7 +159,7 @@ def test_the_batching_thread_survives_its_callers_and_reports_idle():
 
 
 # ---- WSGI app
-def new_app(model_dir, limits=Limits(), gate=False, **batch):  # noqa: F811
+def new_app(model_dir, limits=Limits(), gate=False, **batch):
     handler = ImageClassifierHandler(limits)
     model = handler.model_fn(str(model_dir))
     if gate:
@@ -166,7 +168,7 @@ def new_app(model_dir, limits=Limits(), gate=False, **batch):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def app(model_dir):  # noqa: F811
+def app(model_dir):
     """A started worker's app, ready to answer."""
     served = new_app(model_dir)
     served.start_worker(threads=2)
@@ -182,8 +184,9 @@ def call(app, method, path, body=b"", headers=None, declare_length=True, stream=
         key = name.upper().replace("-", "_")
         environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
     seen = {}
-    payload = b"".join(app(environ, lambda status, hdrs: seen.update(status=int(status.split()[0]),
-                                                                     headers=dict(hdrs))))
+    payload = b"".join(
+        app(environ, lambda status, hdrs: seen.update(status=int(status.split()[0]), headers=dict(hdrs)))
+    )
     return seen["status"], json.loads(payload), seen["headers"]
 
 
@@ -194,7 +197,7 @@ def wait_ready(app, timeout=60):
     assert app.ready.is_set(), app.failed
 
 
-def test_ping_is_503_until_the_warm_up_passed_then_200(model_dir):  # noqa: F811
+def test_ping_is_503_until_the_warm_up_passed_then_200(model_dir):
     app = new_app(model_dir)
     assert call(app, "GET", "/ping")[0] == 503
     assert call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})[0] == 503
@@ -206,16 +209,27 @@ def test_ping_is_503_until_the_warm_up_passed_then_200(model_dir):  # noqa: F811
 
 
 def test_invocations_answers_and_maps_errors_to_statuses(app):
-    status, body, _ = call(app, "POST", "/invocations", noise_image(2), {"Content-Type": "image/jpeg",
-                                                                           "X-Amzn-SageMaker-Custom-Attributes": "top_k=2"})
+    status, body, _ = call(
+        app,
+        "POST",
+        "/invocations",
+        noise_image(2),
+        {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "top_k=2"},
+    )
     assert status == 200 and [r["label"] in CLASSES for r in body["predictions"]] == [True, True]
     assert call(app, "POST", "/invocations", noise_image(2), {"Content-Type": "text/plain"})[0] == 415
     assert call(app, "POST", "/invocations", b"junk", {"Content-Type": "image/png"})[0] == 400
     # An oversized body is read to its end before the 413 (so clients that send it all see the answer).
     for declare_length in (True, False):  # a chunked upload declares no length: the limit holds while reading
         stream = io.BytesIO(b"x" * (6 * 1024 * 1024 + 1))
-        status, body, _ = call(app, "POST", "/invocations", headers={"Content-Type": "image/jpeg"},
-                               declare_length=declare_length, stream=stream)
+        status, body, _ = call(
+            app,
+            "POST",
+            "/invocations",
+            headers={"Content-Type": "image/jpeg"},
+            declare_length=declare_length,
+            stream=stream,
+        )
         assert status == 413 and "SERVING_MAX_PAYLOAD_MB" in body["error"]
         assert stream.tell() == 6 * 1024 * 1024 + 1
     assert call(app, "GET", "/invocations")[0] == 405
@@ -223,7 +237,7 @@ def test_invocations_answers_and_maps_errors_to_statuses(app):
     assert call(app, "GET", "/nope")[0] == 404
 
 
-def test_concurrent_invocations_are_batched(model_dir):  # noqa: F811
+def test_concurrent_invocations_are_batched(model_dir):
     app = new_app(model_dir, gate=True)
     app.start_worker(threads=2)
     wait_ready(app)
@@ -242,7 +256,7 @@ def test_concurrent_invocations_are_batched(model_dir):  # noqa: F811
     assert batcher.batch_sizes[-2:] == [4, 4]  # the eight waiting requests shared two passes
 
 
-def test_a_stuck_forward_pass_gives_503s_and_fails_ping_until_it_finishes(model_dir):  # noqa: F811
+def test_a_stuck_forward_pass_gives_503s_and_fails_ping_until_it_finishes(model_dir):
     app = new_app(model_dir, Limits(timeout_s=1), gate=True)
     app.start_worker(threads=2)
     wait_ready(app)
@@ -271,7 +285,7 @@ def test_an_internal_error_is_a_500_and_the_app_keeps_serving(app, monkeypatch, 
     assert call(app, "POST", "/invocations", noise_image(3), {"Content-Type": "image/jpeg"})[0] == 200
 
 
-def test_a_request_waits_for_the_body_budget_then_gets_a_503(model_dir):  # noqa: F811
+def test_a_request_waits_for_the_body_budget_then_gets_a_503(model_dir):
     """A request whose forward pass is held holds its body's bytes, here the whole budget: another
     waits SERVING_DECODE_WAIT_MS for its share, gets a 503, and gets in once the first is answered."""
     image = noise_image(1)
@@ -299,12 +313,13 @@ def test_a_request_waits_for_the_body_budget_then_gets_a_503(model_dir):  # noqa
 
 # ---- batch mode (SageMaker Batch Transform)
 @pytest.fixture(scope="module")
-def batch_app(model_dir):  # noqa: F811
+def batch_app(model_dir):
     """A started worker's app in batch mode, from what a transform job that sets nothing gives it (and a
     short wait for the body budget)."""
     settings = server.Settings.from_env({"SAGEMAKER_BATCH": "true", "SERVING_DECODE_WAIT_MS": "100"})
-    served = new_app(model_dir, settings.limits, batch=True,
-                     max_concurrent_transforms=settings.max_concurrent_transforms)
+    served = new_app(
+        model_dir, settings.limits, batch=True, max_concurrent_transforms=settings.max_concurrent_transforms
+    )
     served.start_worker(threads=2)
     wait_ready(served)
     return served
@@ -312,8 +327,10 @@ def batch_app(model_dir):  # noqa: F811
 
 def test_execution_parameters_in_batch_mode_only(app, batch_app):
     # Workers x SERVING_MAX_BATCH_SIZE (1 x 8) requests fill a batch; 6 MiB is SageMaker's default MaxPayloadInMB.
-    assert call(batch_app, "GET", "/execution-parameters")[:2] == (200, {"MaxConcurrentTransforms": 8,
-                                                                       "MaxPayloadInMB": 6})
+    assert call(batch_app, "GET", "/execution-parameters")[:2] == (
+        200,
+        {"MaxConcurrentTransforms": 8, "MaxPayloadInMB": 6},
+    )
     assert call(batch_app, "HEAD", "/execution-parameters")[0] == 200
     status, _, headers = call(batch_app, "POST", "/execution-parameters")
     assert status == 405 and headers["Allow"] == "GET, HEAD"
@@ -323,8 +340,10 @@ def test_execution_parameters_in_batch_mode_only(app, batch_app):
 
 def test_batch_mode_answers_every_failure_200_with_an_error_record(batch_app, monkeypatch, caplog):
     caplog.set_level(logging.WARNING, "classifier.serving.app")
-    post = lambda body, **headers: call(batch_app, "POST", "/invocations", body,  # noqa: E731
-                                        {"Content-Type": "image/jpeg", **headers})
+
+    def post(body, **headers):
+        return call(batch_app, "POST", "/invocations", body, {"Content-Type": "image/jpeg", **headers})
+
     records = {
         415: post(noise_image(1), **{"Content-Type": "text/plain"}),
         400: post(b"junk"),
@@ -346,55 +365,111 @@ def test_batch_mode_answers_every_failure_200_with_an_error_record(batch_app, mo
     assert len(post(noise_image(1))[1]["predictions"]) == 5
 
 
-def test_batch_mode_still_answers_503_while_warming_up(model_dir):  # noqa: F811
+def test_batch_mode_still_answers_503_while_warming_up(model_dir):
     """Not a failed record: the server is not ready yet, and SageMaker retries."""
     app = new_app(model_dir, batch=True)
     assert call(app, "POST", "/invocations", noise_image(1), {"Content-Type": "image/jpeg"})[0] == 503
 
 
 # ---- settings
-@pytest.mark.parametrize("env,expected", [
-    ({}, (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60)),
-    # Batch mode: a body budget of at least 100 MiB, since a job keeps MaxConcurrentTransforms x payload <= 100.
-    ({"SAGEMAKER_BATCH": "true"}, (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
-    ({"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1",
-      "SERVING_MAX_PAYLOAD_MB": "3"}, (True, 1, 100, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 200, 590, 600)),
-    # Two workers, each filling a batch of 8 with at most its 4 request threads: 8, but 2 x 40 MB keeps
-    # within SageMaker's 100 MB.
-    ({"SAGEMAKER_BATCH": "1", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SERVING_THREADS": "4",
-      "SERVING_MAX_PAYLOAD_MB": "40"}, (True, 2, 40, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
-    ({"SAGEMAKER_BATCH": "1", "SERVING_MAX_BATCH_SIZE": "4", "SERVING_MAX_PAYLOAD_MB": "6"},
-     (True, 4, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
-    ({"SAGEMAKER_BATCH": "1", "SERVING_REQUEST_TIMEOUT_S": "100"},
-     (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 100, 110)),
-    # SageMaker's batch variables count in batch mode only.
-    ({"SAGEMAKER_BATCH": "false", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "50", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "2"},
-     (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60)),
-    ({"SERVING_MAX_PAYLOAD_MB": "1024", "SERVING_BODY_BUDGET_MB": "1024", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "51"},
-     (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 1024, 50, 51)),
-    ({"SERVING_MAX_PAYLOAD_MB": "1024"}, (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 2048, 50, 60)),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({}, (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60)),
+        # Batch mode: a body budget of at least 100 MiB, since a job keeps MaxConcurrentTransforms x payload <= 100.
+        ({"SAGEMAKER_BATCH": "true"}, (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600)),
+        (
+            {
+                "SAGEMAKER_BATCH": "True",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100",
+                "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1",
+                "SERVING_MAX_PAYLOAD_MB": "3",
+            },
+            (True, 1, 100, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 200, 590, 600),
+        ),
+        # Two workers, each filling a batch of 8 with at most its 4 request threads: 8, but 2 x 40 MB keeps
+        # within SageMaker's 100 MB.
+        (
+            {
+                "SAGEMAKER_BATCH": "1",
+                "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+                "SERVING_THREADS": "4",
+                "SERVING_MAX_PAYLOAD_MB": "40",
+            },
+            (True, 2, 40, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600),
+        ),
+        (
+            {"SAGEMAKER_BATCH": "1", "SERVING_MAX_BATCH_SIZE": "4", "SERVING_MAX_PAYLOAD_MB": "6"},
+            (True, 4, 6, "SERVING_MAX_PAYLOAD_MB", 100, 590, 600),
+        ),
+        (
+            {"SAGEMAKER_BATCH": "1", "SERVING_REQUEST_TIMEOUT_S": "100"},
+            (True, 8, 6, "SERVING_MAX_PAYLOAD_MB", 100, 100, 110),
+        ),
+        # SageMaker's batch variables count in batch mode only.
+        (
+            {
+                "SAGEMAKER_BATCH": "false",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": "50",
+                "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "2",
+            },
+            (False, 8, 6, "SERVING_MAX_PAYLOAD_MB", 64, 50, 60),
+        ),
+        (
+            {
+                "SERVING_MAX_PAYLOAD_MB": "1024",
+                "SERVING_BODY_BUDGET_MB": "1024",
+                "SAGEMAKER_MODEL_SERVER_TIMEOUT": "51",
+            },
+            (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 1024, 50, 51),
+        ),
+        ({"SERVING_MAX_PAYLOAD_MB": "1024"}, (False, 8, 1024, "SERVING_MAX_PAYLOAD_MB", 2048, 50, 60)),
+    ],
+)
 def test_batch_mode_payload_and_timeouts_from_environment(env, expected):
     settings = server.Settings.from_env(env)
     limits = settings.limits
-    assert (settings.batch, settings.max_concurrent_transforms, limits.max_payload_bytes // MIB, limits.payload_setting,
-            limits.body_budget_bytes // MIB, limits.timeout_s, settings.timeout) == expected
+    assert (
+        settings.batch,
+        settings.max_concurrent_transforms,
+        limits.max_payload_bytes // MIB,
+        limits.payload_setting,
+        limits.body_budget_bytes // MIB,
+        limits.timeout_s,
+        settings.timeout,
+    ) == expected
 
 
-@pytest.mark.parametrize("env,names", [
-    ({"SERVING_MAX_PAYLOAD_MB": "0"}, ["SERVING_MAX_PAYLOAD_MB"]),
-    ({"SERVING_MAX_PAYLOAD_MB": "1025"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 1024"]),
-    ({"SAGEMAKER_BATCH": "true", "SERVING_MAX_PAYLOAD_MB": "101"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 100"]),
-    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}, ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "chunked"]),
-    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}, ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "1 to 100"]),
-    ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "0"}, ["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"]),
-    ({"SAGEMAKER_BATCH": "yes"}, ["SAGEMAKER_BATCH"]),
-    ({"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_BODY_BUDGET_MB": "99"},
-     ["SERVING_BODY_BUDGET_MB", "SERVING_MAX_PAYLOAD_MB"]),
-    ({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "50"}, ["SAGEMAKER_MODEL_SERVER_TIMEOUT", "SERVING_REQUEST_TIMEOUT_S (50 s)"]),
-    ({"SAGEMAKER_BATCH": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60"},
-     ["SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s)", "SERVING_REQUEST_TIMEOUT_S (590 s)"]),
-])
+@pytest.mark.parametrize(
+    "env,names",
+    [
+        ({"SERVING_MAX_PAYLOAD_MB": "0"}, ["SERVING_MAX_PAYLOAD_MB"]),
+        ({"SERVING_MAX_PAYLOAD_MB": "1025"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 1024"]),
+        ({"SAGEMAKER_BATCH": "true", "SERVING_MAX_PAYLOAD_MB": "101"}, ["SERVING_MAX_PAYLOAD_MB", "1 to 100"]),
+        ({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}, ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "chunked"]),
+        (
+            {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"},
+            ["SAGEMAKER_MAX_PAYLOAD_IN_MB", "1 to 100"],
+        ),
+        (
+            {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "0"},
+            ["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"],
+        ),
+        ({"SAGEMAKER_BATCH": "yes"}, ["SAGEMAKER_BATCH"]),
+        (
+            {"SERVING_MAX_PAYLOAD_MB": "100", "SERVING_BODY_BUDGET_MB": "99"},
+            ["SERVING_BODY_BUDGET_MB", "SERVING_MAX_PAYLOAD_MB"],
+        ),
+        (
+            {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "50"},
+            ["SAGEMAKER_MODEL_SERVER_TIMEOUT", "SERVING_REQUEST_TIMEOUT_S (50 s)"],
+        ),
+        (
+            {"SAGEMAKER_BATCH": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60"},
+            ["SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s)", "SERVING_REQUEST_TIMEOUT_S (590 s)"],
+        ),
+    ],
+)
 def test_out_of_range_settings_name_the_variable(env, names):
     with pytest.raises(server.SettingsError) as err:
         server.Settings.from_env(env)
@@ -402,14 +477,28 @@ def test_out_of_range_settings_name_the_variable(env, names):
 
 
 def test_settings_from_environment(monkeypatch):
-    env = {"SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SERVING_MAX_BATCH_SIZE": "1",
-           "SERVING_MAX_BATCH_DELAY_MS": "0", "SERVING_INFERENCE_THREADS": "3", "SERVING_RUNTIME": "ONNX-int8",
-           "SERVING_MIN_AGREEMENT": "0.95", "SERVING_MAX_ACCURACY_DROP": "1.5"}
+    env = {
+        "SAGEMAKER_BIND_TO_PORT": "9000",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "SERVING_MAX_BATCH_SIZE": "1",
+        "SERVING_MAX_BATCH_DELAY_MS": "0",
+        "SERVING_INFERENCE_THREADS": "3",
+        "SERVING_RUNTIME": "ONNX-int8",
+        "SERVING_MIN_AGREEMENT": "0.95",
+        "SERVING_MAX_ACCURACY_DROP": "1.5",
+    }
     settings = server.Settings.from_env(env)
-    assert (settings.port, settings.workers, settings.max_batch_size, settings.max_delay_ms,
-            settings.inference_threads) == (9000, 2, 1, 0, 3)
+    assert (
+        settings.port,
+        settings.workers,
+        settings.max_batch_size,
+        settings.max_delay_ms,
+        settings.inference_threads,
+    ) == (9000, 2, 1, 0, 3)
     assert (settings.runtime.name, settings.runtime.threads) == ("onnx-int8", 3)
-    assert settings.runtime.gate.min_agreement == 0.95 and settings.runtime.gate.max_accuracy_drop == pytest.approx(0.015)
+    assert settings.runtime.gate.min_agreement == 0.95 and settings.runtime.gate.max_accuracy_drop == pytest.approx(
+        0.015
+    )
     assert server.Settings.from_env({"SERVING_TORCH_THREADS": "5"}).inference_threads == 5  # the older name
     monkeypatch.setattr(server.resources, "available_cpus", lambda: 4)
     assert server.Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).inference_threads == 2
@@ -417,10 +506,18 @@ def test_settings_from_environment(monkeypatch):
     assert server.Settings.from_env({}).runtime == RuntimeRequest(threads=4, gpu=settings.runtime.gpu)  # auto
 
 
-@pytest.mark.parametrize("name,value", [("SAGEMAKER_MODEL_SERVER_WORKERS", "0"), ("SERVING_MAX_BATCH_SIZE", "x"),
-                                        ("SAGEMAKER_BIND_TO_PORT", "-1"), ("SERVING_MAX_BATCH_DELAY_MS", "1.5"),
-                                        ("SERVING_RUNTIME", "tensorrt"), ("SERVING_MIN_AGREEMENT", "1.2"),
-                                        ("SERVING_MAX_ACCURACY_DROP", "x")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"),
+        ("SERVING_MAX_BATCH_SIZE", "x"),
+        ("SAGEMAKER_BIND_TO_PORT", "-1"),
+        ("SERVING_MAX_BATCH_DELAY_MS", "1.5"),
+        ("SERVING_RUNTIME", "tensorrt"),
+        ("SERVING_MIN_AGREEMENT", "1.2"),
+        ("SERVING_MAX_ACCURACY_DROP", "x"),
+    ],
+)
 def test_bad_settings_name_the_variable(name, value):
     with pytest.raises(server.SettingsError, match=name):
         server.Settings.from_env({name: value})

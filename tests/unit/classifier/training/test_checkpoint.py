@@ -1,4 +1,5 @@
 """Checkpoint files: atomic write, newest valid wins, damaged ones skipped with a warning, RNG round trip."""
+
 import logging
 import os
 import random
@@ -17,11 +18,19 @@ def state(value: float = 1.0) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler={"last_epoch": 3},
-                scaler={}, partial={"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0},
-                best_acc=0.5, best_state=model.state_dict(), history=[{"epoch": 1, "val_acc": 0.5}],
-                rng=checkpoint.rng_state(torch.Generator().manual_seed(1)), hyperparameters={"lr": 0.1},
-                classes=["a", "b"])
+    return dict(
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        scheduler={"last_epoch": 3},
+        scaler={},
+        partial={"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0},
+        best_acc=0.5,
+        best_state=model.state_dict(),
+        history=[{"epoch": 1, "val_acc": 0.5}],
+        rng=checkpoint.rng_state(torch.Generator().manual_seed(1)),
+        hyperparameters={"lr": 0.1},
+        classes=["a", "b"],
+    )
 
 
 def test_round_trip_with_weights_only(tmp_path):
@@ -54,7 +63,7 @@ def test_damaged_newest_is_skipped_with_a_warning(tmp_path, caplog, damage):
         newest.write_bytes(payload[: len(payload) // 2])
     elif damage == "flip":  # one byte changed inside the tensor data: torch alone would not notice
         middle = len(payload) // 2
-        newest.write_bytes(payload[:middle] + bytes([payload[middle] ^ 0xFF]) + payload[middle + 1:])
+        newest.write_bytes(payload[:middle] + bytes([payload[middle] ^ 0xFF]) + payload[middle + 1 :])
     else:
         newest.write_bytes(b"not a checkpoint at all")
     with caplog.at_level(logging.WARNING, logger="classifier.training.checkpoint"):
@@ -78,6 +87,7 @@ class Custom:
 
 def test_pickled_objects_are_refused_by_weights_only(tmp_path, caplog):
     import io
+
     buffer = io.BytesIO()
     torch.save({**state(), "format_version": 1, "epochs_done": 1, "step": 0, "extra": Custom()}, buffer)
     payload = buffer.getvalue()
@@ -127,15 +137,30 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     expected = (random.random(), np.random.normal(), torch.rand(1).item(), torch.rand(1, generator=generator).item())
     random.seed(99), np.random.seed(99), torch.manual_seed(99), generator.manual_seed(99)
     checkpoint.set_rng_state(checkpoint.read(path)["rng"], generator)
-    assert (random.random(), np.random.normal(), torch.rand(1).item(),
-            torch.rand(1, generator=generator).item()) == expected
+    assert (
+        random.random(),
+        np.random.normal(),
+        torch.rand(1).item(),
+        torch.rand(1, generator=generator).item(),
+    ) == expected
 
 
 # --- The trainer in-process: SIGTERM mid-epoch, resume, same result as an uninterrupted run -------
 
-TRAIN_HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "32", "epochs": "2",
-            "batch-size": "16", "lr": "0.003", "num-workers": "0", "augment": "basic", "log-interval": "1",
-            "debugger": "false", "profiling": "false"}
+TRAIN_HP = {
+    "model-name": "resnet18",
+    "weights": "none",
+    "fine-tune": "full",
+    "image-size": "32",
+    "epochs": "2",
+    "batch-size": "16",
+    "lr": "0.003",
+    "num-workers": "0",
+    "augment": "basic",
+    "log-interval": "1",
+    "debugger": "false",
+    "profiling": "false",
+}
 
 
 class SigtermAt(logging.Handler):
@@ -148,6 +173,7 @@ class SigtermAt(logging.Handler):
     def emit(self, record):
         if self.text in record.getMessage():
             import signal
+
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -158,6 +184,7 @@ def train_job(tmp_path, data, hps, monkeypatch, stop_at: str | None = None):
     import json
 
     from classifier.training import trainer
+
     base = tmp_path / "ml"
     (base / "input" / "config").mkdir(parents=True, exist_ok=True)
     (base / "input" / "data").mkdir(exist_ok=True)
@@ -179,6 +206,7 @@ def train_job(tmp_path, data, hps, monkeypatch, stop_at: str | None = None):
 
 def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
     from classifier.contract import metrics
+
     folder = tmp_path / "checkpoints"
     hps = {**TRAIN_HP, "checkpoint-dir": str(folder)}
     code, first, base = train_job(tmp_path / "a", tiny_data, hps, monkeypatch, stop_at="epoch 1/2 step 2/4")
@@ -199,8 +227,10 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_data, t
     resumed, uninterrupted = metrics.parse_metrics(second), metrics.parse_metrics(whole)
     for name in ("train_loss", "train_acc", "val_loss", "val_acc", "test_acc"):
         assert resumed[name] == uninterrupted[name], name
-    assert torch.equal(torch.load(base / "model" / "model.pt", weights_only=True)["fc.weight"],
-                       torch.load(tmp_path / "b" / "ml" / "model" / "model.pt", weights_only=True)["fc.weight"])
+    assert torch.equal(
+        torch.load(base / "model" / "model.pt", weights_only=True)["fc.weight"],
+        torch.load(tmp_path / "b" / "ml" / "model" / "model.pt", weights_only=True)["fc.weight"],
+    )
 
     # The folder now belongs to that run: another recipe is refused, naming the difference.
     code, _, base = train_job(tmp_path / "a", tiny_data, {**hps, "lr": "0.01"}, monkeypatch)
@@ -225,14 +255,21 @@ sys.exit(42)  # saved and exited by itself
 def start_init(tmp_path, command):
     import subprocess
     import sys
+
     env = {**os.environ, "CLASSIFIER_STOP_REGISTRY": str(tmp_path / "registry")}
-    return subprocess.Popen([sys.executable, "-m", "classifier.training.signals", *command], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "classifier.training.signals", *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_init_forwards_sigterm_to_the_registered_trainer(tmp_path):
     import signal
     import sys
+
     # `sh -c` stands in for sagemaker-training's `train`: a parent that forwards nothing.
     init = start_init(tmp_path, ["sh", "-c", f"{sys.executable} -c '{TRAINER}'; exit $?"])
     assert init.stdout.readline().strip() == "registered"
@@ -245,6 +282,7 @@ def test_init_forwards_sigterm_to_the_registered_trainer(tmp_path):
 
 def test_init_stops_train_itself_before_a_trainer_registered(tmp_path):
     import signal
+
     # The child's first line means the init is running it, and the init installs its handlers before that.
     init = start_init(tmp_path, ["sh", "-c", "echo started; exec sleep 60"])
     assert init.stdout.readline().strip() == "started"
@@ -259,8 +297,8 @@ def test_tuning_trials_get_a_checkpoint_folder_each(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from classifier.contract import hyperparams
-    from classifier.training import trainer
     from classifier.contract.paths import SageMakerPaths
+    from classifier.training import trainer
 
     paths = SageMakerPaths(tmp_path)
     (tmp_path / "checkpoints").mkdir()

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier.training import data
 from classifier.model import decoding
+from classifier.training import data
 from classifier.training.data import DataError
 
 

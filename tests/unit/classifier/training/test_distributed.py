@@ -4,6 +4,7 @@ Two paths start ranks: one process per host (CPU instances; emulated with two "h
 this machine) and several spawned processes per host (one per GPU on GPU instances; run here on CPU
 with gloo). Both run the same worker, which checks ranks, reductions, sharding and DDP's averaging.
 """
+
 import functools
 import json
 import multiprocessing
@@ -20,8 +21,9 @@ from classifier.training.distributed import Cluster, Context
 def test_cluster_from_resourceconfig(tmp_path, monkeypatch):
     monkeypatch.delenv("MASTER_PORT", raising=False)
     config = tmp_path / "resourceconfig.json"
-    config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"],
-                                  "network_interface_name": "eth0"}))
+    config.write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"], "network_interface_name": "eth0"})
+    )
     assert Cluster.from_sagemaker(config) == Cluster(("algo-1", "algo-2"), "algo-2", "eth0")
     config.write_text('{"hosts": ["algo-1"]}')
     with pytest.raises(distributed.ClusterError, match="resourceconfig.json"):
@@ -152,7 +154,9 @@ def test_a_failing_spawned_rank_gives_its_exit_code():
     """Rank 0 finishes, rank 1 fails: the host reports rank 1's code, whichever process ends first
     (rank 0's barrier fails once rank 1 is gone, and that can come first: 1 run in 18 before)."""
     for _ in range(3):
-        assert distributed.launch(failing_worker, Cluster(("localhost",), "localhost", port=free_port()), per_host=2) == 3
+        assert (
+            distributed.launch(failing_worker, Cluster(("localhost",), "localhost", port=free_port()), per_host=2) == 3
+        )
 
 
 def test_a_host_whose_peer_failed_says_so_and_the_failed_host_keeps_its_code():

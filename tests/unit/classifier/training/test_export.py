@@ -1,4 +1,5 @@
 """ONNX export and scoring on small untrained models (no training needed): what is written, what is skipped."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from classifier.model import artifact, network as model_lib, decoding, runtimes
+from classifier.model import artifact, decoding, runtimes
+from classifier.model import network as model_lib
 from classifier.training import export
 
 PREP = decoding.eval_preprocessing(32)
@@ -17,8 +19,10 @@ CLASSES = 4
 
 def random_split(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator),
-            torch.randint(0, CLASSES, (count,), generator=generator))
+    return (
+        torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator),
+        torch.randint(0, CLASSES, (count,), generator=generator),
+    )
 
 
 class DataDependent(nn.Module):
@@ -37,8 +41,9 @@ class DataDependent(nn.Module):
 
 def test_a_model_that_does_not_export_is_torch_only_with_the_reason(tmp_path):
     images, labels = random_split(6, 0)
-    outcome = export.export_and_evaluate(DataDependent().eval(), PREP, tmp_path, images, labels,
-                                         calibration=images.numpy())
+    outcome = export.export_and_evaluate(
+        DataDependent().eval(), PREP, tmp_path, images, labels, calibration=images.numpy()
+    )
     assert list(outcome.scores) == [runtimes.TORCH]
     assert outcome.skipped[runtimes.ONNX]  # the exporter's own words
     assert outcome.skipped[runtimes.ONNX_INT8] == "no onnx export to quantize"
@@ -69,11 +74,23 @@ def test_version_1_artifacts_still_load_and_serve_with_torch(tmp_path):
     torch.manual_seed(0)
     network = model_lib.build("resnet18", CLASSES)
     torch.save(network.state_dict(), tmp_path / "model.pt")
-    (tmp_path / "metadata.json").write_text(json.dumps({
-        "format_version": 1, "classes": list("abcd"), "model_name": "resnet18", "image_size": 32,
-        "preprocessing": PREP, "hyperparameters": {}, "metrics": {"test_acc": 0.5}}))
+    (tmp_path / "metadata.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "classes": list("abcd"),
+                "model_name": "resnet18",
+                "image_size": 32,
+                "preprocessing": PREP,
+                "hyperparameters": {},
+                "metrics": {"test_acc": 0.5},
+            }
+        )
+    )
     loaded, metadata = artifact.load(tmp_path)
-    assert artifact.runtime_scores(metadata) == {runtimes.TORCH: {"file": "model.pt", "test_acc": 0.5, "agreement": 1.0}}
+    assert artifact.runtime_scores(metadata) == {
+        runtimes.TORCH: {"file": "model.pt", "test_acc": 0.5, "agreement": 1.0}
+    }
     assert artifact.load_check_set(tmp_path) is None
 
 

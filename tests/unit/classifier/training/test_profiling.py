@@ -1,4 +1,5 @@
 """The utilisation sampler the report's timeline is drawn from."""
+
 import json
 import time
 

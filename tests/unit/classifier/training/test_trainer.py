@@ -1,21 +1,29 @@
 """The trainer run in-process on the tiny set: metric lines, artifact round trip, failures."""
+
 import contextlib
 import io
 import json
 
+import numpy as np
 import pytest
 import torch
 
-import numpy as np
-
-from classifier.model import artifact, forward, decoding, runtimes
-from classifier.training import data, export, trainer
 from classifier.contract import hyperparams, metrics
-from classifier.model import selection
 from classifier.contract.paths import SageMakerPaths
+from classifier.model import artifact, decoding, forward, runtimes, selection
+from classifier.training import data, export, trainer
 
-SMALL = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "32",
-         "epochs": "2", "batch-size": "16", "lr": "0.003", "num-workers": "0", "augment": "basic"}
+SMALL = {
+    "model-name": "resnet18",
+    "weights": "none",
+    "fine-tune": "full",
+    "image-size": "32",
+    "epochs": "2",
+    "batch-size": "16",
+    "lr": "0.003",
+    "num-workers": "0",
+    "augment": "basic",
+}
 
 
 def sagemaker_dirs(tmp_path, data_dir, hps):
@@ -69,8 +77,14 @@ def test_metric_lines_parse_with_the_regex_table(trained):
 def test_artifact_round_trip(trained, tiny_data):
     paths, _, _ = trained
     assert sorted(p.name for p in paths.model.iterdir()) == [
-        "check_images.npy", "check_probabilities.npy", "evaluation.json", "metadata.json", "model.int8.onnx", "model.onnx",
-        "model.pt"]
+        "check_images.npy",
+        "check_probabilities.npy",
+        "evaluation.json",
+        "metadata.json",
+        "model.int8.onnx",
+        "model.onnx",
+        "model.pt",
+    ]
     state = torch.load(paths.model / "model.pt", weights_only=True)
     assert "fc.weight" in state
     network, meta = artifact.load(paths.model)
@@ -100,7 +114,7 @@ def test_every_runtime_is_exported_and_scored_as_the_server_would_run_it(trained
     for name in (runtimes.ONNX, runtimes.ONNX_INT8):
         # The recorded figures are what a fresh ONNX Runtime session gives on the test files, at any batch size.
         runtime = runtimes.OnnxRuntime(name, paths.model / scores[name]["file"], meta["preprocessing"])
-        one_by_one = np.concatenate([runtime.probabilities(images[i:i + 1].numpy()) for i in range(len(images))])
+        one_by_one = np.concatenate([runtime.probabilities(images[i : i + 1].numpy()) for i in range(len(images))])
         assert np.allclose(one_by_one, runtime.probabilities(images.numpy()), atol=1e-5)
         top1 = one_by_one.argmax(1)
         assert scores[name]["test_acc"] == pytest.approx((top1 == labels.numpy()).mean(), abs=1e-6)
@@ -162,8 +176,7 @@ def test_an_export_that_breaks_leaves_a_torch_only_artifact(trained, tiny_data, 
 
 def test_same_seed_same_run_on_cpu_and_export_turns_off(trained, tiny_data, tmp_path, monkeypatch):
     paths, log, _ = trained
-    base = sagemaker_dirs(tmp_path, tiny_data, {**SMALL, "_tuning_objective_metric": "best_val_acc",
-                                                "export": "false"})
+    base = sagemaker_dirs(tmp_path, tiny_data, {**SMALL, "_tuning_objective_metric": "best_val_acc", "export": "false"})
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -182,11 +195,14 @@ def test_same_seed_same_run_on_cpu_and_export_turns_off(trained, tiny_data, tmp_
     assert artifact.load_check_set(model_dir) is None
 
 
-@pytest.mark.parametrize("hps, words", [
-    ({"lr": "-1"}, ["HyperparameterError", "'lr'"]),
-    ({"bogus": "1"}, ["unknown hyperparameter", "bogus"]),
-    ({"model-name": "resnet18", "weights": "imagenet"}, ["ModelError", "not in this image"]),
-])
+@pytest.mark.parametrize(
+    "hps, words",
+    [
+        ({"lr": "-1"}, ["HyperparameterError", "'lr'"]),
+        ({"bogus": "1"}, ["unknown hyperparameter", "bogus"]),
+        ({"model-name": "resnet18", "weights": "imagenet"}, ["ModelError", "not in this image"]),
+    ],
+)
 def test_failures_write_the_reason_and_exit_non_zero(tiny_data, tmp_path, monkeypatch, hps, words):
     base = sagemaker_dirs(tmp_path, tiny_data, {**SMALL, **hps})
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
@@ -200,6 +216,7 @@ def test_failures_write_the_reason_and_exit_non_zero(tiny_data, tmp_path, monkey
 
 def test_scheduler_warms_up_then_decays():
     from types import SimpleNamespace
+
     hp = SimpleNamespace(warmup_epochs=1, epochs=4, scheduler="cosine", lr=1.0)
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=1.0)
@@ -211,4 +228,4 @@ def test_scheduler_warms_up_then_decays():
         sched.step()
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0) and lrs[-1] < 0.01
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))

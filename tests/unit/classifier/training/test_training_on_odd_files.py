@@ -2,6 +2,7 @@
 0 bytes, a dangling link, a 100 MP PNG) are skipped and counted by reason, and the job trains to exactly
 the accuracy it reaches without them; readable odd files (CMYK, animated GIF, 16-bit, names with spaces
 and non-ASCII letters) are decoded and trained on."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,12 +14,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from classifier.contract.paths import SageMakerPaths
 from classifier.model import artifact
 from classifier.training import trainer
-from classifier.contract.paths import SageMakerPaths
 
-HP = {"model-name": "resnet18", "weights": "none", "fine-tune": "full", "image-size": "32", "epochs": "2",
-      "batch-size": "16", "lr": "0.003", "num-workers": "2", "augment": "basic", "export": "false"}
+HP = {
+    "model-name": "resnet18",
+    "weights": "none",
+    "fine-tune": "full",
+    "image-size": "32",
+    "epochs": "2",
+    "batch-size": "16",
+    "lr": "0.003",
+    "num-workers": "2",
+    "augment": "basic",
+    "export": "false",
+}
 BAD_KINDS = "2 aspect ratio over the limit, 1 empty file, 1 missing file, 1 too many pixels"
 
 
@@ -31,7 +42,7 @@ def add_readable_odd_files(root) -> int:
         photo.convert("CMYK").save(folder / "cmyk copy.jpg")
         frames = [photo.convert("P"), photo.rotate(90).convert("P")]
         frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
-        grey = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
+        grey = np.asarray(photo.convert("L"), dtype=np.uint16) * 257
         Image.fromarray(grey).save(folder / "sixteen bit.png")
         photo.save(folder / "chien Ünïcødé 犬 photo.jpg")
         added += 4
@@ -78,4 +89,6 @@ def test_bad_files_are_skipped_by_reason_and_change_nothing(tiny_data, tmp_path)
 
 def learned(metadata: dict) -> list[dict]:
     """Each epoch's losses and accuracies (not its timings)."""
-    return [{k: v for k, v in epoch.items() if k.endswith(("_loss", "_acc"))} for epoch in metadata["metrics"]["history"]]
+    return [
+        {k: v for k, v in epoch.items() if k.endswith(("_loss", "_acc"))} for epoch in metadata["metrics"]["history"]
+    ]
