@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader
 from classifier.contract import hyperparams, metrics, resources
 from classifier.contract.paths import SageMakerPaths
 from classifier.debugging import hook
-from classifier.model import artifact, decoding, evaluation, gradcam, runtimes, selection
+from classifier.model import artifact, decoding
 from classifier.model import network as model_lib
-from classifier.training import checkpoint, data, distributed, export, profiling, signals
+from classifier.training import checkpoint, data, distributed, finalize, profiling, signals
 from classifier.training import loop as epoch_loop
 
 log = logging.getLogger("classifier.training.trainer")
@@ -251,107 +251,12 @@ def run(hp, paths: SageMakerPaths, context: distributed.Context | None = None) -
             hyperparameters=hyperparams.to_dict(hp),
             metrics={**final, "history": loop.history},
             export={"enabled": hp.export},
-            explanation=explanation_target(network, prep["crop"]),
+            explanation=finalize.explanation_target(network, prep["crop"]),
         )
         log.info("model written to %s (test_acc %.4f)", paths.model, test.acc)
-        outcome = export_runtimes(hp, paths, dataset.splits["train"].samples, sets["test"]) if hp.export else None
-        write_evaluation(paths, sets["test"], outcome)
+        finalize.finalize(hp, paths, dataset.splits["train"].samples, sets["test"])
     distributed.barrier(context)  # no host exits (and gets its peers stopped) while rank 0 still writes
     return final
-
-
-def export_runtimes(hp, paths: SageMakerPaths, train_samples, test_set: data.TensorImages) -> export.Outcome | None:
-    """ONNX exports of the written model, each scored on the test split; never fails the job."""
-    try:
-        network, metadata = artifact.load(paths.model)  # exactly the model a server loads
-        prep = metadata["preprocessing"]
-        calibration = export.calibration_images(train_samples, prep, hp.seed)
-        outcome = export.export_and_evaluate(
-            network, prep, paths.model, test_set.images, test_set.labels, calibration, metadata.get("explanation")
-        )
-    except Exception as err:  # e.g. out of memory or disk: the torch model stays, complete and servable
-        log.exception("export skipped, the model serves with torch only (%s is complete)", artifact.WEIGHTS_FILE)
-        reason = f"{type(err).__name__}: {err}"[: export.REASON_CHARS]
-        artifact.drop_exports(
-            paths.model, {"enabled": True, "skipped": {runtimes.ONNX: reason, runtimes.ONNX_INT8: reason}}
-        )
-        return None
-    artifact.record_runtimes(
-        paths.model, outcome.scores, {"enabled": True, "seconds": round(outcome.seconds, 2), "skipped": outcome.skipped}
-    )
-    scores = {
-        metrics.runtime_metric(name, score): value
-        for name, result in outcome.scores.items()
-        if name != runtimes.TORCH
-        for score, value in result.items()
-        if score != "file"
-    }
-    print(metrics.format_metrics(**scores, export_seconds=outcome.seconds), flush=True)
-    log.info(
-        "export done in %.1fs: %s",
-        outcome.seconds,
-        ", ".join(
-            [
-                f"{name} test_acc {r['test_acc']:.4f} agreement {r['agreement']:.4f}"
-                for name, r in outcome.scores.items()
-            ]
-            + [f"{name} skipped" for name in outcome.skipped]
-        ),
-    )
-    candidates, notes = selection.plan(paths.model, artifact.load_metadata(paths.model), selection.Gate())
-    log.info(
-        "SERVING_RUNTIME=auto will serve %s on a CPU endpoint (it passes the gate: top-1 agreement >= %g, "
-        "test accuracy within %g points of torch fp32; the endpoint re-checks it on its own CPU)%s",
-        candidates[0],
-        selection.Gate().min_agreement,
-        selection.Gate().max_accuracy_drop * 100,
-        "".join(f"; {note}" for note in notes),
-    )
-    return outcome
-
-
-def explanation_target(network: nn.Module, crop: int) -> dict:
-    """metadata.json's "explanation" (gradcam.locate); a model it cannot place is served unexplained, never lost."""
-    try:
-        target = gradcam.locate(network, crop)
-    except Exception as err:
-        log.exception("locating the Grad-CAM layer failed: explain=gradcam will answer 400 for this model")
-        return {"unsupported": f"locating its Grad-CAM layer failed ({type(err).__name__}: {err})"}
-    if "unsupported" in target:
-        log.info("explain=gradcam will answer 400 for this model: %s", target["unsupported"])
-    else:
-        log.info(
-            "explain=gradcam: Grad-CAM at %s (%s at crop %d); %s",
-            target["layer"],
-            "x".join(map(str, target["map"])),
-            crop,
-            "it equals CAM from the head's weights, which the ONNX exports carry (every image explains)"
-            if target["head_weights"]
-            else "it needs gradients: only the torch runtime (serve image) explains",
-        )
-    return target
-
-
-def write_evaluation(paths: SageMakerPaths, test_set: data.TensorImages, outcome: export.Outcome | None) -> None:
-    """evaluation.json in the artifact: the test split through the runtime a CPU endpoint's `auto` serves
-    (torch when there are no exports), so its numbers are the endpoint's, and the Grad-CAM of its worst
-    mistakes (torch: the reference, equal to the ONNX CAM where that exists). Never fails the job."""
-    try:
-        network, metadata = artifact.load(paths.model)
-        torch_runtime = runtimes.TorchRuntime(network, metadata["preprocessing"], metadata.get("explanation"))
-        runtime = selection.plan(paths.model, metadata, selection.Gate())[0][0]
-        if outcome is None or runtime not in outcome.probabilities:
-            runtime = runtimes.TORCH
-            probabilities = runtimes.probabilities_in_batches(torch_runtime, test_set.images.numpy(), export.BATCH)
-        else:
-            probabilities = outcome.probabilities[runtime]
-        sources = [f"{p.parent.name}/{p.name}" for p in test_set.sources] or None
-        result = evaluation.evaluate(probabilities, test_set.labels.numpy(), metadata["classes"], sources, runtime)
-        evaluation.explain_mistakes(result, torch_runtime, test_set.images.numpy())
-        artifact.save_evaluation(paths.model, result)
-        log.info(evaluation.summary(result))
-    except Exception:  # the model is written and scored; a broken evaluation costs only its page
-        log.exception("the test-split evaluation (%s) was not written", artifact.EVALUATION_FILE)
 
 
 # --- Checkpoints, resume and stop requests (README "Multi-instance and spot training") ------------

@@ -11,7 +11,7 @@ import torch
 from classifier.contract import hyperparams, metrics
 from classifier.contract.paths import SageMakerPaths
 from classifier.model import artifact, decoding, forward, runtimes, selection
-from classifier.training import data, export, trainer
+from classifier.training import data, export, finalize, trainer
 
 SMALL = {
     "model-name": "resnet18",
@@ -166,7 +166,8 @@ def test_an_export_that_breaks_leaves_a_torch_only_artifact(trained, tiny_data, 
     monkeypatch.setattr(export, "export_and_evaluate", out_of_disk)
     meta = artifact.load_metadata(paths.model)
     samples = data.list_samples(tiny_data / "train", meta["classes"])
-    trainer.export_runtimes(hyperparams.parse(SMALL), copy, samples, data.TensorImages(*split_images(tiny_data, meta)))
+    test_set = data.TensorImages(*split_images(tiny_data, meta))
+    finalize.export_runtimes(hyperparams.parse(SMALL), copy, *artifact.load(copy.model), samples, test_set)
     after = artifact.load_metadata(copy.model)
     assert list(artifact.runtime_scores(after)) == [runtimes.TORCH]
     assert "No space left on device" in after["export"]["skipped"][runtimes.ONNX]
