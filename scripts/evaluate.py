@@ -1,7 +1,7 @@
 """Evaluate a trained model on any labelled folder: what it gets wrong, and how far to trust it.
 
-python scripts/evaluate.py --model-data build/output/model.tar.gz --data build/sample-data/test --output OUT
-    [--runtime auto|torch|onnx|onnx-int8]
+`python scripts/evaluate.py --help` lists its options; the command is classifier_host.cli.evaluate.main
+(also on the venv's PATH as `classifier-evaluate`).
 """
 
 import sys

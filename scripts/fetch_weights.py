@@ -1,8 +1,7 @@
 """Download torchvision's ImageNet weights for the named models into build/weights (`make build` runs it).
 
-    python scripts/fetch_weights.py resnet50 [efficientnet_b0 ...] [--dest build/weights]
-
-The command lives in classifier_host.cli.fetch_weights (`--help` for every option).
+`python scripts/fetch_weights.py --help` lists its options; the command is classifier_host.cli.fetch_weights.main
+(also on the venv's PATH as `classifier-fetch-weights`).
 """
 
 import sys

@@ -1,6 +1,7 @@
 """Make a small image set in the dog-breed layout (train/ valid/ test/, one folder per class).
 
-python scripts/make_sample_data.py DIR [--per-class 40 10 10] [--width 256 --height 200] [--masks]
+`python scripts/make_sample_data.py --help` lists its options; the command is classifier_host.cli.make_sample_data.main
+(also on the venv's PATH as `classifier-make-sample-data`).
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Print an image's provenance labels or the build inputs their digest covers.
 
-python scripts/provenance.py labels --image REF --base BASE [--context DIR]   (docker/build.sh)
-python scripts/provenance.py inputs --base BASE [--context DIR]   what the inputs digest covers, a line each
+`python scripts/provenance.py --help` lists its options; the command is classifier_host.cli.provenance.main
+(also on the venv's PATH as `classifier-provenance`).
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Push the built images to ECR (default) or to any registry, and record their digests, labels and SBOMs.
 
-python scripts/push_images.py [--registry HOST:PORT] [--output build/images.json] ROLE=IMAGE ...
-e.g. push_images.py train=sagemaker-image-classifier-train:3f2a... serve=sagemaker-image-classifier-serve:3f2a...
+`python scripts/push_images.py --help` lists its options; the command is classifier_host.cli.push_images.main
+(also on the venv's PATH as `classifier-push-images`).
 """
 
 import sys

@@ -1,9 +1,7 @@
 """Send images to the classifier and print the breeds ranked with probabilities.
 
-    python scripts/query.py --url http://localhost:8080 IMAGE|DIR|URL ...      (a local container)
-    python scripts/query.py --endpoint NAME [--region R] IMAGE|DIR|URL ...     (a SageMaker endpoint)
-
-The command lives in classifier_host.cli.query (`--help` for every option).
+`python scripts/query.py --help` lists its options; the command is classifier_host.cli.query.main
+(also on the venv's PATH as `classifier-query`).
 """
 
 import sys

@@ -1,10 +1,7 @@
 """Print what the cloud commands recorded, for the Makefile and buildspec.yml.
 
-    python scripts/records.py recorded NAME    the last NAME a cloud command created (endpoint, training-job)
-    python scripts/records.py pushed ROLE      the digest reference `make push` recorded ('train', 'serve', 'serve-cpu')
-
-
-The command lives in classifier_host.cli.records (`--help` for every option).
+`python scripts/records.py --help` lists its options; the command is classifier_host.cli.records.main
+(also on the venv's PATH as `classifier-records`).
 """
 
 import sys

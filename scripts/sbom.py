@@ -1,6 +1,7 @@
 """Write a CycloneDX SBOM (JSON, spec 1.6) of a built image: its Python and Debian packages, its labels.
 
-python scripts/sbom.py IMAGE OUTPUT.cdx.json      (make sbom; make push writes one per image)
+`python scripts/sbom.py --help` lists its options; the command is classifier_host.cli.sbom.main
+(also on the venv's PATH as `classifier-sbom`).
 """
 
 import sys

@@ -1,8 +1,7 @@
 """Delete what the cloud targets created and still costs money by the hour, and say what is left.
 
-    python scripts/teardown.py [--endpoint NAME]      (make teardown)
-
-The command lives in classifier_host.cli.teardown (`--help` for every option).
+`python scripts/teardown.py --help` lists its options; the command is classifier_host.cli.teardown.main
+(also on the venv's PATH as `classifier-teardown`).
 """
 
 import sys

@@ -1,10 +1,7 @@
 """Search hyperparameters over the training image: SageMaker's tuner on AWS, or the same search locally.
 
-    python scripts/tune.py --local --data DIR --max-jobs N --output-dir DIR [--hp NAME=VALUE ...]
-    python scripts/tune.py --data s3://BUCKET/PREFIX --max-jobs N --max-parallel-jobs M [--spot] [--no-wait]
-    python scripts/tune.py --attach TUNING_JOB_NAME [--output-dir DIR]
-
-The command lives in classifier_host.cli.tune (`--help` for every option).
+`python scripts/tune.py --help` lists its options; the command is classifier_host.cli.tune.main
+(also on the venv's PATH as `classifier-tune`).
 """
 
 import sys

@@ -34,9 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-from .. import records, settings
+from .. import deployment, records, settings
 from ..sagemaker import endpoints
 from ..settings import SettingsError
+from . import errors
 
 
 def model_data_uri(value: str) -> str:
@@ -72,29 +73,25 @@ def deploy_local(args) -> int:
         try:
             metadata = serving.local_metadata(Path(model_data.removeprefix("file://")))
         except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return errors.fail(err, 2)
         role, why = serving.image_role(metadata, "local_gpu" if args.gpu else "local")
         image = local_image(role)
         print(f"serving image: {image} ({why}); --image overrides", flush=True)
     if not built(image):
-        print(f"error: serving image {image} is not built: run `make build`", file=sys.stderr)
-        return 2
+        return errors.fail(f"serving image {image} is not built: run `make build`", 2)
     if local.serving_port_in_use():
-        print(
-            f"error: {local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
+        return errors.fail(
+            f"{local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
             "transform) there. Stop the other one (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) "
             "and retry",
-            file=sys.stderr,
+            2,
         )
-        return 2
     print(f"deploying {model_data} on {image} (local mode)...", flush=True)
     start = time.monotonic()
     try:
         endpoint = local.deploy_local(image, model_data, gpu=args.gpu, env=dict(args.env))
     except Exception as err:  # local mode raises a bare RuntimeError when /ping never answers
-        print(f"error: the local endpoint did not come up: {err} (its container log is above)", file=sys.stderr)
-        return 1
+        return errors.fail(f"the local endpoint did not come up: {err} (its container log is above)", 1)
     status = 0
     try:
         print(
@@ -121,8 +118,7 @@ def query_local(url: str, sources: list[str]) -> int:
         for image in [image for source in sources for image in read_source(source)]:
             print(format_table(image.source, invoke_url(url, image, top_k=5)["predictions"]), flush=True)
     except QueryError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return errors.fail(err, err.exit_code)
     return 0
 
 
@@ -359,8 +355,7 @@ def run_cloud(args: argparse.Namespace) -> int:
         image = records.cloud_image(args.image, "serve") if args.image else None
         model_data, job = records.cloud_model(args.model_data, args.training_job)
     except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     # The SDK takes over a second to import: only once the settings are known good.
     from ..images import serving
     from ..sagemaker import session, training
@@ -369,15 +364,13 @@ def run_cloud(args: argparse.Namespace) -> int:
     try:
         model_data = model_data or training.model_of(boto, job)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     if image is None:
         try:
             role, why = serving.image_role(serving.s3_metadata(boto.client("s3"), model_data), args.instance_type)
             image = records.cloud_image(None, role)
         except (ValueError, SettingsError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return errors.fail(err, 2)
         print(f"serving image: {role} ({why})")
     name = args.endpoint_name or session.new_job_name()
     capture = cfg.s3_uri("data-capture") if args.data_capture else None
@@ -444,14 +437,13 @@ def start_autoscaling(boto, args: argparse.Namespace, name: str, bounds: tuple[i
         services = "application-autoscaling and cloudwatch" if args.asynchronous else "application-autoscaling"
         # An async endpoint's scaling may be half set: a target at 0 without its alarm may never start again.
         state = "its scaling may be half set" if args.asynchronous else f"it runs at {args.instance_count} instance(s)"
-        print(
-            f"error: endpoint {name} is InService but its autoscaling could not be set: "
+        return errors.fail(
+            f"endpoint {name} is InService but its autoscaling could not be set: "
             f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} ({err.operation_name} "
             f"failed; the role needs the {services} permissions of iam/operator-policy.json); {state}. "
             f"Remove it with: python scripts/deploy.py --delete {name}",
-            file=sys.stderr,
+            1,
         )
-        return 1
     if args.asynchronous:
         print(
             f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.backlog_per_instance} queued requests per "
@@ -471,37 +463,7 @@ def start_autoscaling(boto, args: argparse.Namespace, name: str, bounds: tuple[i
 
 
 def delete(name: str | None) -> int:
-    """Delete the endpoint NAME (default: the recorded one) and what belongs to it. The record is forgotten
-    only once nothing of it is left, so a deletion stopped half-way is finished by the next one."""
-    try:
-        cfg = settings.load()
-        name = name or records.recorded("endpoint")
-        if not name:
-            raise SettingsError("no endpoint recorded in build/cloud/endpoint.txt: give its name, --delete NAME")
-    except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..sagemaker import session
-
-    boto = session.boto_session(cfg.region)
-    try:
-        done = endpoints.delete(boto, name, boto.client("application-autoscaling"), boto.client("cloudwatch"))
-    except (ClientError, BotoCoreError) as err:
-        print(
-            f"error: deleting endpoint {name} stopped: {err}; what is left stays recorded, run the same command again",
-            file=sys.stderr,
-        )
-        return 1
-    for what in done.deleted:
-        print(f"deleted {what}")
-    if records.recorded("endpoint") == name:
-        records.forget("endpoint")
-    if not done.found:
-        print(f"error: there is no endpoint {name} (nor its config or model) in {cfg.region}", file=sys.stderr)
-        return 1
-    return 0
+    return errors.run(lambda: deployment.delete_endpoint(name), errors.DELETION)
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.deploy

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..data.download import DATASET_URL, download
 from ..data.s3 import parse_s3_uri, upload_folder
+from . import errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bucket, prefix = parse_s3_uri(args.s3)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     import boto3
 
     root = download(args.url, args.workdir)

@@ -36,6 +36,7 @@ from ..client import (
     save_overlay,
 )
 from ..sagemaker.endpoints import ASYNC_INVOCATION_TIMEOUT_S, ASYNC_MAX_INVOCATION_TIMEOUT_S
+from . import errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 if explain:
                     print(f"  Grad-CAM: {result['explanation']}", flush=True)
     except QueryError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return errors.fail(err, err.exit_code)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .. import records, settings
+from . import errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,16 +22,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(records.pushed_image(args.name))
         except settings.SettingsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+            return errors.fail(err, 1)
         return 0
     value = records.recorded(args.name)
     if not value:
-        print(
-            f"error: no {args.name} recorded in {settings.STATE_DIR}/ (run the cloud target that creates it first)",
-            file=sys.stderr,
+        return errors.fail(
+            f"no {args.name} recorded in {settings.STATE_DIR}/ (run the cloud target that creates it first)",
+            1,
         )
-        return 1
     print(value)
     return 0
 

@@ -11,6 +11,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from . import errors
+
 
 def read_metadata(model_tar: Path) -> dict:
     from classifier.model import artifact
@@ -27,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_tar", type=Path)
     args = parser.parse_args(argv)
     if not args.model_tar.is_file():
-        print(f"error: {args.model_tar} does not exist", file=sys.stderr)
-        return 1
+        return errors.fail(f"{args.model_tar} does not exist", 1)
     meta = read_metadata(args.model_tar)
     m = meta["metrics"]
     print(f"model:      {args.model_tar.resolve()}")

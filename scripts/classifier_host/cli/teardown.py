@@ -16,8 +16,9 @@ import json
 import os
 import sys
 
-from .. import records, settings
+from .. import deployment, records, settings
 from ..settings import SettingsError
+from . import errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,14 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = settings.load()
     except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     status = 0
     name = args.endpoint or records.recorded("endpoint")
     if name:
-        from .deploy import delete
-
-        status = delete(name)
+        status = errors.run(lambda: deployment.delete_endpoint(name), errors.DELETION)
     else:
         print("no endpoint recorded (build/cloud/endpoint.txt): nothing billed by the hour to delete")
     print("\nleft in place (delete them yourself when you no longer need them):")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .. import records, settings
 from ..settings import DEBUGGER_MODES, SettingsError
+from . import errors
 
 REPORTS_DIR = settings.ROOT / "reports"
 # --debugger project: the project's rules and HTML report over the downloaded job folder, in a process of
@@ -99,24 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         }
         hyperparams.parse(hp)
     except hyperparams.HyperparameterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     if args.instance_count < 1:
-        print(f"error: --instance-count must be >= 1, got {args.instance_count}", file=sys.stderr)
-        return 2
+        return errors.fail(f"--instance-count must be >= 1, got {args.instance_count}", 2)
     if not args.local:
         return run_cloud(args, hp)
     data = Path(args.data)
     if not data.is_dir():
-        print(f"error: --data {data} is not a folder", file=sys.stderr)
-        return 2
+        return errors.fail(f"--data {data} is not a folder", 2)
     if args.checkpoint_dir and "checkpoint-dir" in hp:
-        print(
-            "error: give the checkpoint folder once: --checkpoint-dir (local folder) or --hp checkpoint-dir "
+        return errors.fail(
+            "give the checkpoint folder once: --checkpoint-dir (local folder) or --hp checkpoint-dir "
             "(a path inside the container), not both",
-            file=sys.stderr,
+            2,
         )
-        return 2
     from ..images.names import local_image
     from ..sagemaker import local
 
@@ -133,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
         )
     except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return errors.fail(err, 1)
     print(f"model: {model}")
     return 0
 
@@ -166,8 +162,7 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
         if args.max_wait and not args.spot:
             raise SettingsError("--max-wait applies only with --spot")
     except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     # The SDK takes over a second to import: only once the settings are known good.
     from ..sagemaker import session, training
 
@@ -177,8 +172,7 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
         try:
             hyperparams.parse({**hp, **training.debugger_settings("project", "", cfg.region)[1]})
         except hyperparams.HyperparameterError as err:
-            print(f"error: --debugger project: {err}", file=sys.stderr)
-            return 2
+            return errors.fail(f"--debugger project: {err}", 2)
     boto = session.boto_session(cfg.region)
     s3 = boto.client("s3")
     job_name = args.job_name or session.new_job_name()
@@ -200,15 +194,13 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
         )
         channel = data_uri(args.data, cfg, s3)
     except (SettingsError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     print(f"training job {job_name} on {args.instance_count} x {args.instance_type} ({image})")
     try:
         training.start_training(boto, spec, channel, job_name, debugger=args.debugger)
         description = training.wait_with_logs(boto, job_name)
     except RuntimeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return errors.fail(err, 1)
     records.record("training-job", job_name)
     print(f"model: {description['ModelArtifacts']['S3ModelArtifacts']}")
     print(f"job name recorded in {settings.STATE_DIR / 'training-job.txt'} (deploy.py reads it)")

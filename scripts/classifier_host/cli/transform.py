@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import records, settings
 from ..settings import SettingsError
+from . import errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             raise TransformError(f"--instance-count must be >= 1, got {args.instance_count}")
         return run_local(args) if args.local else run_cloud(args)
     except (TransformError, SettingsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
 
 
 def job_name(args) -> str:
@@ -170,8 +170,7 @@ def run_local(args) -> int:
                     image, model, scratch / "input", scratch / "output", name, args.max_payload_mb, gpu=args.gpu
                 )
             except RuntimeError as err:  # local mode's own failures: the container never answered...
-                print(f"error: transform job {name} failed: {err} (its container log is above)", file=sys.stderr)
-                return 1
+                return errors.fail(f"transform job {name} failed: {err} (its container log is above)", 1)
             predictions, failed = collect_local(names, scratch / "output", failed)
     summary = outputs.write(args.output, len(files), predictions, failed, metadata["classes"], str(root))
     return report(summary, args.output)
@@ -266,8 +265,7 @@ def run_cloud(args) -> int:
             )
             transform.wait_with_logs(boto, name)
         except RuntimeError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+            return errors.fail(err, 1)
         finally:
             delete_job_model(boto, name)
         predictions, failed = collect_cloud(s3, output_uri, fits, failed)

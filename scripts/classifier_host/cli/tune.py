@@ -25,6 +25,7 @@ from classifier.contract import hyperparams
 from .. import records, settings
 from ..tuning import results
 from ..tuning.results import Trial
+from . import errors
 from .train import parse_hp
 
 
@@ -81,12 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hyperparams.parse(fixed)  # every fixed value is checked before any job starts
     except hyperparams.HyperparameterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     space = search_space(fixed)
     if not space:
-        print("error: every tuned hyperparameter is fixed with --hp; nothing left to search", file=sys.stderr)
-        return 2
+        return errors.fail("every tuned hyperparameter is fixed with --hp; nothing left to search", 2)
     if args.local:
         return run_local(args, fixed, space)
     return run_cloud(args, fixed, space)
@@ -98,15 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 def run_local(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
     data = Path(args.data)
     if not data.is_dir():
-        print(f"error: --data {data} is not a folder", file=sys.stderr)
-        return 2
+        return errors.fail(f"--data {data} is not a folder", 2)
     first = []
     if args.start_from:
         try:
             start = results.load_best(args.start_from)
         except hyperparams.HyperparameterError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return errors.fail(err, 2)
         first = [{name: hyperparams.BY_NAME[name].parse(value) for name, value in start.items() if name in space}]
 
     from ..images.names import local_image
@@ -138,11 +135,10 @@ def report(output: Path, best: Path | None, trials: list[Trial]) -> int:
     )
     print(f"plot: {output / results.PLOT_FILE}")
     if best is None:
-        print(
-            "error: no trial completed, so there are no best hyperparameters; see the failure reasons in trials.csv",
-            file=sys.stderr,
+        return errors.fail(
+            "no trial completed, so there are no best hyperparameters; see the failure reasons in trials.csv",
+            1,
         )
-        return 1
     print(f"best hyperparameters: {best}")
     return 0
 
@@ -152,14 +148,12 @@ def report(output: Path, best: Path | None, trials: list[Trial]) -> int:
 
 def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
     if args.data and not args.data.startswith("s3://"):
-        print(f"error: --data {args.data} must be an s3:// prefix for a cloud search (or add --local)", file=sys.stderr)
-        return 2
+        return errors.fail(f"--data {args.data} must be an s3:// prefix for a cloud search (or add --local)", 2)
     try:
         cfg = settings.load() if args.attach else settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET")
         image = None if args.attach else records.cloud_image(args.image, "train")
     except settings.SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.fail(err, 2)
     # The SDK takes over a second to import: only once the settings are known good.
     from ..sagemaker import session, training, tuning
     from ..tuning import cloud
@@ -170,8 +164,7 @@ def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
         try:
             tuning.describe(boto, job_name)
         except RuntimeError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+            return errors.fail(err, 1)
     else:
         job_name = tuning.new_tuning_job_name()
         try:
@@ -189,8 +182,7 @@ def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
                 vpc_config=cfg.vpc_config,
             )
         except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            return errors.fail(err, 2)
         tuning.start_tuning(boto, spec, space, args.data, job_name, args.max_jobs, args.max_parallel_jobs)
         print(
             f"[tune] started tuning job {job_name} ({args.max_jobs} jobs, {args.max_parallel_jobs} at a time, "
