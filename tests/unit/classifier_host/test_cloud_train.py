@@ -232,13 +232,21 @@ def logs_stubs(boto):
     )
 
 
-def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(tiny_data, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def cloud_job(tmp_path, monkeypatch):
+    """What train.py reads before a cloud job: AWS settings, the pushed training image, the state and
+    report folders (all under tmp_path)."""
     aws_env(monkeypatch)
     images = tmp_path / "images.json"
     images.write_text(json.dumps({"train": {"uri": IMAGE}}))
     monkeypatch.setattr(settings, "IMAGES_FILE", images)
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
     monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
+
+
+def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(
+    cloud_job, tiny_data, tmp_path, monkeypatch, capsys
+):
     data = tiny_data.parent / "dogs"
     if not data.exists():
         data.symlink_to(tiny_data, target_is_directory=True)
@@ -297,17 +305,11 @@ def test_train_cloud_without_pushed_images_says_run_make_push(monkeypatch, tmp_p
 
 
 def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(
-    tiny_data, tmp_path, monkeypatch, capsys
+    cloud_job, tiny_data, tmp_path, monkeypatch, capsys
 ):
     """--debugger project: no Debugger settings in the request; the trainer's tensors come back in
     output.tar.gz, which train.py downloads (with model.tar.gz) in the local job-folder layout and hands
     to the project's report script (here a stand-in that records its arguments: report.py has its own tests)."""
-    aws_env(monkeypatch)
-    images = tmp_path / "images.json"
-    images.write_text(json.dumps({"train": {"uri": IMAGE}}))
-    monkeypatch.setattr(settings, "IMAGES_FILE", images)
-    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
     stand_in = tmp_path / "report.py"
     stand_in.write_text(
         "import json, sys, pathlib\n"
