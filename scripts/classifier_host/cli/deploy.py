@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .. import deployment, records, settings
 from ..sagemaker import endpoints
+from ..sagemaker.access import Access
 from ..settings import SettingsError
 from . import errors
 
@@ -394,14 +395,11 @@ def run_cloud(args: argparse.Namespace) -> int:
             boto,
             image,
             model_data,
-            cfg.role_arn,
+            Access.of(cfg, args.network_isolation),
             name,
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             data_capture_s3=capture,
-            kms_key_id=cfg.kms_key_id,
-            vpc_config=cfg.vpc_config,
-            network_isolation=args.network_isolation,
             environment=container_environment(args),
             async_options=async_options,
         )

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .. import records, settings
+from ..sagemaker.access import Access
 from ..settings import DEBUGGER_MODES, SettingsError
 from . import errors
 
@@ -179,7 +180,7 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
     try:
         spec = training.JobSpec(
             image,
-            cfg.role_arn,
+            Access.of(cfg, args.network_isolation),
             cfg.s3_uri("output"),
             hp,
             instance_type=args.instance_type,
@@ -188,9 +189,6 @@ def run_cloud(args: argparse.Namespace, hp: dict[str, str]) -> int:
             max_run=args.max_run,
             max_wait=args.max_wait,
             checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if args.spot else None,
-            network_isolation=args.network_isolation,
-            kms_key_id=cfg.kms_key_id,
-            vpc_config=cfg.vpc_config,
         )
         channel = data_uri(args.data, cfg, s3)
     except (SettingsError, ValueError) as err:

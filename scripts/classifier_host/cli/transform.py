@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from .. import records, settings
+from ..sagemaker.access import Access
 from ..settings import SettingsError
 from . import errors
 
@@ -252,16 +253,13 @@ def run_cloud(args) -> int:
                 name,
                 image,
                 model_data,
-                cfg.role_arn,
+                Access.of(cfg, args.network_isolation),
                 manifest_uri,
                 output_uri,
                 instance_type=args.instance_type,
                 instance_count=args.instance_count,
                 max_concurrent=args.max_concurrent,
                 max_payload_mb=args.max_payload_mb,
-                kms_key_id=cfg.kms_key_id,
-                vpc_config=cfg.vpc_config,
-                network_isolation=args.network_isolation,
             )
             transform.wait_with_logs(boto, name)
         except RuntimeError as err:

@@ -23,6 +23,7 @@ from typing import Any
 from classifier.contract import hyperparams
 
 from .. import records, settings
+from ..sagemaker.access import Access
 from ..tuning import results
 from ..tuning.results import Trial
 from . import errors
@@ -170,16 +171,13 @@ def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
         try:
             spec = training.JobSpec(
                 image,
-                cfg.role_arn,
+                Access.of(cfg, args.network_isolation),
                 cfg.s3_uri("tuning"),
                 fixed,
                 instance_type=args.instance_type,
                 spot=args.spot,
                 max_run=int(args.max_run_hours * 3600),
                 checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if args.spot else None,
-                network_isolation=args.network_isolation,
-                kms_key_id=cfg.kms_key_id,
-                vpc_config=cfg.vpc_config,
             )
         except ValueError as err:
             return errors.fail(err, 2)

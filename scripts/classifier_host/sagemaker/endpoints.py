@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .access import Access
 from .session import sagemaker_client
 
 VARIANT = "AllTraffic"
@@ -42,25 +43,21 @@ def create_model(
     name: str,
     image_uri: str,
     model_data: str,
-    role: str,
+    access: Access,
     environment: dict[str, str] | None = None,
-    vpc_config: dict | None = None,
-    network_isolation: bool = False,
 ) -> None:
-    """CreateModel: the serving image with its model.tar.gz, run as `role`. The VPC and network isolation
-    of an endpoint or a transform job live here, on the model."""
+    """CreateModel: the serving image with its model.tar.gz, run as access.role. The VPC and network
+    isolation of an endpoint or a transform job live here, on the model."""
     from sagemaker.core import resources, shapes
 
     model_kwargs = {}
-    if vpc_config:
-        model_kwargs["vpc_config"] = shapes.VpcConfig(
-            subnets=list(vpc_config["Subnets"]), security_group_ids=list(vpc_config["SecurityGroupIds"])
-        )
-    if network_isolation:
+    if access.vpc_config:
+        model_kwargs["vpc_config"] = access.vpc_shape()
+    if access.network_isolation:
         model_kwargs["enable_network_isolation"] = True
     resources.Model.create(
         model_name=name,
-        execution_role_arn=role,
+        execution_role_arn=access.role,
         primary_container=shapes.ContainerDefinition(
             image=image_uri, model_data_url=model_data, environment=dict(environment or {})
         ),
@@ -74,14 +71,11 @@ def deploy(
     boto,
     image_uri: str,
     model_data: str,
-    role: str,
+    access: Access,
     endpoint_name: str,
     instance_type: str = "ml.m5.xlarge",
     instance_count: int = 1,
     data_capture_s3: str | None = None,
-    kms_key_id: str | None = None,
-    vpc_config: dict | None = None,
-    network_isolation: bool = False,
     environment: dict[str, str] | None = None,
     async_options: AsyncOptions | None = None,
     wait: bool = True,
@@ -92,7 +86,8 @@ def deploy(
     from sagemaker.core import resources, shapes
 
     region = boto.region_name
-    create_model(boto, endpoint_name, image_uri, model_data, role, environment, vpc_config, network_isolation)
+    create_model(boto, endpoint_name, image_uri, model_data, access, environment)
+    kms_key_id = access.kms_key_id
     config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id else {}
     if data_capture_s3:
         config_kwargs["data_capture_config"] = shapes.DataCaptureConfig(

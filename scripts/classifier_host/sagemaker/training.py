@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..settings import DEBUGGER_MODES
+from .access import Access
 from .session import NO_TELEMETRY, sagemaker_client
 
 # Where the container's own smdebug hook writes in --debugger project mode: under
@@ -33,7 +34,7 @@ class JobSpec:
     """
 
     image_uri: str
-    role: str
+    access: Access
     output_path: str
     hyperparameters: dict
     instance_type: str = "ml.g5.xlarge"
@@ -42,9 +43,6 @@ class JobSpec:
     max_run: int = 4 * 3600
     max_wait: int | None = None
     checkpoint_s3_uri: str | None = None
-    network_isolation: bool = False
-    kms_key_id: str | None = None
-    vpc_config: dict | None = None
     volume_size: int = 50
 
     def __post_init__(self):
@@ -67,9 +65,9 @@ class JobSpec:
 
         from classifier.contract import metrics
 
-        kms = self.kms_key_id
+        kms = self.access.kms_key_id
         parts = {
-            "role_arn": self.role,
+            "role_arn": self.access.role,
             "input_data_config": [
                 shapes.Channel(
                     channel_name="training",
@@ -97,15 +95,13 @@ class JobSpec:
         if self.spot:
             parts["enable_managed_spot_training"] = True
             parts["checkpoint_config"] = shapes.CheckpointConfig(s3_uri=self.checkpoint_s3_uri)
-        if self.network_isolation:
+        if self.access.network_isolation:
             parts["enable_network_isolation"] = True
         # With several instances and a KMS key, the traffic between hosts is encrypted too.
         if kms and self.instance_count > 1:
             parts["enable_inter_container_traffic_encryption"] = True
-        if self.vpc_config:
-            parts["vpc_config"] = shapes.VpcConfig(
-                subnets=list(self.vpc_config["Subnets"]), security_group_ids=list(self.vpc_config["SecurityGroupIds"])
-            )
+        if self.access.vpc_config:
+            parts["vpc_config"] = self.access.vpc_shape()
         definitions = [shapes.MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in metrics.metric_definitions()]
         parts["metric_definitions"] = definitions
         return parts

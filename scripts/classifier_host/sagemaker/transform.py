@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .access import Access
 from .local import remove_serving_containers
 from .session import local_session, sagemaker_client
 
@@ -106,16 +107,13 @@ def start_cloud(
     job_name: str,
     image_uri: str,
     model_data: str,
-    role: str,
+    access: Access,
     manifest_uri: str,
     output_uri: str,
     instance_type: str = "ml.m5.xlarge",
     instance_count: int = 1,
     max_concurrent: int = 1,
     max_payload_mb: int = 6,
-    kms_key_id: str | None = None,
-    vpc_config: dict | None = None,
-    network_isolation: bool = False,
     environment: dict[str, str] | None = None,
     invocation_timeout_s: int = 600,
 ):
@@ -123,7 +121,8 @@ def start_cloud(
     transform job has no VpcConfig) and CreateTransformJob over the files a manifest names."""
     from .endpoints import create_model
 
-    create_model(boto, job_name, image_uri, model_data, role, environment, vpc_config, network_isolation)
+    create_model(boto, job_name, image_uri, model_data, access, environment)
+    kms_key_id = access.kms_key_id
     # The request as a dict through the core's client: sagemaker-core's shapes drop falsy values, and
     # InvocationsMaxRetries must be sent as 0 (a bad file gets a 200 error record from the container;
     # SageMaker's default of 3 retries would only repeat a failure).

@@ -17,6 +17,7 @@ from classifier_host import records, settings
 from classifier_host.cli import train
 from classifier_host.data import s3 as download_dataset
 from classifier_host.sagemaker import local, training
+from classifier_host.sagemaker.access import Access
 
 from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
 
@@ -93,8 +94,8 @@ def described(status="Completed", **extra) -> dict:
     }
 
 
-def start(boto, mode: str, **kwargs):
-    spec = training.JobSpec(IMAGE, ROLE, OUTPUT, {"epochs": "3"}, **kwargs)
+def start(boto, mode: str, access: Access | None = None, **kwargs):
+    spec = training.JobSpec(IMAGE, access or Access(ROLE), OUTPUT, {"epochs": "3"}, **kwargs)
     return training.start_training(boto, spec, f"s3://{BUCKET}/image-classifier/data/dogs", JOB, debugger=mode)
 
 
@@ -149,9 +150,12 @@ def test_spot_kms_vpc_isolation_and_instances_reach_the_request(monkeypatch):
         spot=True,
         max_run=3600,
         checkpoint_s3_uri=f"s3://{BUCKET}/ckpt/{JOB}",
-        network_isolation=True,
-        kms_key_id="key-1",
-        vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+        access=Access(
+            ROLE,
+            kms_key_id="key-1",
+            vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+            network_isolation=True,
+        ),
     )
     boto.assert_no_pending()
 
@@ -167,7 +171,7 @@ def test_spot_kms_vpc_isolation_and_instances_reach_the_request(monkeypatch):
 )
 def test_bad_training_settings_are_refused_before_any_call(monkeypatch, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        training.JobSpec(IMAGE, ROLE, OUTPUT, {}, **kwargs)
+        training.JobSpec(IMAGE, Access(ROLE), OUTPUT, {}, **kwargs)
 
 
 def test_an_unknown_debugger_mode_is_refused_before_any_call(monkeypatch):

@@ -13,6 +13,7 @@ from classifier.contract import hyperparams, metrics
 from classifier_host import settings
 from classifier_host.cli import tune
 from classifier_host.sagemaker import training, tuning
+from classifier_host.sagemaker.access import Access
 
 from .aws_stubs import StubbedBotoSession
 
@@ -65,12 +66,12 @@ def creation(sent) -> dict:
     return request
 
 
-def start(aws, spot=True, **spec) -> dict:
+def start(aws, spot=True, access: Access | None = None, **spec) -> dict:
     stubber, boto, sent = aws
     created(stubber)
     job = training.JobSpec(
         IMAGE,
-        ROLE,
+        access or Access(ROLE),
         "s3://my-bucket/tuning",
         FIXED,
         spot=spot,
@@ -114,10 +115,13 @@ def test_the_trials_carry_what_a_training_job_carries(aws):
     definition = start(
         aws,
         spot=False,
-        network_isolation=True,
-        kms_key_id="key-1",
+        access=Access(
+            ROLE,
+            kms_key_id="key-1",
+            vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
+            network_isolation=True,
+        ),
         instance_count=2,
-        vpc_config={"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]},
     )["TrainingJobDefinition"]
     assert definition["EnableNetworkIsolation"] is True
     assert definition["EnableInterContainerTrafficEncryption"] is True
@@ -136,7 +140,7 @@ def test_a_fixed_value_takes_its_name_out_of_the_ranges(aws):
     created(stubber)
     fixed = {**FIXED, "batch-size": "32"}
     tuning.start_tuning(
-        boto, training.JobSpec(IMAGE, ROLE, "s3://b/t", fixed), tune.search_space(fixed), DATA, TUNING_JOB, 4, 2
+        boto, training.JobSpec(IMAGE, Access(ROLE), "s3://b/t", fixed), tune.search_space(fixed), DATA, TUNING_JOB, 4, 2
     )
     request = creation(sent)
     names = {r["Name"] for kind in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in kind}
