@@ -65,28 +65,19 @@ def wait_for_signal() -> None:
 
 def deploy_local(args) -> int:
     from ..images import serving
-    from ..images.names import built, local_image
     from ..sagemaker import local
 
     model_data = model_data_uri(args.model_data)
     image = args.image
-    if not image:
-        try:
-            metadata = serving.local_metadata(Path(model_data.removeprefix("file://")))
-        except ValueError as err:
-            return errors.fail(err, 2)
-        role, why = serving.image_role(metadata, "local_gpu" if args.gpu else "local")
-        image = local_image(role)
-        print(f"serving image: {image} ({why}); --image overrides", flush=True)
-    if not built(image):
-        return errors.fail(f"serving image {image} is not built: run `make build`", 2)
-    if local.serving_port_in_use():
-        return errors.fail(
-            f"{local.LOCAL_ENDPOINT_URL} is already in use; local mode serves every endpoint (and "
-            "transform) there. Stop the other one (Ctrl-C in its deploy.py, or `docker ps` and `docker stop`) "
-            "and retry",
-            2,
-        )
+    try:
+        if not image:
+            image, why = serving.local_choice(
+                serving.local_metadata(Path(model_data.removeprefix("file://"))), args.gpu
+            )
+            print(f"serving image: {image} ({why}); --image overrides", flush=True)
+        local.check_can_serve(image)
+    except ValueError as err:
+        return errors.fail(err, 2)
     print(f"deploying {model_data} on {image} (local mode)...", flush=True)
     start = time.monotonic()
     try:

@@ -123,7 +123,6 @@ def local_model(model_data: str, scratch: Path) -> tuple[Path, dict]:
 
 def run_local(args) -> int:
     from ..images import serving
-    from ..images.names import built, local_image
     from ..sagemaker import local, transform
     from ..transform import inputs, outputs
     from ..transform.inputs import TransformError
@@ -150,17 +149,12 @@ def run_local(args) -> int:
         model, metadata = local_model(args.model_data, scratch / "model")
         image = args.image
         if not image:
-            role, why = serving.image_role(metadata, "local_gpu" if args.gpu else "local")
-            image = local_image(role)
+            image, why = serving.local_choice(metadata, args.gpu)
             print(f"serving image: {image} ({why}); --image overrides", flush=True)
-        if not built(image):
-            raise TransformError(f"serving image {image} is not built: run `make build`")
-        if local.serving_port_in_use():
-            raise TransformError(
-                f"{local.LOCAL_ENDPOINT_URL} is in use: a local endpoint (deploy.py --local) or "
-                "another transform serves there, and local mode would send this job's images "
-                "to it. Stop it (Ctrl-C in its deploy.py, or `docker ps` / `docker stop`) and retry"
-            )
+        try:
+            local.check_can_serve(image)
+        except ValueError as err:
+            raise TransformError(str(err)) from None
         predictions = []
         if fits:
             names = inputs.stage(fits, root, scratch / "input")

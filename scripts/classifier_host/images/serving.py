@@ -35,6 +35,14 @@ def image_role(metadata: dict, instance_type: str) -> tuple[str, str]:
     )
 
 
+def local_choice(metadata: dict, gpu: bool) -> tuple[str, str]:
+    """(the local image, why) a model serves on in local mode (deploy.py --local, transform.py --local)."""
+    from .names import local_image
+
+    role, why = image_role(metadata, "local_gpu" if gpu else "local")
+    return local_image(role), why
+
+
 def _why_not(metadata: dict) -> str:
     export = metadata.get("export", {})
     if not export.get("enabled"):

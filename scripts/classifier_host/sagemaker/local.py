@@ -155,6 +155,21 @@ def serving_port_in_use() -> bool:
         return probe.connect_ex(("127.0.0.1", int(LOCAL_ENDPOINT_URL.rsplit(":", 1)[1]))) == 0
 
 
+def check_can_serve(image: str) -> None:
+    """Before a local endpoint or a local transform starts: `image` is built and local mode's serving port
+    is free (ValueError naming what is not)."""
+    from ..images.names import built
+
+    if not built(image):
+        raise ValueError(f"serving image {image} is not built: run `make build`")
+    if serving_port_in_use():
+        raise ValueError(
+            f"{LOCAL_ENDPOINT_URL} is in use: a local endpoint (deploy.py --local) or another transform serves "
+            "there, and local mode would send this job's requests to it. Stop it (Ctrl-C in its deploy.py, or "
+            "`docker ps` / `docker stop`) and retry"
+        )
+
+
 @dataclass
 class LocalEndpoint:
     """A running local endpoint: its name (model and endpoint config carry it too), where it answers,
