@@ -34,9 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import deployment, records, settings
+from .. import deployment, settings
 from ..sagemaker import endpoints
-from ..sagemaker.access import Access
 from ..settings import SettingsError
 from . import errors
 
@@ -343,112 +342,31 @@ def run_cloud(args: argparse.Namespace) -> int:
         needs_bucket = ("S3_BUCKET",) if args.data_capture or args.asynchronous else ()
         cfg = settings.load("SAGEMAKER_ROLE_ARN", *needs_bucket)
         check_async_arguments(args)
-        autoscale = parse_autoscale(args.autoscale, args.asynchronous)
-        image = records.cloud_image(args.image, "serve") if args.image else None
-        model_data, job = records.cloud_model(args.model_data, args.training_job)
+        bounds = parse_autoscale(args.autoscale, args.asynchronous)
     except SettingsError as err:
         return errors.fail(err, 2)
-    # The SDK takes over a second to import: only once the settings are known good.
-    from ..images import serving
-    from ..sagemaker import session, training
-
-    boto = session.boto_session(cfg.region)
-    try:
-        model_data = model_data or training.model_of(boto, job)
-    except ValueError as err:
-        return errors.fail(err, 2)
-    if image is None:
-        try:
-            role, why = serving.image_role(serving.s3_metadata(boto.client("s3"), model_data), args.instance_type)
-            image = records.cloud_image(None, role)
-        except (ValueError, SettingsError) as err:
-            return errors.fail(err, 2)
-        print(f"serving image: {role} ({why})")
-    name = args.endpoint_name or session.new_job_name()
-    capture = cfg.s3_uri("data-capture") if args.data_capture else None
-    async_options = None
-    if args.asynchronous:
-        async_options = endpoints.AsyncOptions(
-            output_s3=cfg.s3_uri(settings.ASYNC_OUTPUT),
-            failure_s3=cfg.s3_uri(settings.ASYNC_FAILURES),
-            max_concurrent=args.async_max_concurrent,
-            success_topic=args.sns_success_topic,
-            error_topic=args.sns_error_topic,
-        )
-    kind = "async endpoint" if args.asynchronous else "endpoint"
-    print(
-        f"deploying {model_data} on {args.instance_count} x {args.instance_type} as {kind} {name} ({image}); "
-        "this takes 5-10 minutes...",
-        flush=True,
+    target = args.backlog_per_instance if args.asynchronous else args.invocations_per_instance
+    request = deployment.CloudDeployment(
+        model_data=args.model_data,
+        training_job=args.training_job,
+        image=args.image,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        endpoint_name=args.endpoint_name,
+        network_isolation=args.network_isolation,
+        data_capture=args.data_capture,
+        environment=container_environment(args),
+        scaling=deployment.Scaling(*bounds, target) if bounds else None,
+        asynchronous=args.asynchronous,
+        async_max_concurrent=args.async_max_concurrent or ASYNC_DEFAULTS["async_max_concurrent"],
+        sns_success_topic=args.sns_success_topic,
+        sns_error_topic=args.sns_error_topic,
     )
-    try:
-        endpoints.deploy(
-            boto,
-            image,
-            model_data,
-            Access.of(cfg, args.network_isolation),
-            name,
-            instance_type=args.instance_type,
-            instance_count=args.instance_count,
-            data_capture_s3=capture,
-            environment=container_environment(args),
-            async_options=async_options,
-        )
-    except Exception as err:  # FailedStatusError (the endpoint's FailureReason), a refused request, a timeout
-        print(f"error: endpoint {name} did not come up: {err}", file=sys.stderr)
-        print(f"clean up with: python scripts/deploy.py --delete {name}", file=sys.stderr)
-        return 1
-    records.record("endpoint", name)
-    if autoscale and start_autoscaling(boto, args, name, autoscale) != 0:
-        return 1
-    if capture:
-        print(f"data capture: {capture}")
-    if async_options:
-        print(f"answers in {async_options.output_s3}/, failures in {async_options.failure_s3}/")
-    print(f"endpoint {name} is InService (recorded for query.py and teardown.py)")
-    print(f"try: python scripts/query.py --endpoint {name} IMAGE...")
-    return 0
+    return errors.run(lambda: deployment.deploy_cloud(cfg, request, say=_say), errors.DEPLOYMENT)
 
 
-def start_autoscaling(boto, args: argparse.Namespace, name: str, bounds: tuple[int, int]) -> int:
-    """Autoscaling of the endpoint just deployed; 1 (after saying what failed) when AWS refuses a part."""
-    from botocore.exceptions import ClientError
-
-    autoscaling = boto.client("application-autoscaling")
-    try:
-        if args.asynchronous:
-            endpoints.enable_async_autoscaling(
-                autoscaling, boto.client("cloudwatch"), name, *bounds, args.backlog_per_instance
-            )
-        else:
-            endpoints.enable_autoscaling(autoscaling, name, *bounds, args.invocations_per_instance)
-    except ClientError as err:  # the endpoint is up and recorded: say so, and how to retry or remove it
-        services = "application-autoscaling and cloudwatch" if args.asynchronous else "application-autoscaling"
-        # An async endpoint's scaling may be half set: a target at 0 without its alarm may never start again.
-        state = "its scaling may be half set" if args.asynchronous else f"it runs at {args.instance_count} instance(s)"
-        return errors.fail(
-            f"endpoint {name} is InService but its autoscaling could not be set: "
-            f"{err.response['Error'].get('Code')}: {err.response['Error'].get('Message')} ({err.operation_name} "
-            f"failed; the role needs the {services} permissions of iam/operator-policy.json); {state}. "
-            f"Remove it with: python scripts/deploy.py --delete {name}",
-            1,
-        )
-    if args.asynchronous:
-        print(
-            f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.backlog_per_instance} queued requests per "
-            "instance"
-            + (
-                f"; at zero, alarm {endpoints.wake_up_alarm_name(name)} starts one as soon as a request waits"
-                if bounds[0] == 0
-                else ""
-            )
-        )
-    else:
-        print(
-            f"autoscaling {bounds[0]}-{bounds[1]} instances at {args.invocations_per_instance} "
-            "invocations per instance per minute"
-        )
-    return 0
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def delete(name: str | None) -> int:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..deployment import DeletionError
+from ..deployment import DeletionError, DeploymentError
 from ..settings import SettingsError
 
-# deploy.py --delete and teardown.py.
+# deploy.py (cloud), deploy.py --delete and teardown.py.
+DEPLOYMENT = {SettingsError: 2, DeploymentError: 1}
 DELETION = {SettingsError: 2, DeletionError: 1}
 
 

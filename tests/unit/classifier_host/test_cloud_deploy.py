@@ -13,7 +13,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
-from classifier_host import records, settings
+from classifier_host import deployment, records, settings
 from classifier_host.cli import deploy
 from classifier_host.sagemaker import endpoints
 
@@ -239,6 +239,28 @@ def test_deploy_a_model_uri_without_extras(cloud, capsys):
         "serving image: serve-cpu (ml.m5.xlarge is a CPU instance and the model has onnx-int8 and onnx"
         in capsys.readouterr().out
     )
+
+
+def test_the_package_deploys_without_the_cli_and_says_each_step(cloud):
+    """deployment.deploy_cloud, called as the CLI calls it: the same requests, its lines through `say`."""
+    sm = cloud.stub("sagemaker")
+    artifact_stub(cloud, EXPORTED)
+    deploy_stubs(sm, capture=False, count=2, image=IMAGE_CPU)
+    said = []
+    request = deployment.CloudDeployment(model_data=MODEL, endpoint_name=EP, instance_count=2)
+    assert deployment.deploy_cloud(settings.load("SAGEMAKER_ROLE_ARN"), request, say=said.append) == EP
+    cloud.assert_no_pending()
+    assert said[0].startswith("serving image: serve-cpu") and said[-2].startswith(f"endpoint {EP} is InService")
+    assert records.recorded("endpoint") == EP
+
+
+def test_the_package_refuses_a_model_with_no_image_before_any_endpoint_call(cloud):
+    settings.IMAGES_FILE.write_text(json.dumps({"serve": {"uri": IMAGE}}))
+    cloud.stub("sagemaker")  # nothing queued: no endpoint call may happen
+    artifact_stub(cloud, EXPORTED)
+    with pytest.raises(settings.SettingsError, match="has no 'serve-cpu' image"):
+        deployment.deploy_cloud(settings.load("SAGEMAKER_ROLE_ARN"), deployment.CloudDeployment(model_data=MODEL))
+    assert records.recorded("endpoint") is None
 
 
 def test_a_gpu_instance_gets_the_torch_image_and_image_overrides(cloud):
