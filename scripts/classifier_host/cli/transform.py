@@ -20,14 +20,16 @@ downloads its output; its model defaults to the last training job train.py recor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 
-from .. import records, settings
-from ..sagemaker.access import Access
 from ..settings import SettingsError
+from ..transform import jobs
 from . import errors
+
+# TransformRequest's fields are the options of the same names.
+REQUEST_FIELDS = [field.name for field in dataclasses.fields(jobs.TransformRequest)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,15 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         check_payload(args.max_payload_mb, 1 if args.local else args.max_concurrent)
         if args.instance_count < 1:
             raise TransformError(f"--instance-count must be >= 1, got {args.instance_count}")
-        return run_local(args) if args.local else run_cloud(args)
+        request = jobs.TransformRequest(**{name: getattr(args, name) for name in REQUEST_FIELDS})
+        summary = jobs.run_local(request) if args.local else jobs.run_cloud(request)
     except (TransformError, SettingsError) as err:
         return errors.fail(err, 2)
-
-
-def job_name(args) -> str:
-    from ..sagemaker.session import new_job_name
-
-    return args.job_name or new_job_name("image-classifier-transform")
+    except jobs.TransformJobFailed as err:
+        return errors.fail(err, 1)
+    return report(summary, args.output)
 
 
 def report(summary: dict, output: Path) -> int:
@@ -96,232 +96,6 @@ def report(summary: dict, output: Path) -> int:
         )
     print(f"predictions: {output / outputs.PREDICTIONS_FILE}")
     return 0
-
-
-# ---- local ----
-
-
-def local_model(model_data: str, scratch: Path) -> tuple[Path, dict]:
-    """(model.tar.gz, its metadata), checked as the server would load it: before any container starts."""
-    from classifier.model import artifact
-
-    from ..reports.evaluation import EvaluationError, model_folder
-    from ..transform.inputs import TransformError
-
-    path = Path(model_data.removeprefix("file://")).expanduser()
-    if not path.is_file():
-        raise TransformError(f"--model-data {model_data}: no such file (train first: make demo / make train)")
-    try:
-        folder = model_folder(path, scratch)
-        metadata = artifact.load_metadata(folder)
-    except (EvaluationError, artifact.ArtifactError) as err:
-        raise TransformError(f"--model-data {model_data}: {err}") from None
-    if not artifact.exported(folder, metadata):
-        raise TransformError(f"--model-data {model_data} holds none of the model files its metadata.json names")
-    return path.resolve(), metadata
-
-
-def run_local(args) -> int:
-    from ..images import serving
-    from ..sagemaker import local, transform
-    from ..transform import inputs, outputs
-    from ..transform.inputs import TransformError
-
-    if args.input.startswith("s3://"):
-        raise TransformError("--local reads a folder: give --input DIR (an s3:// prefix needs a cloud job)")
-    if not args.model_data:
-        raise TransformError("--local needs --model-data PATH/model.tar.gz")
-    root = Path(args.input).resolve()
-    files = inputs.list_folder(root)
-    fits, failed = inputs.split_by_size(files, args.max_payload_mb)
-    unsendable = {f.path for f in fits if not transform.sendable_locally(root / f.path)}
-    failed += [
-        inputs.Failure(
-            path,
-            "not an image: its bytes read as text that is not UTF-8, which SageMaker "
-            "local mode cannot send (it would stop the whole job)",
-        )
-        for path in sorted(unsendable)
-    ]
-    fits = [f for f in fits if f.path not in unsendable]
-    with tempfile.TemporaryDirectory(prefix="transform-") as scratch:
-        scratch = Path(scratch)
-        model, metadata = local_model(args.model_data, scratch / "model")
-        image = args.image
-        if not image:
-            image, why = serving.local_choice(metadata, args.gpu)
-            print(f"serving image: {image} ({why}); --image overrides", flush=True)
-        try:
-            local.check_can_serve(image)
-        except ValueError as err:
-            raise TransformError(str(err)) from None
-        predictions = []
-        if fits:
-            names = inputs.stage(fits, root, scratch / "input")
-            name = job_name(args)
-            print(f"transform job {name}: {len(fits)} files on {image} (local mode)...", flush=True)
-            try:
-                transform.transform_local(
-                    image, model, scratch / "input", scratch / "output", name, args.max_payload_mb, gpu=args.gpu
-                )
-            except RuntimeError as err:  # local mode's own failures: the container never answered...
-                return errors.fail(f"transform job {name} failed: {err} (its container log is above)", 1)
-            predictions, failed = collect_local(names, scratch / "output", failed)
-    summary = outputs.write(args.output, len(files), predictions, failed, metadata["classes"], str(root))
-    return report(summary, args.output)
-
-
-def collect_local(names: dict[str, str], output: Path, failed: list):
-    """Each staged file's answer (<staged name>.out), under the file's own path."""
-    from ..transform.inputs import Failure
-    from ..transform.outputs import Prediction, read_answer
-
-    predictions, failed = [], list(failed)
-    for staged, path in names.items():
-        answer = output / f"{staged}.out"
-        result = (
-            read_answer(path, answer.read_bytes())
-            if answer.is_file()
-            else Failure(path, "the job wrote no answer for it")
-        )
-        (predictions if isinstance(result, Prediction) else failed).append(result)
-    return predictions, failed
-
-
-# ---- cloud ----
-
-
-def run_cloud(args) -> int:
-    from ..transform.inputs import TransformError
-
-    cfg = settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET")
-    if not args.input.startswith("s3://"):
-        raise TransformError(f"--input {args.input}: a cloud job reads an s3:// prefix (or add --local for a folder)")
-    model_data, training_job = records.cloud_model(args.model_data, args.training_job)
-    # The SDK takes over a second to import: only once the settings are known good.
-    from classifier.model import artifact
-
-    from ..data.s3 import parse_s3_uri
-    from ..images import serving
-    from ..sagemaker import session, training, transform
-    from ..transform import inputs, outputs
-
-    boto = session.boto_session(cfg.region)
-    s3 = boto.client("s3")
-    try:
-        model_data = model_data or training.model_of(boto, training_job)
-        metadata = artifact.check_metadata(serving.s3_metadata(s3, model_data), model_data)
-        role, why = serving.image_role(metadata, args.instance_type)
-        image = records.cloud_image(args.image, role)
-    except (ValueError, artifact.ArtifactError) as err:
-        raise TransformError(str(err)) from None
-    print(f"serving image: {role} ({why})" if not args.image else f"serving image: {image}")
-    try:
-        bucket, prefix = parse_s3_uri(args.input)
-    except ValueError as err:
-        raise TransformError(f"--input: {err}") from None
-    prefix = prefix + "/" if prefix else ""  # the objects under it, not those beside it
-    files = list_prefix(s3, bucket, prefix)
-    fits, failed = inputs.split_by_size(files, args.max_payload_mb)
-    predictions = []
-    if fits:
-        name = job_name(args)
-        manifest_uri, output_uri = (
-            cfg.s3_uri("transform", name, "input.manifest"),
-            cfg.s3_uri("transform", name, "output"),
-        )
-        manifest_bucket, manifest_key = parse_s3_uri(manifest_uri)
-        s3.put_object(
-            Bucket=manifest_bucket,
-            Key=manifest_key,
-            Body=inputs.manifest(f"s3://{bucket}/{prefix}", fits),
-            **({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": cfg.kms_key_id} if cfg.kms_key_id else {}),
-        )
-        print(
-            f"transform job {name}: {len(fits)} files on {args.instance_count} x {args.instance_type} ({image})",
-            flush=True,
-        )
-        try:
-            transform.start_cloud(
-                boto,
-                name,
-                image,
-                model_data,
-                Access.of(cfg, args.network_isolation),
-                manifest_uri,
-                output_uri,
-                instance_type=args.instance_type,
-                instance_count=args.instance_count,
-                max_concurrent=args.max_concurrent,
-                max_payload_mb=args.max_payload_mb,
-            )
-            transform.wait_with_logs(boto, name)
-        except RuntimeError as err:
-            return errors.fail(err, 1)
-        finally:
-            delete_job_model(boto, name)
-        predictions, failed = collect_cloud(s3, output_uri, fits, failed)
-    summary = outputs.write(args.output, len(files), predictions, failed, metadata["classes"], args.input)
-    return report(summary, args.output)
-
-
-def delete_job_model(boto, name: str) -> None:
-    from botocore.exceptions import ClientError
-
-    from ..sagemaker import transform
-
-    try:
-        transform.delete_model(boto, name)
-    except ClientError as err:  # not created (the job was refused), or no permission: say so, go on
-        print(f"warning: could not delete the job's model {name}: {err}", file=sys.stderr)
-
-
-def list_prefix(s3, bucket: str, prefix: str):
-    """The objects under the prefix as input files (keys relative to it), hidden ones and folders left out."""
-    from pathlib import PurePosixPath
-
-    from ..transform.inputs import InputFile, TransformError, hidden
-
-    files = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix) :]
-            if relative and not relative.endswith("/") and not hidden(PurePosixPath(relative)):
-                files.append(InputFile(relative, item["Size"]))
-    if not files:
-        raise TransformError(f"--input s3://{bucket}/{prefix} holds no objects")
-    return files
-
-
-def collect_cloud(s3, output_uri: str, sent, failed: list):
-    """Each sent file's answer: SageMaker writes <key>.out under the output path, mirroring the input's
-    key (matched here by the longest key tail, so either layout of the documented mirroring reads back)."""
-    from ..data.s3 import parse_s3_uri
-    from ..transform.inputs import Failure
-    from ..transform.outputs import Prediction, read_answer
-
-    bucket, prefix = parse_s3_uri(output_uri)
-    prefix += "/"
-    keys = [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for item in page.get("Contents", [])
-        if item["Key"].endswith(".out")
-    ]
-    predictions, failed = [], list(failed)
-    for entry in sent:
-        matches = [
-            key
-            for key in keys
-            if key.removesuffix(".out").endswith("/" + entry.path) or key.removesuffix(".out") == prefix + entry.path
-        ]
-        if not matches:
-            failed.append(Failure(entry.path, "the job wrote no answer for it"))
-            continue
-        body = s3.get_object(Bucket=bucket, Key=min(matches, key=len))["Body"].read()
-        result = read_answer(entry.path, body)
-        (predictions if isinstance(result, Prediction) else failed).append(result)
-    return predictions, failed
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.transform
