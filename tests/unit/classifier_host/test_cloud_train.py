@@ -13,7 +13,7 @@ from botocore.stub import ANY
 from moto import mock_aws
 
 from classifier.contract import metrics
-from classifier_host import records, settings
+from classifier_host import records, settings, training_jobs
 from classifier_host.cli import train
 from classifier_host.data import s3 as download_dataset
 from classifier_host.sagemaker import local, training
@@ -245,7 +245,7 @@ def cloud_job(tmp_path, monkeypatch):
     images.write_text(json.dumps({"train": {"uri": IMAGE}}))
     monkeypatch.setattr(settings, "IMAGES_FILE", images)
     monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(train, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(training_jobs, "REPORTS_DIR", tmp_path / "reports")
 
 
 def test_train_cloud_uploads_streams_records_and_fetches_profiler_report(
@@ -319,7 +319,7 @@ def test_train_cloud_project_debugger_downloads_the_output_and_runs_the_report(
         "import json, sys, pathlib\n"
         f"pathlib.Path({str(tmp_path / 'report-args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n"
     )
-    monkeypatch.setattr(train, "REPORT_COMMAND", [sys.executable, str(stand_in)])
+    monkeypatch.setattr(training_jobs, "REPORT_COMMAND", [sys.executable, str(stand_in)])
     hp = {"epochs": "3", "debugger": "true", "tensors-dir": "/opt/ml/output/data/tensors"}
     with mock_aws():
         boto = StubbedBotoSession()
