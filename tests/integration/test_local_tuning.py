@@ -7,7 +7,7 @@ import json
 import pytest
 
 from classifier.contract import hyperparams
-from classifier_host.cli import tune
+from classifier_host.tuning import jobs as tuning_jobs
 from classifier_host.tuning import results, search
 
 # Short trials: one epoch of a small network on 32-pixel images (about half a minute each on 2 CPUs).
@@ -18,7 +18,7 @@ REFUSED = {"lr": 50.0}
 
 @pytest.mark.filterwarnings("ignore:Fixed parameter lr with value 50.0 is out of range")  # on purpose
 def test_local_search_records_a_failed_trial_and_writes_the_best(sample_data, train_image, tmp_path):
-    space = tune.search_space(FIXED)
+    space = tuning_jobs.search_space(FIXED)
     lines = []
     trials = search.search(
         search.local_job_runner(train_image, sample_data),

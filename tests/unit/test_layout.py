@@ -54,3 +54,13 @@ def test_a_cycle_inside_model_breaks_the_build(tmp_path):
     done = lint(ROOT, sources)
     assert done.returncode == 1
     assert "classifier.model.runtime_names -> classifier.model.runtimes" in done.stdout
+
+
+def test_a_command_calling_another_command_breaks_the_build(tmp_path):
+    """What teardown.py once did (it called cli/deploy.py's delete): the shared step belongs in the package."""
+    sources = copy_tree(tmp_path)
+    teardown = sources / "scripts/classifier_host/cli/teardown.py"
+    teardown.write_text(teardown.read_text() + "\nfrom classifier_host.cli import deploy  # a command's code\n")
+    done = lint(ROOT, sources)
+    assert done.returncode == 1
+    assert "classifier_host.cli.teardown -> classifier_host.cli.deploy" in done.stdout

@@ -25,19 +25,10 @@ from pathlib import Path
 from .. import training_jobs
 from ..settings import DEBUGGER_MODES, SettingsError
 from . import errors
+from .arguments import parse_hp
 
 # TrainingRequest's fields, but the hyperparameters, are the options of the same names.
 REQUEST_OPTIONS = [f.name for f in dataclasses.fields(training_jobs.TrainingRequest) if f.name != "hyperparameters"]
-
-
-def parse_hp(pairs: list[str]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"error: --hp expects NAME=VALUE, got {pair!r}")
-        values[name.strip()] = value.strip()
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:

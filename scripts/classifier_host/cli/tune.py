@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
 
 from classifier.contract import hyperparams
 
-from .. import records, settings
-from ..sagemaker.access import Access
-from ..tuning import results
+from ..settings import SettingsError
+from ..tuning import jobs, results
 from ..tuning.results import Trial
 from . import errors
-from .train import parse_hp
+from .arguments import parse_hp
 
-
-def search_space(fixed: dict[str, str]) -> dict[str, Any]:
-    """SEARCH_SPACE without the names the user fixed with --hp."""
-    return {name: rng for name, rng in hyperparams.SEARCH_SPACE.items() if name not in fixed}
+# SearchRequest's fields, but the fixed hyperparameters, are the options of the same names.
+REQUEST_OPTIONS = [f.name for f in dataclasses.fields(jobs.SearchRequest) if f.name != "fixed"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,47 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         hyperparams.parse(fixed)  # every fixed value is checked before any job starts
     except hyperparams.HyperparameterError as err:
         return errors.fail(err, 2)
-    space = search_space(fixed)
+    space = jobs.search_space(fixed)
     if not space:
         return errors.fail("every tuned hyperparameter is fixed with --hp; nothing left to search", 2)
-    if args.local:
-        return run_local(args, fixed, space)
-    return run_cloud(args, fixed, space)
-
-
-# --- local -------------------------------------------------------------------------------------
-
-
-def run_local(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
-    data = Path(args.data)
-    if not data.is_dir():
-        return errors.fail(f"--data {data} is not a folder", 2)
-    first = []
-    if args.start_from:
-        try:
-            start = results.load_best(args.start_from)
-        except hyperparams.HyperparameterError as err:
-            return errors.fail(err, 2)
-        first = [{name: hyperparams.BY_NAME[name].parse(value) for name, value in start.items() if name in space}]
-
-    from ..images.names import local_image
-    from ..tuning import search  # Optuna and the SDK: after the argument checks
-
-    image = args.image or local_image("train")
-    name = datetime.datetime.now(datetime.UTC).strftime("tune-%Y%m%d-%H%M%S")
-    output = args.output_dir.resolve()
-    trials = search.search(
-        search.local_job_runner(image, data, gpu=args.gpu),
-        output,
-        args.max_jobs,
-        fixed=fixed,
-        space=space,
-        seed=args.seed,
-        first_trials=first,
-        name=name,
-    )
-    best = search.write_results(output, trials, fixed, space, name)
-    return report(output, best, trials)
+    request = jobs.SearchRequest(fixed=fixed, **{name: getattr(args, name) for name in REQUEST_OPTIONS})
+    try:
+        outcome = jobs.tune_local(request, space) if args.local else jobs.tune_cloud(request, space)
+    except SettingsError as err:
+        return errors.fail(err, 2)
+    except jobs.SearchFailed as err:
+        return errors.fail(err, 1)
+    except jobs.StoppedWaiting as err:
+        print(f"\n{err}")
+        return 130
+    return 0 if outcome is None else report(outcome.output, outcome.best, outcome.trials)
 
 
 def report(output: Path, best: Path | None, trials: list[Trial]) -> int:
@@ -142,62 +111,6 @@ def report(output: Path, best: Path | None, trials: list[Trial]) -> int:
         )
     print(f"best hyperparameters: {best}")
     return 0
-
-
-# --- cloud -------------------------------------------------------------------------------------
-
-
-def run_cloud(args, fixed: dict[str, str], space: dict[str, Any]) -> int:
-    if args.data and not args.data.startswith("s3://"):
-        return errors.fail(f"--data {args.data} must be an s3:// prefix for a cloud search (or add --local)", 2)
-    try:
-        cfg = settings.load() if args.attach else settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET")
-        image = None if args.attach else records.cloud_image(args.image, "train")
-    except settings.SettingsError as err:
-        return errors.fail(err, 2)
-    # The SDK takes over a second to import: only once the settings are known good.
-    from ..sagemaker import session, training, tuning
-    from ..tuning import cloud
-
-    boto = session.boto_session(cfg.region)
-    if args.attach:
-        job_name = args.attach
-        try:
-            tuning.describe(boto, job_name)
-        except RuntimeError as err:
-            return errors.fail(err, 1)
-    else:
-        job_name = tuning.new_tuning_job_name()
-        try:
-            spec = training.JobSpec(
-                image,
-                Access.of(cfg, args.network_isolation),
-                cfg.s3_uri("tuning"),
-                fixed,
-                instance_type=args.instance_type,
-                spot=args.spot,
-                max_run=int(args.max_run_hours * 3600),
-                checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if args.spot else None,
-            )
-        except ValueError as err:
-            return errors.fail(err, 2)
-        tuning.start_tuning(boto, spec, space, args.data, job_name, args.max_jobs, args.max_parallel_jobs)
-        print(
-            f"[tune] started tuning job {job_name} ({args.max_jobs} jobs, {args.max_parallel_jobs} at a time, "
-            f"{args.instance_type}{', spot' if args.spot else ''}, image {image})"
-        )
-        if args.no_wait:
-            print(f"later: python scripts/tune.py --attach {job_name} --output-dir {args.output_dir}")
-            return 0
-    try:
-        description = tuning.wait_for_tuning(boto, job_name)
-    except KeyboardInterrupt:
-        print(f"\nstopped waiting; the tuning job goes on. Later: python scripts/tune.py --attach {job_name}")
-        return 130
-    summaries = tuning.training_job_summaries(boto, job_name)
-    output = args.output_dir.resolve()
-    best = cloud.write_cloud_results(output, description, summaries)
-    return report(output, best, cloud.cloud_trials(summaries))
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.tune

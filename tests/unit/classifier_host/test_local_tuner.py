@@ -8,7 +8,7 @@ import pytest
 
 from classifier.contract import hyperparams, metrics
 from classifier.contract.hyperparams import Categorical, Continuous
-from classifier_host.cli import train
+from classifier_host.cli import arguments, train
 from classifier_host.tuning import results, search
 
 SPACE = {"lr": Continuous(1e-4, 1e-1, log=True), "batch-size": Categorical((16, 32))}
@@ -105,7 +105,7 @@ def test_best_file_feeds_the_training_launcher(tmp_path):
         },
     )
     assert json.loads(path.read_text())["hyperparameters"] == {"lr": 0.00042, "batch-size": 64, "cache-images": False}
-    merged = {**results.load_best(path), **train.parse_hp(["batch-size=32"])}
+    merged = {**results.load_best(path), **arguments.parse_hp(["batch-size=32"])}
     assert merged == {"lr": "0.00042", "batch-size": "32", "cache-images": "false"}
     parsed = hyperparams.parse(merged)
     assert (parsed.lr, parsed.batch_size, parsed.cache_images) == (0.00042, 32, False)

@@ -9,8 +9,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from classifier.contract import hyperparams
 from classifier.contract.hyperparams import SEARCH_SPACE, Categorical, Continuous, Integer
-from classifier_host.cli import tune
 from classifier_host.tuning import cloud, results, search
+from classifier_host.tuning import jobs as tuning_jobs
 
 
 def test_space_tunes_what_the_issue_asks_for():
@@ -79,7 +79,7 @@ def test_conversion_to_sagemaker_parameter_ranges():
 
 
 def test_fixed_values_leave_the_search():
-    space = tune.search_space({"batch-size": "32", "epochs": "3"})
+    space = tuning_jobs.search_space({"batch-size": "32", "epochs": "3"})
     assert "batch-size" not in space and set(space) == set(SEARCH_SPACE) - {"batch-size"}
 
 

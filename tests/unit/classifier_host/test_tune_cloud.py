@@ -14,6 +14,7 @@ from classifier_host import settings
 from classifier_host.cli import tune
 from classifier_host.sagemaker import training, tuning
 from classifier_host.sagemaker.access import Access
+from classifier_host.tuning import jobs as tuning_jobs
 
 from .aws_stubs import StubbedBotoSession
 
@@ -78,7 +79,7 @@ def start(aws, spot=True, access: Access | None = None, **spec) -> dict:
         checkpoint_s3_uri="s3://my-bucket/checkpoints/t" if spot else None,
         **spec,
     )
-    assert tuning.start_tuning(boto, job, tune.search_space(FIXED), DATA, TUNING_JOB, 12, 3) == TUNING_JOB
+    assert tuning.start_tuning(boto, job, tuning_jobs.search_space(FIXED), DATA, TUNING_JOB, 12, 3) == TUNING_JOB
     return creation(sent)
 
 
@@ -139,9 +140,8 @@ def test_a_fixed_value_takes_its_name_out_of_the_ranges(aws):
     stubber, boto, sent = aws
     created(stubber)
     fixed = {**FIXED, "batch-size": "32"}
-    tuning.start_tuning(
-        boto, training.JobSpec(IMAGE, Access(ROLE), "s3://b/t", fixed), tune.search_space(fixed), DATA, TUNING_JOB, 4, 2
-    )
+    spec = training.JobSpec(IMAGE, Access(ROLE), "s3://b/t", fixed)
+    tuning.start_tuning(boto, spec, tuning_jobs.search_space(fixed), DATA, TUNING_JOB, 4, 2)
     request = creation(sent)
     names = {r["Name"] for kind in request["HyperParameterTuningJobConfig"]["ParameterRanges"].values() for r in kind}
     assert "batch-size" not in names
