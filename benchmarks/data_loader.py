@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from classifier.model import decoding
-from classifier.training import data
+from classifier.training import augmentation, data
 from classifier_host.data import samples as sample_set
 
 
@@ -67,13 +67,13 @@ def main() -> None:
 
         classes = data.class_folders(train)
         samples = data.list_samples(train, classes)
-        side = decoding.cache_side(size)
+        side = augmentation.cache_side(size)
         start = time.perf_counter()
-        decoded = data.decode_all(samples, lambda p: decoding.decode_for_cache(p, size), side, workers=0)
+        decoded = data.decode_all(samples, lambda p: augmentation.decode_for_cache(p, size), side, workers=0)
         decode_seconds = time.perf_counter() - start
-        cached = data.TensorImages(decoded.images, decoded.labels, decoding.train_transform(size, "basic"))
+        cached = data.TensorImages(decoded.images, decoded.labels, augmentation.train_preset(size, "basic"))
         aug_rate = rate(DataLoader(cached, batch_size=args.batch_size, num_workers=0))
-        trivial = data.TensorImages(decoded.images, decoded.labels, decoding.train_transform(size, "trivialaugment"))
+        trivial = data.TensorImages(decoded.images, decoded.labels, augmentation.train_preset(size, "trivialaugment"))
         trivial_rate = rate(DataLoader(trivial, batch_size=args.batch_size, num_workers=0))
 
     n = len(samples)

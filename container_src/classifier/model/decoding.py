@@ -243,24 +243,3 @@ def eval_image(source: str | Path | bytes, preprocessing: dict) -> np.ndarray:
 def eval_decode(image: Image.Image, preprocessing: dict) -> np.ndarray:
     """`eval_image` for an image `open_image` already opened (the server checks sizes in between)."""
     return resize_center_crop(decode_rgb(image), preprocessing["resize"], preprocessing["crop"])
-
-
-def cache_side(image_size: int) -> int:
-    """Side of the cached square training image: the eval resize, so crops see the same scale."""
-    return eval_preprocessing(image_size)["resize"]
-
-
-def decode_for_cache(path: str | Path, image_size: int) -> np.ndarray:
-    """Training-only decode: reduced-size JPEG decoding, then a square uint8 (3, S, S)."""
-    side = cache_side(image_size)
-    return resize_center_crop(open_rgb(path, draft_size=side), side, side)
-
-
-def train_transform(image_size: int, augment: str):
-    """Augmentation on uint8 tensors (cheap next to decoding): RRC + flip (+ TrivialAugmentWide)."""
-    from torchvision.transforms import v2
-
-    steps = [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
-    if augment == "trivialaugment":
-        steps.append(v2.TrivialAugmentWide())
-    return v2.Compose(steps)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from classifier.contract import resources
 from classifier.model import decoding
+from classifier.training import augmentation
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -219,7 +220,9 @@ class FileImages(Dataset):
 
     def __getitem__(self, index):
         path, label = self.samples[index]
-        return self.transform(torch.from_numpy(decoding.decode_for_cache(path, self.image_size))), torch.tensor(label)
+        return self.transform(torch.from_numpy(augmentation.decode_for_cache(path, self.image_size))), torch.tensor(
+            label
+        )
 
 
 def default_workers(requested: int) -> int:

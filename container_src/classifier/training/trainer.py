@@ -28,7 +28,7 @@ from classifier.contract.paths import SageMakerPaths
 from classifier.debugging import hook
 from classifier.model import artifact, decoding
 from classifier.model import network as model_lib
-from classifier.training import checkpoint, data, distributed, finalize, profiling, signals
+from classifier.training import augmentation, checkpoint, data, distributed, finalize, profiling, signals
 from classifier.training import loop as epoch_loop
 
 log = logging.getLogger("classifier.training.trainer")
@@ -79,8 +79,8 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
     for note in dataset.notes:
         log.info(note)
     prep = decoding.eval_preprocessing(hp.image_size)
-    side = decoding.cache_side(hp.image_size)
-    train_transform = decoding.train_transform(hp.image_size, hp.augment)
+    side = augmentation.cache_side(hp.image_size)
+    train_preset = augmentation.train_preset(hp.image_size, hp.augment)
     sets = {}
     for name, split in dataset.splits.items():
         start = time.perf_counter()
@@ -92,7 +92,7 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
                     "train: decoded cache would need %.1f GB, over half the free memory: decoding per step",
                     cache_bytes / 1e9,
                 )
-            decode = lambda p: decoding.decode_for_cache(p, hp.image_size)  # noqa: E731
+            decode = lambda p: augmentation.decode_for_cache(p, hp.image_size)  # noqa: E731
             size = side
         else:
             use_cache = True  # eval images are small once cropped, and decoded exactly like the server does
@@ -114,10 +114,10 @@ def load_data(hp, paths: SageMakerPaths, workers: int):
         )
         if name == "train" and not use_cache:
             bad = {s.path for s in decoded.skipped}
-            sets[name] = data.FileImages([s for s in split.samples if s[0] not in bad], hp.image_size, train_transform)
+            sets[name] = data.FileImages([s for s in split.samples if s[0] not in bad], hp.image_size, train_preset)
         else:
             sets[name] = data.TensorImages(
-                decoded.images, decoded.labels, train_transform if name == "train" else None, decoded.sources
+                decoded.images, decoded.labels, train_preset if name == "train" else None, decoded.sources
             )
     return dataset, sets
 

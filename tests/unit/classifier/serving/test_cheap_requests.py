@@ -20,6 +20,7 @@ from PIL import Image
 from classifier.model import artifact, decoding
 from classifier.model import network as model_lib
 from classifier.serving.handler import IMAGE_TYPES, ImageClassifierHandler, RequestContext, RequestError
+from classifier.training import augmentation
 from tests import image_cases
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -254,11 +255,11 @@ def test_training_cache_and_eval_refuse_extreme_shapes_alike(tmp_path):
     Image.new("RGB", (1, 20000)).save(tmp_path / "thin.png")
     for decode in (
         lambda p: decoding.eval_image(p, decoding.eval_preprocessing(224)),
-        lambda p: decoding.decode_for_cache(p, 224),
+        lambda p: augmentation.decode_for_cache(p, 224),
     ):
         with pytest.raises(decoding.BadShape):
             decode(tmp_path / "thin.png")
     assert decoding.BadShape.kind == "aspect ratio over the limit"
     buffer = io.BytesIO()
     Image.new("RGB", (400, 20)).save(buffer, "PNG")  # exactly 20:1 is served
-    assert decoding.decode_for_cache(io.BytesIO(buffer.getvalue()), 224).shape == (3, 256, 256)
+    assert augmentation.decode_for_cache(io.BytesIO(buffer.getvalue()), 224).shape == (3, 256, 256)

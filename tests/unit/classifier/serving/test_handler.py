@@ -13,6 +13,7 @@ import torch
 from classifier.model import artifact, decoding, forward, runtimes
 from classifier.serving.handler import ImageClassifierHandler, RequestContext, RequestError, parse_attributes
 from classifier.serving.limits import Limits
+from classifier.training import augmentation
 from tests.image_cases import bomb_png, encode, noise_image, stored_as, truncated_jpeg, with_orientation
 from tests.unit.small_model import CLASSES, IMAGE_SIZE
 
@@ -265,8 +266,8 @@ def test_exif_orientation_gives_the_upright_prediction(loaded, model_dir, orient
     upright = with_orientation(UPRIGHT, 1, "PNG")
     prep = decoding.eval_preprocessing(IMAGE_SIZE)
     assert np.array_equal(decoding.eval_image(rotated, prep), decoding.eval_image(upright, prep))
-    side = decoding.cache_side(IMAGE_SIZE)
-    assert decoding.decode_for_cache(io.BytesIO(rotated), IMAGE_SIZE).shape == (3, side, side)
+    side = augmentation.cache_side(IMAGE_SIZE)
+    assert augmentation.decode_for_cache(io.BytesIO(rotated), IMAGE_SIZE).shape == (3, side, side)
     served = {r["index"]: r["probability"] for r in answer(loaded, rotated, "image/png", f"top_k={len(CLASSES)}")}
     expected = reference(model_dir, upright)
     assert max(abs(served[i] - float(expected[i])) for i in range(len(CLASSES))) < 1e-4

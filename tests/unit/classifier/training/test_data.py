@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from classifier.model import decoding
-from classifier.training import data
+from classifier.training import augmentation, data
 from classifier.training.data import DataError
 
 
@@ -106,15 +106,15 @@ def test_split_of_only_bad_files_is_an_error(tmp_path, monkeypatch):
         (tmp_path / split / "a").mkdir(parents=True)
         (tmp_path / split / "a" / "x.jpg").write_text("nope")
     found = data.discover({"training": tmp_path}, 0.1, 0.1, seed=1)
-    decoded = data.decode_all(found.splits["train"].samples, lambda p: decoding.decode_for_cache(p, 32), 37, 0)
+    decoded = data.decode_all(found.splits["train"].samples, lambda p: augmentation.decode_for_cache(p, 32), 37, 0)
     assert len(decoded.labels) == 0 and len(decoded.skipped) == 1
 
 
 def test_training_decode_is_reduced_but_eval_is_exact(tmp_path):
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (400, 500, 3), dtype=np.uint8))
     image.save(tmp_path / "photo.jpg", quality=92)
-    cached = decoding.decode_for_cache(tmp_path / "photo.jpg", 64)
-    side = decoding.cache_side(64)
+    cached = augmentation.decode_for_cache(tmp_path / "photo.jpg", 64)
+    side = augmentation.cache_side(64)
     assert cached.shape == (3, side, side)
     prep = decoding.eval_preprocessing(64)
     assert prep["resize"] == 73 and prep["crop"] == 64
@@ -123,8 +123,8 @@ def test_training_decode_is_reduced_but_eval_is_exact(tmp_path):
     assert exact.shape == (3, 64, 64)
 
 
-def test_train_transform_output_shape():
+def test_train_preset_output_shape():
     images = torch.randint(0, 255, (3, 80, 80), dtype=torch.uint8)
     for augment in ("basic", "trivialaugment"):
-        out = decoding.train_transform(64, augment)(images)
+        out = augmentation.train_preset(64, augment)(images)
         assert out.shape == (3, 64, 64) and out.dtype == torch.uint8
