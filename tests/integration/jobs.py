@@ -29,20 +29,15 @@ def images() -> list[str]:
     return out.stdout.split()
 
 
+def train_command(data: Path, output: Path, image: str, hps: dict[str, str], *extra: str) -> list[str]:
+    """scripts/train.py --local as a user types it, the hyperparameters as --hp NAME=VALUE."""
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--local", "--data", str(data)]
+    args += ["--output-dir", str(output), "--image", image, *extra]
+    return args + [arg for name, value in hps.items() for arg in ("--hp", f"{name}={value}")]
+
+
 def run_train(data: Path, output: Path, image: str, hps: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     """scripts/train.py --local as a user runs it; returns the finished process (log in stdout)."""
-    args = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        "--local",
-        "--data",
-        str(data),
-        "--output-dir",
-        str(output),
-        "--image",
-        image,
-        *extra,
-    ]
-    for name, value in hps.items():
-        args += ["--hp", f"{name}={value}"]
-    return subprocess.run(args, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    return subprocess.run(
+        train_command(data, output, image, hps, *extra), capture_output=True, text=True, timeout=1200, cwd=ROOT
+    )

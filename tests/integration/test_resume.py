@@ -12,7 +12,6 @@ The three logs together must hold each epoch's metric line exactly once.
 import json
 import re
 import subprocess
-import sys
 import tarfile
 import threading
 
@@ -21,7 +20,7 @@ import pytest
 from classifier.contract import metrics
 from classifier.training import checkpoint
 
-from .jobs import ROOT, SMALL_HP
+from .jobs import ROOT, SMALL_HP, train_command
 
 EPOCHS = 3
 # Batches of 8: 25 short steps per epoch, room to act in the middle of one after seeing step 2.
@@ -40,21 +39,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def run_job(data, output, image, folder, trigger: str | None = None, action: list[str] | None = None):
     """The launcher with --checkpoint-dir; when a log line contains `trigger`, run `action` + the
     container's name. Returns (exit code, log, container name)."""
-    args = [
-        sys.executable,
-        str(ROOT / "scripts" / "train.py"),
-        "--local",
-        "--data",
-        str(data),
-        "--output-dir",
-        str(output),
-        "--image",
-        image,
-        "--checkpoint-dir",
-        str(folder),
-    ]
-    for name, value in HPS.items():
-        args += ["--hp", f"{name}={value}"]
+    args = train_command(data, output, image, HPS, "--checkpoint-dir", str(folder))
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     watchdog = threading.Timer(600, process.kill)
     watchdog.start()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT = Path(sys.executable).with_name("lint-imports")
 
@@ -38,29 +40,34 @@ def copy_tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_serving_importing_the_trainer_breaks_the_build(tmp_path):
+@pytest.mark.parametrize(
+    "module, wrong_import, broken",
+    [
+        # Serving importing the trainer: the serving images hold no training code.
+        (
+            "container_src/classifier/serving/handler.py",
+            "from classifier.training import trainer",
+            "classifier.serving.handler -> classifier.training.trainer",
+        ),
+        # A cycle inside model: back up its layers.
+        (
+            "container_src/classifier/model/runtime_names.py",
+            "from classifier.model import runtimes",
+            "classifier.model.runtime_names -> classifier.model.runtimes",
+        ),
+        # A command calling another command (what teardown.py once did with cli/deploy.py's delete).
+        (
+            "scripts/classifier_host/cli/teardown.py",
+            "from classifier_host.cli import deploy",
+            "classifier_host.cli.teardown -> classifier_host.cli.deploy",
+        ),
+    ],
+    ids=["serving-imports-training", "cycle-in-model", "command-imports-command"],
+)
+def test_a_wrong_import_breaks_the_build(tmp_path, module, wrong_import, broken):
     sources = copy_tree(tmp_path)
-    handler = sources / "container_src/classifier/serving/handler.py"
-    handler.write_text(handler.read_text() + "\nfrom classifier.training import trainer  # wrong way\n")
+    path = sources / module
+    path.write_text(path.read_text() + f"\n{wrong_import}  # the wrong way\n")
     done = lint(ROOT, sources)
     assert done.returncode == 1
-    assert "classifier.serving.handler -> classifier.training.trainer" in done.stdout
-
-
-def test_a_cycle_inside_model_breaks_the_build(tmp_path):
-    sources = copy_tree(tmp_path)
-    names = sources / "container_src/classifier/model/runtime_names.py"
-    names.write_text(names.read_text() + "\nfrom classifier.model import runtimes  # back up the layers\n")
-    done = lint(ROOT, sources)
-    assert done.returncode == 1
-    assert "classifier.model.runtime_names -> classifier.model.runtimes" in done.stdout
-
-
-def test_a_command_calling_another_command_breaks_the_build(tmp_path):
-    """What teardown.py once did (it called cli/deploy.py's delete): the shared step belongs in the package."""
-    sources = copy_tree(tmp_path)
-    teardown = sources / "scripts/classifier_host/cli/teardown.py"
-    teardown.write_text(teardown.read_text() + "\nfrom classifier_host.cli import deploy  # a command's code\n")
-    done = lint(ROOT, sources)
-    assert done.returncode == 1
-    assert "classifier_host.cli.teardown -> classifier_host.cli.deploy" in done.stdout
+    assert broken in done.stdout
