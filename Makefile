@@ -52,7 +52,7 @@ JOB ?= $(OUTPUT)
 
 .PHONY: help setup lint format test test-unit test-integration docker-engine build print-images sample-data train demo tune \
         benchmark benchmark-debugger report lock clean push sbom teardown registry-server deploy query \
-        benchmark-serving transform benchmark-transform benchmark-preprocessing
+        benchmark-serving transform benchmark-transform benchmark-preprocessing mlflow-ui register
 
 help:
 	@echo "make setup             dev venv ($(VENV)) with the pinned host packages"
@@ -70,6 +70,8 @@ help:
 	@echo "make query             classify QUERY_IMAGES with the deployed model (MODE=local|cloud)"
 	@echo "make transform         classify every image under TRANSFORM_INPUT without an endpoint (MODE=local|cloud)"
 	@echo "make teardown          delete the cloud endpoint, its config and model; say what is left (S3, ECR)"
+	@echo "make register          register MODEL_DATA with its evaluation on EVALUATE_ON; champion only if not worse"
+	@echo "make mlflow-ui         MLflow UI on 127.0.0.1:$(MLFLOW_PORT): every run, its metrics, the registry"
 	@echo "make demo              build, sample data, small local search, train with its best, print test accuracy"
 	@echo "make report            HTML report of a job's training: curves, debugger rules, profiling (JOB=$(JOB))"
 	@echo "make benchmark         data-loader benchmark (prints the speed-up ratio)"
@@ -190,6 +192,29 @@ demo: build
 	@# deploy.py serves the images built above even if the tree changed since (the tag follows the tree).
 	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) scripts/deploy.py --local \
 		--model-data $(OUTPUT)/model.tar.gz --query $(DATA)/test/*/*_0000.jpg
+	@# Register the model with its evaluation on the test split (champion only if not worse than the last one).
+	SERVE_IMAGE=$(SERVE_IMAGE) SERVE_CPU_IMAGE=$(SERVE_CPU_IMAGE) $(PY) scripts/register.py \
+		--model-data $(OUTPUT)/model.tar.gz --evaluate-on $(DATA)/test
+	@echo "runs, metrics and the registry: make mlflow-ui (http://127.0.0.1:$(MLFLOW_PORT))"
+
+# MLflow's UI on the tracking store (build/mlflow/ unless MLFLOW_TRACKING_URI says otherwise), from a venv of
+# its own (requirements/mlflow-ui.lock: the full mlflow package, ~900 MB, made on first use).
+MLFLOW_UI_VENV ?= build/mlflow-ui-venv
+MLFLOW_PORT ?= 5000
+$(MLFLOW_UI_VENV)/.installed: requirements/mlflow-ui.lock
+	$(PYTHON_BIN) -m venv $(MLFLOW_UI_VENV)
+	$(MLFLOW_UI_VENV)/bin/pip install --quiet --no-deps --require-hashes -r requirements/mlflow-ui.lock
+	@touch $@
+
+MODEL_DATA ?= $(OUTPUT)/model.tar.gz
+EVALUATE_ON ?= $(DATA)/test
+register: setup
+	$(PY) scripts/register.py --model-data $(MODEL_DATA) --evaluate-on $(EVALUATE_ON) $(REGISTER_ARGS)
+
+mlflow-ui: $(MLFLOW_UI_VENV)/.installed
+	@mkdir -p build/mlflow/artifacts
+	$(MLFLOW_UI_VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/build/mlflow/mlflow.db}" \
+		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # ruff ([tool.ruff] in pyproject.toml): a lint finding or an unformatted file fails the tests; `make format` fixes both.
 lint: setup

@@ -222,6 +222,10 @@ def lock_host(upgrade: bool) -> None:
         {n: pin for n, pin in full.items() if n not in pins},
         "what the tests add to the host venv (make setup): pyproject.toml's [test] group over host.lock",
     )
+    ui = resolve(
+        ["-r", str(HOST / "mlflow-ui.in")], {} if upgrade else read_pins(HOST / "mlflow-ui.lock"), "mlflow-ui.in"
+    )
+    write(HOST / "mlflow-ui.lock", ui, "the MLflow UI's own venv (make mlflow-ui)")
     tool = resolve(["-r", str(HOST / "sbom.in")], {} if upgrade else read_pins(HOST / "sbom.lock"), "sbom.in")
     write(HOST / "sbom.lock", tool, "the SBOM tool scripts/sbom.py runs inside each image")
 

@@ -14,6 +14,15 @@ import pytest
 from classifier_host.data import samples as sample_set
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tracking_store(tmp_path_factory) -> str:
+    """Every job a test runs is tracked (the launchers always track): into a store of the run's own, never
+    the checkout's build/mlflow/. Subprocesses inherit it."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return uri
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """5 classes x (12 train, 4 valid, 4 test) small JPEGs: enough to exercise every code path fast."""

@@ -38,6 +38,8 @@ class CloudDeployment:
 
     model_data: str | None = None  # s3://.../model.tar.gz; None: the model of training_job, or of the last job
     training_job: str | None = None
+    model: str | None = None  # a registered model instead: champion, a version, or a model package ARN
+    registry_name: str = "image-classifier"
     image: str | None = None  # None: the serving image the model needs on instance_type (images/serving.py)
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
@@ -56,21 +58,36 @@ class CloudDeployment:
 def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable[[str], object] = print) -> str:
     """Deploy `request` with the AWS settings `cfg` (settings.load, with S3_BUCKET for capture and async),
     wait until InService, record it, set its autoscaling; the endpoint's name."""
+    if request.model and (request.model_data or request.training_job or request.image):
+        raise SettingsError(
+            "--model names a registered model with its images: no --model-data, --training-job, --image"
+        )
     image = records.cloud_image(request.image, "serve") if request.image else None
-    model_data, job = records.cloud_model(request.model_data, request.training_job)
+    model_data, job = (None, None) if request.model else records.cloud_model(request.model_data, request.training_job)
     # The SDK takes over a second to import: only once the settings are known good.
     from .images import serving
     from .sagemaker import endpoints, session, training
     from .sagemaker.access import Access
 
     boto = session.boto_session(cfg.region)
+    package = tags = None
     try:
+        if request.model:
+            from .registry import references
+
+            resolved = references.cloud(boto, cfg.s3_uri("registry"), request.model, request.registry_name)
+            package, model_data, tags = resolved.package, resolved.model_data, resolved.tags()
+            say(f"registered model {request.registry_name} v{resolved.version} ({request.model}): {package}")
         model_data = model_data or training.model_of(boto, job)
         if image is None:
             role, why = serving.image_role(serving.s3_metadata(boto.client("s3"), model_data), request.instance_type)
-            image = records.cloud_image(None, role)
+            image = records.cloud_image(None, role) if not package else f"{role} of {package}"
             say(f"serving image: {role} ({why})")
-    except ValueError as err:
+            if package:  # the package's main specification is the GPU image, "cpu" the slim one
+                from .registry.sagemaker_registry import CPU_SPECIFICATION
+
+                package = (package, CPU_SPECIFICATION if role == "serve-cpu" else None)
+    except ValueError as err:  # RegistryError too: no champion, an unknown version, another group's package
         raise SettingsError(str(err)) from None
     name = request.endpoint_name or session.new_job_name()
     capture = cfg.s3_uri("data-capture") if request.data_capture else None
@@ -100,12 +117,16 @@ def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable
             data_capture_s3=capture,
             environment=request.environment,
             async_options=async_options,
+            package=package,
+            tags=tags,
         )
     except Exception as err:  # FailedStatusError (the endpoint's FailureReason), a refused request, a timeout
         raise DeploymentError(
             f"endpoint {name} did not come up: {err}\nclean up with: python scripts/deploy.py --delete {name}"
         ) from err
     records.record("endpoint", name)
+    if tags:  # which registered version the endpoint serves (also its tags)
+        records.record("endpoint-model", f"{name} {request.registry_name} v{tags['registry.version']} {package[0]}")
     if request.scaling:
         start_autoscaling(boto, request, name, say)
     if capture:

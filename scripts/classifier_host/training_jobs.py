@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import records, settings
+from .data import fingerprint
 from .sagemaker.access import Access
 from .settings import SettingsError
+from .tracking import runs
+from .tracking.journal import Journal
 
 REPORTS_DIR = settings.ROOT / "reports"
 # --debugger project: the project's rules and HTML report over the downloaded job folder, in a process of
@@ -46,8 +49,9 @@ class TrainingRequest:
     debugger: str = "sagemaker"
 
 
-def train_local(request: TrainingRequest) -> Path:
-    """A local-mode job on the training image; the model.tar.gz it wrote."""
+def train_local(request: TrainingRequest, journal: Journal | None = None) -> Path:
+    """A local-mode job on the training image; the model.tar.gz it wrote. Tracked as an MLflow run (in
+    `journal`, else one of its own: tracking/)."""
     hp = request.hyperparameters
     data = Path(request.data)
     if not data.is_dir():
@@ -61,19 +65,44 @@ def train_local(request: TrainingRequest) -> Path:
     from .sagemaker import local
 
     image = request.image or local_image("train")
-    try:
-        return local.train_local(
-            image,
-            data,
-            request.output_dir,
-            hp,
-            gpu=request.gpu,
-            job_name=request.job_name,
-            instance_count=request.instance_count,
-            checkpoint_dir=request.checkpoint_dir,
-        )
-    except RuntimeError as err:
-        raise TrainingFailed(str(err)) from err
+    job_name = request.job_name or local.new_job_name()
+    tags = {
+        runs.KIND_TAG: "training",
+        "mode": "local",
+        "data.location": str(data.resolve()),
+        **fingerprint.of_folder(data).tags(),
+        **runs.local_image_tags(image),
+    }
+    with runs.journal_session(journal) as session:
+        run = runs.TrainingRun.start(session, job_name, job_params(request, "local"), tags)
+        with runs.run_ending(run):
+            try:
+                with run.tapping():
+                    model = local.train_local(
+                        image,
+                        data,
+                        request.output_dir,
+                        hp,
+                        gpu=request.gpu,
+                        job_name=job_name,
+                        instance_count=request.instance_count,
+                        checkpoint_dir=request.checkpoint_dir,
+                    )
+            except RuntimeError as err:
+                raise TrainingFailed(str(err)) from err
+            job_dir = model.parent / job_name
+            run.log_model(str(job_dir / "model.tar.gz"), job_dir / "model.tar.gz", job_dir / "tracked")
+    return model
+
+
+def job_params(request: TrainingRequest, mode: str) -> dict[str, str]:
+    """The run's parameters: the hyperparameters as the job gets them, and where it runs."""
+    where = (
+        {"instance_type": "local_gpu" if request.gpu else "local", "spot": "false"}
+        if mode == "local"
+        else {"instance_type": request.instance_type, "spot": str(request.spot).lower()}
+    )
+    return {**request.hyperparameters, **where, "instance_count": str(request.instance_count)}
 
 
 def data_uri(data: str, cfg: settings.Settings, s3_client) -> str:
@@ -92,9 +121,9 @@ def data_uri(data: str, cfg: settings.Settings, s3_client) -> str:
     return uri
 
 
-def train_cloud(request: TrainingRequest) -> str:
+def train_cloud(request: TrainingRequest, journal: Journal | None = None) -> str:
     """Start the job, wait for it with its log, record it for deploy.py, then report its debugging
-    results (request.debugger); the model's S3 URI."""
+    results (request.debugger); the model's S3 URI. Tracked as an MLflow run (tracking/)."""
     cfg = settings.load("SAGEMAKER_ROLE_ARN", "S3_BUCKET")
     image = records.cloud_image(request.image, "train")
     if request.max_wait and not request.spot:
@@ -126,23 +155,66 @@ def train_cloud(request: TrainingRequest) -> str:
             max_wait=request.max_wait,
             checkpoint_s3_uri=cfg.s3_uri("checkpoints", job_name) if request.spot else None,
         )
+        data = fingerprint.of_folder(Path(request.data)) if not request.data.startswith("s3://") else None
         channel = data_uri(request.data, cfg, s3)
     except ValueError as err:  # SettingsError is one: a bad setting or option, nothing started
         raise SettingsError(str(err)) from None
+    tags = {
+        runs.KIND_TAG: "training",
+        "mode": "cloud",
+        "data.location": channel,
+        **(data or fingerprint.of_s3(s3, channel)).tags(),
+        **cloud_image_tags(image),
+    }
     print(f"training job {job_name} on {request.instance_count} x {request.instance_type} ({image})")
-    try:
-        training.start_training(boto, spec, channel, job_name, debugger=request.debugger)
-        description = training.wait_with_logs(boto, job_name)
-    except RuntimeError as err:
-        raise TrainingFailed(str(err)) from err
-    records.record("training-job", job_name)
-    print(f"model: {description['ModelArtifacts']['S3ModelArtifacts']}")
-    print(f"job name recorded in {settings.STATE_DIR / 'training-job.txt'} (deploy.py reads it)")
-    if request.debugger == "sagemaker":
-        report_sagemaker_debugger(description, s3, REPORTS_DIR)
-    elif request.debugger == "project":
-        report_project_debugger(description, s3, Path(request.output_dir))
-    return description["ModelArtifacts"]["S3ModelArtifacts"]
+    with runs.journal_session(journal) as session:
+        run = runs.TrainingRun.start(session, job_name, job_params(request, "cloud"), tags)
+        with runs.run_ending(run):
+            try:
+                training.start_training(boto, spec, channel, job_name, debugger=request.debugger)
+                with run.tapping():
+                    description = training.wait_with_logs(boto, job_name)
+            except RuntimeError as err:
+                raise TrainingFailed(str(err)) from err
+            records.record("training-job", job_name)
+            model_uri = description["ModelArtifacts"]["S3ModelArtifacts"]
+            print(f"model: {model_uri}")
+            print(f"job name recorded in {settings.STATE_DIR / 'training-job.txt'} (deploy.py reads it)")
+            job_dir = Path(request.output_dir) / job_name
+            if request.debugger == "sagemaker":
+                run.log_files(report_sagemaker_debugger(description, s3, REPORTS_DIR))
+            elif request.debugger == "project":
+                report_project_debugger(description, s3, Path(request.output_dir))
+                run.log_files(REPORTS_DIR / f"{job_name}-report.html")
+            if not (job_dir / "model.tar.gz").is_file():
+                try:  # for its metadata.json in the run; tracking never fails a job that succeeded
+                    download_archives(description, s3, job_dir, ("model.tar.gz",))
+                except Exception as err:
+                    print(f"warning: {model_uri} was not downloaded, its metadata is not tracked ({err})")
+            run.log_model(model_uri, job_dir / "model.tar.gz", job_dir / "tracked")
+    return model_uri
+
+
+def cloud_image_tags(image: str) -> dict[str, str]:
+    """The image by digest, with its inputs-digest label when `make push` recorded it."""
+    import json
+
+    if settings.IMAGES_FILE.is_file():
+        pushed = json.loads(settings.IMAGES_FILE.read_text())
+        if pushed.get("train", {}).get("uri") == image:
+            return runs.pushed_image_tags(pushed, "train")
+    return {"image.train": image}
+
+
+def download_archives(description: dict, s3, job_dir: Path, names: tuple[str, ...]) -> None:
+    """The job's archives (model.tar.gz, output.tar.gz) into job_dir, the layout of a local-mode job."""
+    from .data.s3 import parse_s3_uri
+
+    model_uri = description["ModelArtifacts"]["S3ModelArtifacts"]
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        bucket, key = parse_s3_uri(model_uri.rsplit("/", 1)[0] + "/" + name)
+        s3.download_file(bucket, key, str(job_dir / name))
 
 
 def report_sagemaker_debugger(description: dict, s3, reports_dir: Path) -> Path | None:
@@ -175,14 +247,8 @@ def report_project_debugger(description: dict, s3, output_dir: Path) -> Path:
     """Download the job's model.tar.gz and output.tar.gz (the trainer's tensors come back in the latter)
     into <output dir>/<job>/, the layout of a local-mode job, and run the project's rules and report
     over it (REPORT_COMMAND); returns the job folder."""
-    from .data.s3 import parse_s3_uri
-
-    model_uri = description["ModelArtifacts"]["S3ModelArtifacts"]
     job_dir = output_dir / description["TrainingJobName"]
-    job_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("model.tar.gz", "output.tar.gz"):
-        bucket, key = parse_s3_uri(model_uri.rsplit("/", 1)[0] + "/" + name)
-        s3.download_file(bucket, key, str(job_dir / name))
+    download_archives(description, s3, job_dir, ("model.tar.gz", "output.tar.gz"))
     print(f"job output: {job_dir}")
     REPORTS_DIR.mkdir(parents=True, exist_ok=True)
     out = REPORTS_DIR / f"{description['TrainingJobName']}-report.html"

@@ -11,6 +11,9 @@ endpoint in the cloud.
         [--data-capture] [--endpoint-name NAME] [--network-isolation]               (cloud)
     ... --async [--autoscale 0:MAX] [--backlog-per-instance N] [--async-max-payload-mb MB] [--async-timeout S]
         [--async-max-concurrent N] [--sns-success-topic ARN] [--sns-error-topic ARN]  (cloud, asynchronous)
+    python scripts/deploy.py [--local] --model champion|VERSION|ARN ...
+        a model of the registry (register.py) instead of --model-data: local mode looks it up in MLflow's
+        registry; the cloud creates the model from the SageMaker model package and tags the endpoint with it.
     python scripts/deploy.py --delete [NAME]
 
 Cloud: the model defaults to the last training job train.py recorded; the image is a serving digest
@@ -60,6 +63,15 @@ def wait_for_signal() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("\nstopping the endpoint...", flush=True)
+
+
+def registered_model_data(reference: str, registry_name: str) -> str:
+    """The archive of a version in MLflow's registry (local mode serves local files)."""
+    from ..registry import references
+
+    resolved = references.local(reference, registry_name)
+    print(f"registered model {registry_name} v{resolved.version} ({reference}): {resolved.model_data}", flush=True)
+    return resolved.model_data
 
 
 def deploy_local(args) -> int:
@@ -123,7 +135,14 @@ def env_pair(text: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local", action="store_true", help="SageMaker local mode (Docker on this machine)")
-    parser.add_argument("--model-data", help="model.tar.gz: file://PATH or PATH (local, required), s3://... (cloud)")
+    parser.add_argument("--model-data", help="model.tar.gz: file://PATH or PATH (local), s3://... (cloud)")
+    parser.add_argument(
+        "--model",
+        metavar="champion|VERSION|ARN",
+        help="a registered model instead of --model-data (register.py): the champion, a version, or (cloud) a "
+        "model package ARN",
+    )
+    parser.add_argument("--registry-name", default="image-classifier", help="registered model / package group")
     parser.add_argument(
         "--image",
         help="serving image (default: serve-cpu for a model with ONNX exports on a CPU "
@@ -153,8 +172,15 @@ def main(argv: list[str] | None = None) -> int:
                 "(no InvokeEndpointAsync); try large requests locally with --env SERVING_MAX_PAYLOAD_MB=... "
                 "--env SERVING_REQUEST_TIMEOUT_S=..."
             )
+        if args.model and args.model_data:
+            parser.error("give --model or --model-data, not both")
+        if args.model:
+            try:
+                args.model_data = registered_model_data(args.model, args.registry_name)
+            except ValueError as err:  # RegistryError: no champion, unknown version, not ours
+                return errors.fail(err, 2)
         if not args.model_data:
-            parser.error("--local needs --model-data")
+            parser.error("--local needs --model-data or --model")
         return deploy_local(args)
     return run_cloud(args)
 
@@ -349,6 +375,8 @@ def run_cloud(args: argparse.Namespace) -> int:
     request = deployment.CloudDeployment(
         model_data=args.model_data,
         training_job=args.training_job,
+        model=args.model,
+        registry_name=args.registry_name,
         image=args.image,
         instance_type=args.instance_type,
         instance_count=args.instance_count,

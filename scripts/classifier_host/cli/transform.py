@@ -5,6 +5,7 @@
     python scripts/transform.py --input s3://BUCKET/PREFIX --output DIR [--model-data s3://... | --training-job NAME]
         [--instance-type ml.m5.xlarge] [--instance-count 1] [--max-concurrent 4] [--max-payload-mb 6]
         [--network-isolation]                                              (SageMaker Batch Transform)
+    ... --model champion|VERSION|ARN instead of --model-data: a model of the registry (register.py)
 
 Every file under the input, recursively, is sent on its own (files over --max-payload-mb are not sent:
 they are listed as failed). --output gets predictions.jsonl (one line per classified file: "path"
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="folder (local) or s3:// prefix (cloud) of images")
     parser.add_argument("--output", type=Path, required=True, help="folder for predictions.jsonl and summary.json")
     parser.add_argument("--model-data", help="model.tar.gz: a path (local) or s3:// URI (cloud)")
+    parser.add_argument(
+        "--model",
+        metavar="champion|VERSION|ARN",
+        help="a registered model instead of --model-data (register.py): the champion, a version, or (cloud) a "
+        "model package ARN",
+    )
+    parser.add_argument("--registry-name", default="image-classifier", help="registered model / package group")
     parser.add_argument(
         "--image",
         help="serving image (default: serve-cpu for a model with ONNX exports on a "

@@ -45,9 +45,11 @@ def create_model(
     model_data: str,
     access: Access,
     environment: dict[str, str] | None = None,
+    package: tuple[str, str | None] | None = None,
 ) -> None:
     """CreateModel: the serving image with its model.tar.gz, run as access.role. The VPC and network
-    isolation of an endpoint or a transform job live here, on the model."""
+    isolation of an endpoint or a transform job live here, on the model. package: (a model package version's
+    ARN, its inference specification's name or None for the main one): the registry names image and model."""
     from sagemaker.core import resources, shapes
 
     model_kwargs = {}
@@ -58,8 +60,16 @@ def create_model(
     resources.Model.create(
         model_name=name,
         execution_role_arn=access.role,
-        primary_container=shapes.ContainerDefinition(
-            image=image_uri, model_data_url=model_data, environment=dict(environment or {})
+        primary_container=(
+            shapes.ContainerDefinition(
+                model_package_name=package[0],
+                **({"inference_specification_name": package[1]} if package[1] else {}),
+                environment=dict(environment or {}),
+            )
+            if package
+            else shapes.ContainerDefinition(
+                image=image_uri, model_data_url=model_data, environment=dict(environment or {})
+            )
         ),
         **model_kwargs,
         session=boto,
@@ -79,6 +89,8 @@ def deploy(
     environment: dict[str, str] | None = None,
     async_options: AsyncOptions | None = None,
     wait: bool = True,
+    package: tuple[str, str | None] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> str:
     """Model + endpoint config + endpoint, all named endpoint_name; with wait, until InService (RuntimeError
     with SageMaker's FailureReason when it fails). data_capture_s3: capture every request and response
@@ -86,7 +98,7 @@ def deploy(
     from sagemaker.core import resources, shapes
 
     region = boto.region_name
-    create_model(boto, endpoint_name, image_uri, model_data, access, environment)
+    create_model(boto, endpoint_name, image_uri, model_data, access, environment, package)
     kms_key_id = access.kms_key_id
     config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id else {}
     if data_capture_s3:
@@ -115,7 +127,11 @@ def deploy(
         region=region,
     )
     endpoint = resources.Endpoint.create(
-        endpoint_name=endpoint_name, endpoint_config_name=endpoint_name, session=boto, region=region
+        endpoint_name=endpoint_name,
+        endpoint_config_name=endpoint_name,
+        **({"tags": [shapes.Tag(key=k, value=v) for k, v in tags.items()]} if tags else {}),
+        session=boto,
+        region=region,
     )
     if wait:
         from sagemaker.core.utils.exceptions import FailedStatusError

@@ -116,12 +116,14 @@ def start_cloud(
     max_payload_mb: int = 6,
     environment: dict[str, str] | None = None,
     invocation_timeout_s: int = 600,
+    package: tuple[str, str | None] | None = None,
 ):
     """CreateModel (the job's own, named as the job: VPC and network isolation live on the model; a
-    transform job has no VpcConfig) and CreateTransformJob over the files a manifest names."""
+    transform job has no VpcConfig) and CreateTransformJob over the files a manifest names. package: a
+    registered model package version (endpoints.create_model)."""
     from .endpoints import create_model
 
-    create_model(boto, job_name, image_uri, model_data, access, environment)
+    create_model(boto, job_name, image_uri, model_data, access, environment, package)
     kms_key_id = access.kms_key_id
     # The request as a dict through the core's client: sagemaker-core's shapes drop falsy values, and
     # InvocationsMaxRetries must be sent as 0 (a bad file gets a 200 error record from the container;

@@ -7,6 +7,7 @@ Errors: TransformError (an input, model or setting that cannot be used; no job s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class TransformRequest:
     input: str  # a folder (local) or an s3:// prefix (cloud)
     output: Path
     model_data: str | None = None
+    model: str | None = None  # a registered model instead: champion, a version, or (cloud) a model package ARN
+    registry_name: str = "image-classifier"
     image: str | None = None
     gpu: bool = False
     max_payload_mb: int = 6
@@ -76,8 +79,16 @@ def run_local(request: TransformRequest) -> dict:
 
     if request.input.startswith("s3://"):
         raise TransformError("--local reads a folder: give --input DIR (an s3:// prefix needs a cloud job)")
+    if request.model and request.model_data:
+        raise TransformError("give --model or --model-data, not both")
+    if request.model:
+        from ..registry import references
+
+        resolved = references.local(request.model, request.registry_name)
+        print(f"registered model {request.registry_name} v{resolved.version} ({request.model}): {resolved.model_data}")
+        request = dataclasses.replace(request, model_data=resolved.model_data, model=None)
     if not request.model_data:
-        raise TransformError("--local needs --model-data PATH/model.tar.gz")
+        raise TransformError("--local needs --model-data PATH/model.tar.gz or --model champion|VERSION")
     root = Path(request.input).resolve()
     files = inputs.list_folder(root)
     fits, failed = inputs.split_by_size(files, request.max_payload_mb)
@@ -147,7 +158,13 @@ def run_cloud(request: TransformRequest) -> dict:
         raise TransformError(
             f"--input {request.input}: a cloud job reads an s3:// prefix (or add --local for a folder)"
         )
-    model_data, training_job = records.cloud_model(request.model_data, request.training_job)
+    if request.model and (request.model_data or request.training_job or request.image):
+        raise TransformError(
+            "--model names a registered model with its images: no --model-data, --training-job, --image"
+        )
+    model_data, training_job = (
+        (None, None) if request.model else records.cloud_model(request.model_data, request.training_job)
+    )
     # The SDK takes over a second to import: only once the settings are known good.
     from classifier.model import artifact
 
@@ -158,12 +175,25 @@ def run_cloud(request: TransformRequest) -> dict:
 
     boto = session.boto_session(cfg.region)
     s3 = boto.client("s3")
+    package = None
     try:
+        if request.model:
+            from ..registry import references
+
+            resolved = references.cloud(boto, cfg.s3_uri("registry"), request.model, request.registry_name)
+            model_data = resolved.model_data
+            print(f"registered model {request.registry_name} v{resolved.version} ({request.model}): {resolved.package}")
         model_data = model_data or training.model_of(boto, training_job)
         metadata = artifact.check_metadata(serving.s3_metadata(s3, model_data), model_data)
         role, why = serving.image_role(metadata, request.instance_type)
-        image = records.cloud_image(request.image, role)
-    except (ValueError, artifact.ArtifactError) as err:
+        if request.model:  # the package names the images: its main specification serves on a GPU, "cpu" slim
+            from ..registry.sagemaker_registry import CPU_SPECIFICATION
+
+            package = (resolved.package, CPU_SPECIFICATION if role == "serve-cpu" else None)
+            image = f"{role} of {resolved.package}"
+        else:
+            image = records.cloud_image(request.image, role)
+    except (ValueError, artifact.ArtifactError) as err:  # RegistryError is a ValueError
         raise TransformError(str(err)) from None
     print(f"serving image: {role} ({why})" if not request.image else f"serving image: {image}")
     try:
@@ -204,6 +234,7 @@ def run_cloud(request: TransformRequest) -> dict:
                 instance_count=request.instance_count,
                 max_concurrent=request.max_concurrent,
                 max_payload_mb=request.max_payload_mb,
+                package=package,
             )
             transform.wait_with_logs(boto, name)
         except RuntimeError as err:

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.contract import hyperparams
+from classifier.contract import hyperparams, metrics
 
 from .. import records, settings
+from ..data import fingerprint
 from ..sagemaker.access import Access
 from ..settings import SettingsError
+from ..tracking import runs
+from ..tracking.metric_tap import MetricTap
 from .results import Trial
 
 
@@ -84,18 +87,60 @@ def tune_local(request: SearchRequest, space: dict[str, Any]) -> Outcome:
     image = request.image or local_image("train")
     name = datetime.datetime.now(datetime.UTC).strftime("tune-%Y%m%d-%H%M%S")
     output = request.output_dir.resolve()
-    trials = search.search(
-        search.local_job_runner(image, data, gpu=request.gpu),
-        output,
-        request.max_jobs,
-        fixed=request.fixed,
-        space=space,
-        seed=request.seed,
-        first_trials=first,
-        name=name,
-    )
-    best = search.write_results(output, trials, request.fixed, space, name)
+    with runs.journal_session() as journal:
+        # The search is the parent run; each trial a child run whose metrics are read off its log as it runs.
+        parent = runs.TrainingRun.start(
+            journal,
+            name,
+            {**request.fixed, "max_jobs": request.max_jobs, "seed": request.seed},
+            {
+                runs.KIND_TAG: "search",
+                "mode": "local",
+                "data.location": str(data.resolve()),
+                **fingerprint.of_folder(data).tags(),
+                **runs.local_image_tags(image),
+            },
+        )
+        trial_runs: dict[str, runs.TrainingRun] = {}
+
+        def tap(job_name: str, log):
+            run = runs.TrainingRun.start(journal, job_name, {}, {runs.KIND_TAG: "trial"}, parent=parent.key)
+            trial_runs[job_name] = run
+            return MetricTap(log, run.on_metrics)
+
+        with runs.run_ending(parent):
+            trials = search.search(
+                search.local_job_runner(image, data, gpu=request.gpu, tap=tap),
+                output,
+                request.max_jobs,
+                fixed=request.fixed,
+                space=space,
+                seed=request.seed,
+                first_trials=first,
+                name=name,
+            )
+            best = search.write_results(output, trials, request.fixed, space, name)
+            track_trials(trial_runs, trials, output, request.fixed)
+            parent.log_files(output / "trials.csv", output / "tuning.png", best)
     return Outcome(output, best, trials)
+
+
+def track_trials(trial_runs: dict, trials: list[Trial], output: Path, fixed: dict[str, str]) -> None:
+    """Each trial's run: its hyperparameters, its model, its end state; the best one tagged."""
+    from . import results
+
+    best = results.best_of(trials)
+    for trial in trials:
+        run = trial_runs.get(trial.job_name)
+        if run is None:
+            continue
+        run.journal.log_params(run.key, {**fixed, **{k: results.as_hp_string(v) for k, v in trial.tuned.items()}})
+        model = output / "jobs" / trial.job_name / "model.tar.gz"
+        if model.is_file():
+            run.log_model(str(model), model, model.parent / "tracked")
+        if best is not None and trial.job_name == best.job_name:
+            run.journal.set_tags(run.key, {runs.BEST_TAG: "true"})
+        run.end("FINISHED" if trial.status == results.COMPLETED else "FAILED")
 
 
 def tune_cloud(request: SearchRequest, space: dict[str, Any]) -> Outcome | None:
@@ -148,4 +193,43 @@ def tune_cloud(request: SearchRequest, space: dict[str, Any]) -> Outcome | None:
     summaries = tuning.training_job_summaries(boto, job_name)
     output = request.output_dir.resolve()
     best = cloud.write_cloud_results(output, description, summaries)
-    return Outcome(output, best, cloud.cloud_trials(summaries))
+    trials = cloud.cloud_trials(summaries)
+    track_cloud_search(job_name, request, trials, output, best)
+    return Outcome(output, best, trials)
+
+
+def track_cloud_search(job_name: str, request: SearchRequest, trials: list[Trial], output: Path, best: Path | None):
+    """The tuning job as a parent run, each of its training jobs a child with its final metrics (SageMaker ran
+    them; their logs are not streamed here, so no per-epoch values), the best one tagged."""
+    from . import results
+
+    with runs.journal_session() as journal:
+        parent = runs.TrainingRun.start(
+            journal,
+            job_name,
+            {
+                **request.fixed,
+                "max_jobs": request.max_jobs,
+                "instance_type": request.instance_type,
+                "spot": request.spot,
+            },
+            {runs.KIND_TAG: "search", "mode": "cloud", "data.location": request.data or ""},
+        )
+        with runs.run_ending(parent):
+            top = results.best_of(trials)
+            for trial in trials:
+                child = runs.TrainingRun.start(
+                    journal,
+                    trial.job_name,
+                    {k: results.as_hp_string(v) for k, v in trial.tuned.items()},
+                    {runs.KIND_TAG: "trial", "mode": "cloud"}
+                    | ({runs.BEST_TAG: "true"} if top and trial.job_name == top.job_name else {}),
+                    parent=parent.key,
+                )
+                if trial.objective is not None:
+                    journal.log_metric(child.key, metrics.OBJECTIVE, trial.objective)
+                for name, value in trial.extra.items():
+                    if isinstance(value, int | float):
+                        journal.log_metric(child.key, name, value)
+                child.end("FINISHED" if trial.status == results.COMPLETED else "FAILED")
+            parent.log_files(output / "trials.csv", output / "tuning.png", best)

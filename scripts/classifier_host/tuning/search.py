@@ -46,8 +46,11 @@ def distributions(space: dict[str, Any]) -> dict[str, BaseDistribution]:
     return out
 
 
-def local_job_runner(image: str, data_dir: Path, gpu: bool = False) -> JobRunner:
-    """Runs each trial as a local-mode training job (sagemaker/local.py); its log goes to <job folder>/job.log."""
+def local_job_runner(
+    image: str, data_dir: Path, gpu: bool = False, tap: Callable[[str, Any], Any] | None = None
+) -> JobRunner:
+    """Runs each trial as a local-mode training job (sagemaker/local.py); its log goes to <job folder>/job.log.
+    tap(job_name, log file) -> a stream in front of it (tracking reads the metric lines as they pass)."""
 
     def run(hp: dict[str, str], job_name: str, job_dir: Path) -> str:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,11 @@ def local_job_runner(image: str, data_dir: Path, gpu: bool = False) -> JobRunner
         # Local mode streams the containers' output through sys.stdout and logs the compose file
         # through the `sagemaker` logger: keep both per trial, so the terminal shows one progress
         # line per trial and each job's log can be read back.
-        with open(log_path, "w") as log, contextlib.redirect_stdout(log), _sdk_logs_to(log):
+        with (
+            open(log_path, "w") as log,
+            contextlib.redirect_stdout(tap(job_name, log) if tap else log),
+            _sdk_logs_to(log),
+        ):
             try:
                 # train_local puts the job's archives in job_dir.parent/<job name>/ = job_dir.
                 single_job_copy = local.train_local(image, data_dir, job_dir.parent, hp, gpu=gpu, job_name=job_name)

@@ -101,10 +101,16 @@ def deploy_stubs(
     environment: dict | None = None,
     async_config: dict | None = None,
     kms: str | None = None,
+    container: dict | None = None,
+    tags: list[dict] | None = None,
 ):
     """The requests of one deployment; sagemaker-core describes each resource right after creating it."""
     model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"
-    container = {"Image": image, "ModelDataUrl": MODEL, **({"Environment": environment} if environment else {})}
+    container = container or {
+        "Image": image,
+        "ModelDataUrl": MODEL,
+        **({"Environment": environment} if environment else {}),
+    }
     sm.add_response(
         "create_model",
         {"ModelArn": model_arn},
@@ -151,7 +157,11 @@ def deploy_stubs(
         {**config, "EndpointConfigArn": config_arn, "CreationTime": 0},
         {"EndpointConfigName": EP},
     )
-    sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP})
+    sm.add_response(
+        "create_endpoint",
+        {"EndpointArn": EP_ARN},
+        {"EndpointName": EP, "EndpointConfigName": EP, **({"Tags": tags} if tags else {})},
+    )
     # create's own Describe, then deploy waits until InService
     for status in ("Creating", "Creating", "InService"):
         sm.add_response(
@@ -813,3 +823,72 @@ def test_an_endpoint_that_fails_is_reported_with_the_cleanup_command(cloud, caps
     err = capsys.readouterr().err
     assert "ping health check failed" in err and f"deploy.py --delete {EP}" in err
     assert records.recorded("endpoint") is None
+
+
+PACKAGE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/image-classifier/3"
+
+
+def package_stubs(sm, version=3, approved=True):
+    """The champion: the newest Approved version of the group (ListModelPackages, then DescribeModelPackage)."""
+    summary = {
+        "ModelPackageName": "image-classifier",
+        "ModelPackageGroupName": "image-classifier",
+        "ModelPackageVersion": version,
+        "ModelPackageArn": PACKAGE,
+        "CreationTime": 0,
+        "ModelPackageStatus": "Completed",
+        "ModelApprovalStatus": "Approved",
+    }
+    sm.add_response(
+        "list_model_packages",
+        {"ModelPackageSummaryList": [summary] if approved else []},
+        {
+            "ModelPackageGroupName": "image-classifier",
+            "ModelApprovalStatus": "Approved",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 1,
+        },
+    )
+    if not approved:
+        return
+    described = {
+        **summary,
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "InferenceSpecification": {
+            "Containers": [{"Image": IMAGE, "ImageDigest": "sha256:" + "b" * 64, "ModelDataUrl": MODEL}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        "CustomerMetadataProperties": {"evaluation.top1": "0.900000", "evaluation.fingerprint": "sha256:ab"},
+    }
+    for _ in range(2):  # the champion's own lookup, then deploy's
+        sm.add_response("describe_model_package", described, {"ModelPackageName": PACKAGE})
+
+
+def test_deploy_the_registrys_champion_from_its_model_package(cloud, capsys):
+    """--model champion: CreateModel names the model package (its "cpu" specification on a CPU instance, the
+    slim image), the endpoint's tags and record name the version."""
+    sm = cloud.stub("sagemaker")
+    package_stubs(sm)
+    artifact_stub(cloud, EXPORTED)
+    deploy_stubs(
+        sm,
+        capture=False,
+        container={"ModelPackageName": PACKAGE, "InferenceSpecificationName": "cpu"},
+        tags=[{"Key": "registry.version", "Value": "3"}, {"Key": "registry.package", "Value": PACKAGE}],
+    )
+    assert deploy.main(["--model", "champion", "--endpoint-name", EP]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    assert f"registered model image-classifier v3 (champion): {PACKAGE}" in out
+    assert records.recorded("endpoint-model") == f"{EP} image-classifier v3 {PACKAGE}"
+
+
+def test_deploy_without_a_champion_or_with_model_data_too_is_refused_before_any_endpoint_call(cloud, capsys):
+    package_stubs(cloud.stub("sagemaker"), approved=False)
+    assert deploy.main(["--model", "champion", "--endpoint-name", EP]) == 2
+    assert "no champion" in capsys.readouterr().err
+    cloud.assert_no_pending()
+    assert deploy.main(["--model", "3", "--model-data", MODEL]) == 2
+    assert "--model" in capsys.readouterr().err

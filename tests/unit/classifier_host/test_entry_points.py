@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 ENTRY_POINTS = sorted(p for p in (ROOT / "scripts").glob("*.py"))
 # What would make `--help` slow (each takes 0.3-4 s to import here) or reach out at import.
-HEAVY = ("sagemaker", "torch", "boto3", "botocore", "matplotlib", "optuna", "onnxruntime", "smdebug")
+HEAVY = ("sagemaker", "torch", "boto3", "botocore", "matplotlib", "optuna", "onnxruntime", "smdebug", "mlflow")
 
 
 def test_there_are_entry_points():

@@ -38,6 +38,7 @@ STAR_ONLY = {
     "cloudwatch:PutMetricData",
     "ec2:CreateNetworkInterface",
     "ec2:CreateNetworkInterfacePermission",
+    "sagemaker:ListModelPackages",
     "ec2:DeleteNetworkInterface",
     "ec2:DeleteNetworkInterfacePermission",
     "ec2:DescribeNetworkInterfaces",
@@ -204,6 +205,14 @@ def test_cloud_calls_are_granted_to_the_operator():
         "logs:GetLogEvents",
         "iam:PassRole",
     }
+    # register.py --cloud (registry/sagemaker_registry.py calls through a helper that names the operation).
+    registry = (ROOT / "scripts" / "classifier_host" / "registry" / "sagemaker_registry.py").read_text()
+    by_snake = {xform_name(op): op for op in operations("sagemaker")}
+    used = set(re.findall(r'_call\(\s*"([A-Za-z]+)"', registry))
+    used |= {by_snake[name] for name in re.findall(r"self\.sagemaker\.([a-z_]+)\(", registry) if name in by_snake}
+    used |= {by_snake[name] for name in re.findall(r'get_paginator\("([a-z_]+)"\)', registry) if name in by_snake}
+    assert {"CreateModelPackage", "UpdateModelPackage", "ListModelPackages", "CreateModelPackageGroup"} <= used
+    needed |= {f"sagemaker:{op}" for op in used} | {"s3:PutObject", "s3:DeleteObject"}
     missing = needed - granted(IAM / "operator-policy.json")
     assert not missing, f"operator-policy.json lacks {sorted(missing)}"
 

@@ -171,9 +171,9 @@ def model_tar() -> bytes:
     return buffer.getvalue()
 
 
-def job_stubs(boto, kms: bool = False):
+def job_stubs(boto, kms: bool = False, container: dict | None = None):
     sm = boto.stub("sagemaker")
-    container = {"Image": IMAGE_CPU, "ModelDataUrl": MODEL}
+    container = container or {"Image": IMAGE_CPU, "ModelDataUrl": MODEL}
     model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{JOB}"
     sm.add_response(
         "create_model",
@@ -388,3 +388,43 @@ def test_files_local_mode_cannot_send_are_recognised(tmp_path):
         "notes.txt": True,
         "truncated.jpg": False,
     }
+
+
+PACKAGE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/image-classifier/4"
+
+
+def test_cloud_transform_of_a_registered_version_uses_its_model_package(cloud, tmp_path, capsys):
+    """--model 4: the version's ARN from the group's listing, its model data from the package, CreateModel naming
+    the package's "cpu" specification (the model has ONNX exports, the instance is a CPU)."""
+    boto, s3 = cloud
+    sm = boto.stub("sagemaker")
+    summary = {
+        "ModelPackageGroupName": "image-classifier",
+        "ModelPackageVersion": 4,
+        "ModelPackageArn": PACKAGE,
+        "CreationTime": 0,
+        "ModelPackageStatus": "Completed",
+    }
+    sm.add_response(
+        "list_model_packages", {"ModelPackageSummaryList": [summary]}, {"ModelPackageGroupName": "image-classifier"}
+    )
+    described = {
+        **summary,
+        "ModelPackageName": "image-classifier",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "InferenceSpecification": {
+            "Containers": [{"Image": IMAGE_CPU, "ModelDataUrl": MODEL}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    }
+    sm.add_response("describe_model_package", described, {"ModelPackageName": PACKAGE})
+    job_stubs(boto, container={"ModelPackageName": PACKAGE, "InferenceSpecificationName": "cpu"})
+    answers(s3, "relative")
+    argv = ["--input", f"s3://{BUCKET}/photos", "--output", str(tmp_path / "out"), "--model", "4", "--job-name", JOB]
+    code = command.main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    boto.assert_no_pending()
+    assert f"registered model image-classifier v4 (4): {PACKAGE}" in out.out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["classified"] == 2

@@ -14,6 +14,7 @@ from classifier_host import settings
 from classifier_host.cli import tune
 from classifier_host.sagemaker import training, tuning
 from classifier_host.sagemaker.access import Access
+from classifier_host.tracking import runs, store
 from classifier_host.tuning import jobs as tuning_jobs
 
 from .aws_stubs import StubbedBotoSession
@@ -300,6 +301,23 @@ def test_attach_writes_the_best_hyperparameters_and_every_job(aws, monkeypatch, 
     assert rows[2]["status"] == "Failed" and "CUDA out of memory" in rows[2]["failure_reason"]
     assert rows[0]["batch-size"] == "64" and rows[1]["best_val_acc"] == "0.61"
     assert (tmp_path / "tuning.png").stat().st_size > 1000
+    # The search in MLflow: a parent run with its files, a child per training job, the best one tagged.
+    mlflow = store.client(store.tracking_uri())
+    experiments = [e.experiment_id for e in mlflow.search_experiments()]
+    (parent,) = mlflow.search_runs(
+        experiments, f"tags.`{runs.KIND_TAG}` = 'search' and tags.`{runs.JOB_TAG}` = '{TUNING_JOB}'"
+    )
+    children = mlflow.search_runs(experiments, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_name = {c.data.tags[runs.JOB_TAG]: c for c in children}
+    assert set(by_name) == {GOOD["TrainingJobName"], WORSE["TrainingJobName"], BROKEN["TrainingJobName"]}
+    best_run = by_name[GOOD["TrainingJobName"]]
+    assert best_run.data.tags[runs.BEST_TAG] == "true" and best_run.data.metrics["best_val_acc"] == 0.875
+    assert best_run.data.params["lr"] == "0.00031" and by_name[BROKEN["TrainingJobName"]].info.status == "FAILED"
+    assert {a.path for a in mlflow.list_artifacts(parent.info.run_id)} == {
+        "trials.csv",
+        "tuning.png",
+        "best_hyperparameters.json",
+    }
 
 
 def test_cli_starts_a_spot_search_with_its_own_checkpoint_folder(aws, monkeypatch, capsys):
