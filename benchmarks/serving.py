@@ -5,6 +5,7 @@
     python benchmarks/serving.py --against REF [--repeats 3]   # this code against commit REF's server
     python benchmarks/serving.py --attack                       # memory peak under the hardening attack
     python benchmarks/serving.py --explain                      # what explain=gradcam costs, and what not
+    python benchmarks/serving.py --cold-start [--repeats 5]     # cold start, default vs serverless settings
 
 Same machine, same model, same ~500x400 JPEGs, same HTTP load generator (threads, one keep-alive
 connection each). The model: a ResNet50 at 224 with 133 outputs (the dog set's), whose head is fitted
@@ -32,6 +33,12 @@ benchmark's ResNet50, then the container's cgroup memory before and at its peak.
 exports without it (logits only), alone at batch 8, interleaved: what carrying explanations costs requests
 that do not ask for them, and whether their answers change; then each runtime's explain pass alone and
 each image's latency with and without explain=gradcam through the server, one client.
+--cold-start: each image (serve on its default runtime, serve-cpu on auto) in its default environment and
+in a serverless endpoint's (deploy.py --serverless: SERVING_MAX_PAYLOAD_MB=4, SAGEMAKER_MODEL_SERVER_WORKERS=1,
+docker --memory 3g --memory-swap 3g: the default 3072 MB, no swap), `--repeats` times each, interleaved:
+seconds from `docker run` to the first 200 on /ping and to the first answered POST /invocations (one of the
+JPEGs), and the cgroup's memory peak; prints the medians, min-max and the ratio serverless/default of each
+image; writes build/bench-serving/cold_start.json.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ from classifier.model import network as model_lib  # noqa: E402
 from classifier.training import data, export  # noqa: E402
 from classifier_host.data import samples as sample_set  # noqa: E402
 from tests import image_cases  # noqa: E402
-from tests.serving_probes import ServingContainer, cgroup_memory  # noqa: E402
+from tests.serving_probes import ServingContainer, cgroup_memory, urllib_post  # noqa: E402
 
 WORK = ROOT / "build" / "bench-serving"
 TS_VENV = ROOT / "build" / "torchserve-venv"
@@ -710,6 +717,155 @@ def attack_memory(image: str, model_dir: Path, images: list[bytes]) -> dict:
     return result
 
 
+# ---- --cold-start
+# What deploy.py --serverless gives the container (its default memory, 3072 MB; the environment of
+# classifier_host's serverless deployment), reproduced with local Docker.
+SERVERLESS_MEMORY = "3g"
+SERVERLESS_ENV = {"SERVING_MAX_PAYLOAD_MB": "4", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+COLD_ENVIRONMENTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "default": ({}, ()),
+    "serverless": (SERVERLESS_ENV, ("--memory", SERVERLESS_MEMORY, "--memory-swap", SERVERLESS_MEMORY)),  # no swap
+}
+
+
+def cold_start_once(
+    image: str, model_dir: Path, env: dict[str, str], docker_args: tuple[str, ...], body: bytes
+) -> dict:
+    """One container: seconds from `docker run` to the first 200 on /ping and to the first answered
+    POST /invocations (`body`, sent as soon as /ping answered), then its cgroup's memory peak. The
+    container is named, so that it is removed whatever failed, even an interrupted `docker run`."""
+    name = f"bench-cold-start-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        server = ServingContainer(
+            image, model_dir, env, ping_deadline_s=180, docker_args=(*docker_args, "--name", name)
+        )
+        status, answer = urllib_post(server.url, body, "image/jpeg")
+        first_answer = time.monotonic() - server.started
+        if status != 200:
+            raise RuntimeError(f"the first POST /invocations answered {status}: {answer}\n{server.logs()[-3000:]}")
+        try:
+            peak_mib = cgroup_memory(server.id)[1] / 2**20
+        except (subprocess.CalledProcessError, ValueError, IndexError):
+            peak_mib = None
+        return {
+            "runtime": server.runtime,
+            "ping_ready_s": server.cold_start_s,
+            "first_answer_s": first_answer,
+            "peak_mib": peak_mib,
+        }
+    except Exception:
+        oom = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.OOMKilled}}", name], capture_output=True, text=True
+        ).stdout.strip()
+        if oom == "true":
+            raise RuntimeError(f"{image} was killed for memory (docker {' '.join(docker_args)})") from None
+        raise
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)} if values else {}
+
+
+def cold_start_benchmark(images: dict[str, str], model_dir: Path, body: bytes, repeats: int) -> dict:
+    """Each image in each of COLD_ENVIRONMENTS, `repeats` times, interleaved (image by image, the two
+    environments in alternating order). Each image first starts once unmeasured, so that every measured
+    start finds its files in the page cache (as every start but a machine's first does)."""
+    result = {
+        "cores": os.cpu_count(),
+        "load_average_start": os.getloadavg(),
+        "repeats": repeats,
+        "images": images,
+        "environments": {
+            name: {"env": env, "docker_args": list(args)} for name, (env, args) in COLD_ENVIRONMENTS.items()
+        },
+        "runs": [],
+    }
+    for label, ref in images.items():
+        warm = cold_start_once(ref, model_dir, {}, (), body)
+        print(
+            f"{label}: warm-up start (not counted) ready {warm['ping_ready_s']:.2f}s,"
+            f" answered {warm['first_answer_s']:.2f}s",
+            flush=True,
+        )
+    for repeat in range(repeats):
+        order = list(COLD_ENVIRONMENTS) if repeat % 2 == 0 else list(reversed(COLD_ENVIRONMENTS))
+        for label, ref in images.items():
+            for environment in order:
+                env, docker_args = COLD_ENVIRONMENTS[environment]
+                run = {"image": label, "environment": environment, "repeat": repeat + 1}
+                try:
+                    run.update(cold_start_once(ref, model_dir, env, docker_args, body))
+                    said = f"ready {run['ping_ready_s']:.2f}s, answered {run['first_answer_s']:.2f}s ({run['runtime']})"
+                except Exception as err:  # recorded and shown in the table; the other runs go on
+                    run["error"] = str(err)[-3000:]
+                    said = f"FAILED: {run['error'][:500]}"
+                result["runs"].append(run)
+                print(f"repeat {repeat + 1}/{repeats} {label}, {environment}: {said}", flush=True)
+    result["load_average_end"] = os.getloadavg()
+    result["summary"] = []
+    for label in images:
+        for environment in COLD_ENVIRONMENTS:
+            runs = [r for r in result["runs"] if r["image"] == label and r["environment"] == environment]
+            ok = [r for r in runs if "error" not in r]
+            peaks = [r["peak_mib"] for r in ok if r["peak_mib"] is not None]
+            result["summary"].append(
+                {
+                    "image": label,
+                    "environment": environment,
+                    "runtime": ok[0]["runtime"] if ok else None,
+                    "runs": len(ok),
+                    "failed": len(runs) - len(ok),
+                    "ping_ready_s": spread([r["ping_ready_s"] for r in ok]),
+                    "first_answer_s": spread([r["first_answer_s"] for r in ok]),
+                    "peak_mib": spread(peaks),
+                }
+            )
+    result["ratio_serverless_to_default"] = {}
+    for label in images:
+        rows = {row["environment"]: row for row in result["summary"] if row["image"] == label}
+        result["ratio_serverless_to_default"][label] = {
+            measure: rows["serverless"][measure]["median"] / rows["default"][measure]["median"]
+            if rows["serverless"][measure] and rows["default"][measure]
+            else None
+            for measure in ("ping_ready_s", "first_answer_s")
+        }
+    return result
+
+
+def cold_start_table(result: dict) -> str:
+    def cell(values: dict) -> str:
+        return f"{values['median']:.2f} ({values['min']:.2f}-{values['max']:.2f})" if values else "-"
+
+    def ratio(value: float | None) -> str:
+        return f"{value:.2f}x" if value is not None else "-"
+
+    lines = [
+        "| image (runtime) | environment | runs | ping-ready s, median (min-max) | first answer s, median (min-max) "
+        "| memory peak MiB | serverless / default: ping-ready | serverless / default: first answer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["summary"]:
+        ratios = result["ratio_serverless_to_default"][row["image"]]
+        serverless = row["environment"] == "serverless"
+        lines.append(
+            f"| {row['image']} ({row['runtime'] or '?'}) | {row['environment']} | {row['runs']}"
+            + (f" ({row['failed']} failed)" if row["failed"] else "")
+            + f" | {cell(row['ping_ready_s'])} | {cell(row['first_answer_s'])} | "
+            + (f"{row['peak_mib']['median']:.0f}" if row["peak_mib"] else "-")
+            + " | "
+            + (f"{ratio(ratios['ping_ready_s'])} | {ratio(ratios['first_answer_s'])} |" if serverless else "- | - |")
+        )
+    lines.append(
+        f"\nserverless: {', '.join(f'{k}={v}' for k, v in SERVERLESS_ENV.items())}, docker "
+        f"{' '.join(COLD_ENVIRONMENTS['serverless'][1])}; default: the image's own settings, no memory limit. "
+        f"Medians of {result['repeats']} starts each, interleaved, after one unmeasured start of each image "
+        "(page cache warm)."
+    )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -722,9 +878,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-torchserve", action="store_true", help="skip the TorchServe baseline")
     parser.add_argument("--against", metavar="REF", help="compare this checkout's server with commit REF's")
-    parser.add_argument("--repeats", type=int, default=3, help="--against: runs of each server, interleaved")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="runs of each server, interleaved: --against (default 3), --cold-start (default 5)",
+    )
     parser.add_argument("--attack", action="store_true", help="memory peak under the hardening attack")
     parser.add_argument("--explain", action="store_true", help="what explanations cost, and what they do not")
+    parser.add_argument(
+        "--cold-start", action="store_true", help="docker run -> /ping 200 and first answer, default vs serverless"
+    )
     args = parser.parse_args()
     made = subprocess.run(
         ["make", "-s", "-C", str(ROOT), "print-images"], capture_output=True, text=True, check=True
@@ -742,8 +905,16 @@ def main() -> int:
     )
 
     if args.against:
-        result = against(args.against, image, model_dir, images, args.concurrency[-1], args.seconds, args.repeats)
+        repeats = args.repeats or 3
+        result = against(args.against, image, model_dir, images, args.concurrency[-1], args.seconds, repeats)
         (WORK / f"against-{args.against}.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    if args.cold_start:
+        result = cold_start_benchmark({"serve": image, "serve-cpu": cpu_image}, model_dir, images[0], args.repeats or 5)
+        (WORK / "cold_start.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\n{result['cores']} cores, load average (1/5/15 min) at the start {result['load_average_start']}")
+        print(cold_start_table(result))
+        print(f"\nwrote {WORK / 'cold_start.json'}")
         return 0
     if args.attack:
         (WORK / "attack.json").write_text(json.dumps(attack_memory(image, model_dir, images), indent=2) + "\n")

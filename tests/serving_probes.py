@@ -29,10 +29,13 @@ class ServingContainer:
         env: dict[str, str] | None = None,
         port: int = 8080,
         ping_deadline_s: float = 60,
+        docker_args: tuple[str, ...] = (),
     ):
+        """`docker_args`: more options of `docker run` (e.g. `--memory 3g`), before the image."""
         args = ["docker", "run", "-d", "-p", f"127.0.0.1::{port}", "-v", f"{model_dir}:/opt/ml/model:ro"]
         for name, value in (env or {}).items():
             args += ["-e", f"{name}={value}"]
+        args += docker_args
         self.model_dir = model_dir
         self.started = time.monotonic()
         self.id = subprocess.run([*args, image, "serve"], capture_output=True, text=True, check=True).stdout.strip()

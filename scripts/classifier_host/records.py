@@ -1,6 +1,8 @@
 """What the cloud commands created and pushed, as files under build/, so the next command finds it.
 
 build/cloud/NAME.txt: the last training job (deploy.py reads it), endpoint (query.py, teardown.py).
+build/cloud/endpoints.json: what each endpoint deploy.py created or updated serves (its endpoint config,
+model and registry version), and what it served before its last update.
 build/images.json: the digests `make push` recorded; cloud jobs and endpoints run exactly those.
 """
 
@@ -29,6 +31,32 @@ def recorded(name: str, state_dir: Path | None = None) -> str | None:
 
 def forget(name: str, state_dir: Path | None = None) -> None:
     ((state_dir or settings.STATE_DIR) / f"{name}.txt").unlink(missing_ok=True)
+
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+def served_by(state_dir: Path | None = None) -> dict[str, dict]:
+    """{endpoint: {"serving": {...}, "previous": {...} | None}} for the endpoints deploy.py recorded."""
+    path = (state_dir or settings.STATE_DIR) / ENDPOINTS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_serving(endpoint: str, serving: dict, previous: dict | None = None, state_dir: Path | None = None) -> None:
+    """Remember what `endpoint` serves now (config, model data, registry version) and, after an update,
+    what it served before (what --rollback returns to)."""
+    folder = state_dir or settings.STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = served_by(folder)
+    entries[endpoint] = {"serving": serving, "previous": previous}
+    (folder / ENDPOINTS_FILE).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+
+
+def forget_serving(endpoint: str, state_dir: Path | None = None) -> None:
+    folder = state_dir or settings.STATE_DIR
+    entries = served_by(folder)
+    if entries.pop(endpoint, None) is not None:
+        (folder / ENDPOINTS_FILE).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
 def cloud_model(model_data: str | None, training_job: str | None) -> tuple[str | None, str | None]:

@@ -14,13 +14,27 @@ endpoint in the cloud.
     python scripts/deploy.py [--local] --model champion|VERSION|ARN ...
         a model of the registry (register.py) instead of --model-data: local mode looks it up in MLflow's
         registry; the cloud creates the model from the SageMaker model package and tags the endpoint with it.
+    python scripts/deploy.py --endpoint NAME [--model ... | --model-data ...] [--rollout canary:10:10]
+        [--max-latency-ms 1000] [--max-error-rate 1] [--termination-wait S] [--max-execution-timeout S]
+        update NAME in place when it exists (blue/green: canary:PERCENT:MINUTES, linear:PERCENT:MINUTES or
+        all-at-once[:MINUTES]; rolled back by SageMaker when one of its alarms fires), else deploy it (cloud)
+    python scripts/deploy.py --rollback [NAME]       the config NAME served before its last update (cloud)
+    python scripts/deploy.py --serverless [MEMORY_MB[:MAX_CONCURRENCY]] [--provisioned-concurrency N] ...
+        a serverless endpoint of serve-cpu (default 3072:5): no instance billed while idle (cloud)
+    python scripts/deploy.py --shadow NAME [--model ... | --model-data ...] [--duration HOURS]
+        a candidate beside NAME's model as a shadow variant: it gets a copy of the traffic, production answers
+    python scripts/deploy.py --shadow-report NAME | --shadow NAME --promote | --shadow NAME --stop
     python scripts/deploy.py --delete [NAME]
 
 Cloud: the model defaults to the last training job train.py recorded; the image is a serving digest
 `make push` recorded: serve-cpu on a CPU instance when the model has ONNX exports (its metadata.json, read
 from S3), serve otherwise (classifier_host.images.serving); --image overrides. Waits until InService, prints
 the endpoint name and records it for query.py and teardown.py. --delete removes the endpoint, its endpoint
-config, model, scaling target and the wake-up alarm of an async endpoint that scales to zero.
+config, model, scaling target and the wake-up alarm of an async endpoint that scales to zero, and of each
+in-place update its config, model and rollback alarms, and its shadow tests.
+
+Cloud only (SageMaker local mode has no UpdateEndpoint, no inference experiments, no serverless): --endpoint's
+in-place update, --rollback, --shadow and --serverless. Locally, a new model means a new local endpoint.
 
 --async: requests and answers go through S3 (s3://S3_BUCKET/S3_PREFIX/async/...), payloads up to 1 GB, up to
 an hour per request, a queue in front of the instances; the container is told the larger payload and deadline
@@ -35,9 +49,11 @@ import re
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
-from .. import deployment, settings
+from .. import settings
+from ..deployment import cloud, deletion, models, rollouts, serverless, shadow_tests
 from ..sagemaker import endpoints
 from ..settings import SettingsError
 from . import errors
@@ -166,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     add_cloud_arguments(parser)
     args = parser.parse_args(argv)
     if args.local:
+        cloud_only = next((flag for flag, dest in CLOUD_ONLY.items() if getattr(args, dest) is not None), None)
+        if cloud_only:
+            parser.error(
+                f"{cloud_only} is cloud-only: SageMaker local mode cannot update an endpoint in place, run a shadow "
+                "test or a serverless endpoint; locally a new model is a new endpoint (--local --model-data ...)"
+            )
         if args.asynchronous:
             parser.error(
                 "--async is for cloud endpoints: SageMaker local mode has no asynchronous inference "
@@ -215,8 +237,12 @@ SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-
 def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cloud (without --local; AWS settings from the environment)")
     group.add_argument("--training-job", help="deploy this training job's model (default: the last one train.py ran)")
-    group.add_argument("--instance-type", default="ml.m5.xlarge", help="endpoint instance (default ml.m5.xlarge)")
-    group.add_argument("--instance-count", type=int, default=1, help="instances to start with (default 1)")
+    group.add_argument(
+        "--instance-type", help="endpoint instance (default ml.m5.xlarge; an update: the one the endpoint runs on)"
+    )
+    group.add_argument(
+        "--instance-count", type=int, help="instances to start with (default 1; an update: as many as it runs)"
+    )
     group.add_argument(
         "--autoscale",
         metavar="MIN:MAX",
@@ -231,7 +257,9 @@ def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data-capture", action="store_true", help="capture requests and responses to s3://BUCKET/PREFIX/data-capture"
     )
-    group.add_argument("--endpoint-name", help="default: image-classifier-<timestamp>")
+    group.add_argument(
+        "--endpoint-name", help="a new endpoint's name (default: image-classifier-<timestamp>); --endpoint updates"
+    )
     group.add_argument(
         "--delete",
         nargs="?",
@@ -240,7 +268,118 @@ def add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete the endpoint NAME (default: the recorded one), its config, model, autoscaling and alarm",
     )
     group.add_argument("--network-isolation", action="store_true", help="the model's container gets no network access")
+    add_rollout_arguments(parser)
+    add_shadow_arguments(parser)
+    group = parser.add_argument_group("serverless endpoint (cloud)")
+    group.add_argument(
+        "--serverless",
+        nargs="?",
+        const=serverless.DEFAULT,
+        metavar="MEMORY_MB[:MAX_CONCURRENCY]",
+        help=f"a serverless endpoint of serve-cpu (default {serverless.DEFAULT}; memory 1024-6144 in 1024 steps, "
+        "concurrency 1-200): billed per request, cold starts after idle; the container gets 4 MB payloads, "
+        "one worker; no GPU, VPC, network isolation, data capture, async or autoscaling",
+    )
+    group.add_argument(
+        "--provisioned-concurrency", type=int, metavar="N", help="with --serverless: N containers kept warm (billed)"
+    )
     add_async_arguments(parser)
+
+
+# Options of cloud-only features, refused with --local (flag -> argparse dest; None when not given).
+CLOUD_ONLY = {
+    "--endpoint": "endpoint",
+    "--rollback": "rollback",
+    "--serverless": "serverless",
+    "--shadow": "shadow",
+    "--shadow-report": "shadow_report",
+}
+# The in-place update's options: their defaults, applied only with --endpoint (given without it, refused).
+ROLLOUT_DEFAULTS = {
+    "rollout": "canary:10:10",
+    "max_latency_ms": 1000.0,
+    "max_error_rate": 1.0,
+    "termination_wait": 0,
+    "max_execution_timeout": None,
+}
+
+
+def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "in-place update of a live endpoint (cloud; blue/green with SageMaker's deployment guardrails)"
+    )
+    group.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="deploy to NAME: update it in place when it exists (the same variant, a new model and config "
+        "NAME--TIMESTAMP; the instances it runs on unless --instance-type/--instance-count), else create it",
+    )
+    group.add_argument(
+        "--rollout",
+        metavar="SPEC",
+        help="canary:PERCENT:MINUTES (default canary:10:10: 10%% of the capacity, 10 min of baking, then the rest), "
+        "linear:PERCENT:MINUTES (PERCENT more every MINUTES) or all-at-once[:MINUTES]",
+    )
+    group.add_argument(
+        "--max-latency-ms",
+        type=float,
+        metavar="MS",
+        help="roll back when the p99 ModelLatency stays above MS for 2 minutes (default 1000)",
+    )
+    group.add_argument(
+        "--max-error-rate",
+        type=float,
+        metavar="PERCENT",
+        help="roll back when 5XX answers, or the model container's own failures, stay above PERCENT of the "
+        "invocations for 2 minutes (default 1)",
+    )
+    group.add_argument(
+        "--termination-wait",
+        type=int,
+        metavar="SECONDS",
+        help="keep the old fleet this long after the shift before terminating it (0-3600, default 0)",
+    )
+    group.add_argument(
+        "--max-execution-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="SageMaker rolls back an update still running after this (600-28800; default: the rollout's "
+        "baking + termination wait + 30 min)",
+    )
+    group.add_argument(
+        "--rollback",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="return NAME (default: the recorded endpoint) to the config it served before its last update",
+    )
+
+
+def add_shadow_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "shadow tests (cloud; an inference experiment: production answers, the shadow gets a copy of the traffic)"
+    )
+    group.add_argument(
+        "--shadow",
+        metavar="NAME",
+        help="run the model given (--model / --model-data / --training-job) as a shadow variant of endpoint NAME",
+    )
+    group.add_argument(
+        "--duration", type=float, metavar="HOURS", help="with --shadow: how long it runs (default 24, at most 720)"
+    )
+    group.add_argument(
+        "--shadow-percent",
+        type=int,
+        metavar="PERCENT",
+        help="with --shadow: share of the requests copied to the shadow (default 100)",
+    )
+    group.add_argument(
+        "--shadow-report",
+        metavar="NAME",
+        help="per variant: invocations, 5XX, ModelLatency p50/p99, and top-1 agreement on the same requests",
+    )
+    group.add_argument("--promote", action="store_true", help="with --shadow NAME: the shadow becomes production")
+    group.add_argument("--stop", action="store_true", help="with --shadow NAME: end the experiment, production stays")
 
 
 def add_async_arguments(parser: argparse.ArgumentParser) -> None:
@@ -364,33 +503,98 @@ def parse_autoscale(text: str | None, asynchronous: bool = False) -> tuple[int, 
 def run_cloud(args: argparse.Namespace) -> int:
     if args.delete is not None:
         return delete(args.delete or None)
+    if args.rollback is not None:
+        return errors.run(lambda: rollouts.rollback(settings.load(), args.rollback or None, _say), errors.DEPLOYMENT)
+    if args.shadow_report:
+        return errors.run(
+            lambda: shadow_tests.shadow_report(settings.load(), args.shadow_report, _say), errors.DEPLOYMENT
+        )
+    if args.shadow and (args.promote or args.stop):
+        if args.promote and args.stop:
+            return errors.fail("give --promote or --stop, not both", 2)
+        return errors.run(
+            lambda: shadow_tests.finish_shadow(settings.load(), args.shadow, args.promote, _say), errors.DEPLOYMENT
+        )
     try:
-        needs_bucket = ("S3_BUCKET",) if args.data_capture or args.asynchronous else ()
+        needs_bucket = ("S3_BUCKET",) if args.data_capture or args.asynchronous or args.shadow else ()
         cfg = settings.load("SAGEMAKER_ROLE_ARN", *needs_bucket)
         check_async_arguments(args)
+        rollout, thresholds = check_rollout_arguments(args)
         bounds = parse_autoscale(args.autoscale, args.asynchronous)
+        if args.provisioned_concurrency is not None and args.serverless is None:
+            raise SettingsError("--provisioned-concurrency applies to --serverless only")
+        if args.promote or args.stop:
+            raise SettingsError(f"{'--promote' if args.promote else '--stop'} needs --shadow NAME")
+        given = [flag(d) for d in ("duration", "shadow_percent") if getattr(args, d) is not None]
+        if given and not args.shadow:
+            raise SettingsError(f"{given[0]} applies to --shadow only")
+        if args.endpoint and args.endpoint_name:
+            raise SettingsError("give --endpoint (create or update) or --endpoint-name (create), not both")
+        plan = serverless.Serverless.parse(args.serverless, args.provisioned_concurrency) if args.serverless else None
     except SettingsError as err:
         return errors.fail(err, 2)
+    choice_args = {
+        "model_data": args.model_data,
+        "training_job": args.training_job,
+        "model": args.model,
+        "registry_name": args.registry_name,
+        "image": args.image,
+    }
+    if args.shadow:
+        request = shadow_tests.ShadowRequest(
+            endpoint=args.shadow,
+            choice=models.ModelChoice(**choice_args),
+            instance_type=args.instance_type,
+            instance_count=args.instance_count or 1,
+            hours=args.duration if args.duration is not None else 24.0,
+            sampling_percentage=args.shadow_percent if args.shadow_percent is not None else 100,
+            environment=dict(args.env),
+        )
+        return errors.run(lambda: shadow_tests.start_shadow(cfg, request, _say), errors.DEPLOYMENT)
     target = args.backlog_per_instance if args.asynchronous else args.invocations_per_instance
-    request = deployment.CloudDeployment(
-        model_data=args.model_data,
-        training_job=args.training_job,
-        model=args.model,
-        registry_name=args.registry_name,
-        image=args.image,
+    request = cloud.CloudDeployment(
+        **choice_args,
         instance_type=args.instance_type,
         instance_count=args.instance_count,
-        endpoint_name=args.endpoint_name,
+        endpoint_name=args.endpoint or args.endpoint_name,
         network_isolation=args.network_isolation,
         data_capture=args.data_capture,
         environment=container_environment(args),
-        scaling=deployment.Scaling(*bounds, target) if bounds else None,
+        scaling=cloud.Scaling(*bounds, target) if bounds else None,
         asynchronous=args.asynchronous,
         async_max_concurrent=args.async_max_concurrent or ASYNC_DEFAULTS["async_max_concurrent"],
         sns_success_topic=args.sns_success_topic,
         sns_error_topic=args.sns_error_topic,
+        serverless=plan,
     )
-    return errors.run(lambda: deployment.deploy_cloud(cfg, request, say=_say), errors.DEPLOYMENT)
+    if args.endpoint:
+        return errors.run(
+            partial(rollouts.deploy_or_update, cfg, request, rollout, thresholds, _say), errors.DEPLOYMENT
+        )
+    return errors.run(partial(cloud.deploy_cloud, cfg, request, _say), errors.DEPLOYMENT)
+
+
+def check_rollout_arguments(args: argparse.Namespace):
+    """(Rollout, Thresholds) of an in-place update; SettingsError for an update option given without
+    --endpoint or a value out of range."""
+    from ..sagemaker import rollout as guardrails
+
+    given = [name for name in ROLLOUT_DEFAULTS if getattr(args, name) is not None]
+    if given and not args.endpoint:
+        raise SettingsError(f"{flag(given[0])} applies to in-place updates only: add --endpoint NAME")
+    values = {
+        name: default if getattr(args, name) is None else getattr(args, name)
+        for name, default in ROLLOUT_DEFAULTS.items()
+    }
+    if values["max_latency_ms"] <= 0 or not 0 < values["max_error_rate"] <= 100:
+        raise SettingsError("--max-latency-ms must be positive and --max-error-rate a percentage above 0")
+    try:
+        rollout = guardrails.Rollout.parse(
+            values["rollout"], values["termination_wait"], values["max_execution_timeout"]
+        )
+    except ValueError as err:
+        raise SettingsError(str(err)) from None
+    return rollout, guardrails.Thresholds(values["max_latency_ms"], values["max_error_rate"] / 100)
 
 
 def _say(line: str) -> None:
@@ -398,7 +602,7 @@ def _say(line: str) -> None:
 
 
 def delete(name: str | None) -> int:
-    return errors.run(lambda: deployment.delete_endpoint(name), errors.DELETION)
+    return errors.run(lambda: deletion.delete_endpoint(name), errors.DELETION)
 
 
 if __name__ == "__main__":  # python -m classifier_host.cli.deploy

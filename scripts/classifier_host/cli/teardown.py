@@ -2,8 +2,9 @@
 
     python scripts/teardown.py [--endpoint NAME]      (make teardown)
 
-Deletes the endpoint deploy.py recorded (or NAME): endpoint, endpoint config, model, scaling target and
-policies, the wake-up alarm of an async endpoint that scales to zero. Leaves, and lists with the commands to
+Deletes the endpoint deploy.py recorded (or NAME): endpoint, its shadow tests, the endpoint configs and models
+of its deployment and of each in-place update, scaling target and policies, the wake-up alarm of an async
+endpoint that scales to zero and the rollback alarms of its updates. Leaves, and lists with the commands to
 remove them: the S3 prefix (data, model artifacts, checkpoints, Debugger output, captured data, async
 endpoints' requests, answers and failures) and the ECR images `make push` recorded. Training and tuning jobs cost
 nothing once finished and cannot be deleted.
@@ -16,7 +17,8 @@ import json
 import os
 import sys
 
-from .. import deployment, records, settings
+from .. import records, settings
+from ..deployment import deletion
 from ..settings import SettingsError
 from . import errors
 
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     name = args.endpoint or records.recorded("endpoint")
     if name:
-        status = errors.run(lambda: deployment.delete_endpoint(name), errors.DELETION)
+        status = errors.run(lambda: deletion.delete_endpoint(name), errors.DELETION)
     else:
         print("no endpoint recorded (build/cloud/endpoint.txt): nothing billed by the hour to delete")
     print("\nleft in place (delete them yourself when you no longer need them):")

@@ -41,7 +41,7 @@ class AsyncOptions:
 def create_model(
     boto,
     name: str,
-    image_uri: str,
+    image_uri: str | None,
     model_data: str,
     access: Access,
     environment: dict[str, str] | None = None,
@@ -91,40 +91,26 @@ def deploy(
     wait: bool = True,
     package: tuple[str, str | None] | None = None,
     tags: dict[str, str] | None = None,
+    serverless: dict | None = None,
 ) -> str:
     """Model + endpoint config + endpoint, all named endpoint_name; with wait, until InService (RuntimeError
     with SageMaker's FailureReason when it fails). data_capture_s3: capture every request and response
-    there (Model Monitor's format). async_options: an asynchronous endpoint. Returns the endpoint name."""
+    there (Model Monitor's format). async_options: an asynchronous endpoint. serverless: the variant's
+    ProductionVariantServerlessConfig fields instead of instances. Returns the endpoint name."""
     from sagemaker.core import resources, shapes
 
     region = boto.region_name
     create_model(boto, endpoint_name, image_uri, model_data, access, environment, package)
-    kms_key_id = access.kms_key_id
-    config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id else {}
-    if data_capture_s3:
-        config_kwargs["data_capture_config"] = shapes.DataCaptureConfig(
-            enable_capture=True,
-            initial_sampling_percentage=100,
-            destination_s3_uri=data_capture_s3,
-            capture_options=[shapes.CaptureOption(capture_mode="Input"), shapes.CaptureOption(capture_mode="Output")],
-            **({"kms_key_id": kms_key_id} if kms_key_id else {}),
-        )
-    if async_options:
-        config_kwargs["async_inference_config"] = async_inference_config(async_options, kms_key_id)
-    resources.EndpointConfig.create(
-        endpoint_config_name=endpoint_name,
-        production_variants=[
-            shapes.ProductionVariant(
-                variant_name=VARIANT,
-                model_name=endpoint_name,
-                initial_instance_count=instance_count,
-                instance_type=instance_type,
-                initial_variant_weight=1.0,
-            )
-        ],
-        **config_kwargs,
-        session=boto,
-        region=region,
+    create_config(
+        boto,
+        endpoint_name,
+        endpoint_name,
+        access,
+        instance_type,
+        instance_count,
+        data_capture_s3=data_capture_s3,
+        async_options=async_options,
+        serverless=serverless,
     )
     endpoint = resources.Endpoint.create(
         endpoint_name=endpoint_name,
@@ -141,6 +127,67 @@ def deploy(
         except FailedStatusError as err:
             raise RuntimeError(f"endpoint {endpoint_name} failed: {err}") from err
     return endpoint_name
+
+
+def create_config(
+    boto,
+    config_name: str,
+    model_name: str,
+    access: Access,
+    instance_type: str,
+    instance_count: int,
+    data_capture_s3: str | None = None,
+    async_options: AsyncOptions | None = None,
+    serverless: dict | None = None,
+) -> None:
+    """CreateEndpointConfig: one variant (VARIANT) of `model_name`, on instances or serverless (`serverless`:
+    ProductionVariantServerlessConfig as the service names it). A serverless config gets no KmsKeyId: that
+    key encrypts an instance's ML storage volume, which serverless has not."""
+    from sagemaker.core import resources, shapes
+
+    if serverless:
+        # sagemaker-core 2.x sends ProductionVariantServerlessConfig.memory_size_in_mb as "MemorySizeInMb",
+        # which the service does not know (botocore refuses it): this one goes through the client as written.
+        client = sagemaker_client(boto)
+        client.create_endpoint_config(
+            EndpointConfigName=config_name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": model_name,
+                    "InitialVariantWeight": 1.0,
+                    "ServerlessConfig": dict(serverless),
+                }
+            ],
+        )
+        return
+    kms_key_id = access.kms_key_id
+    config_kwargs = {"kms_key_id": kms_key_id} if kms_key_id and not serverless else {}
+    if data_capture_s3:
+        config_kwargs["data_capture_config"] = shapes.DataCaptureConfig(
+            enable_capture=True,
+            initial_sampling_percentage=100,
+            destination_s3_uri=data_capture_s3,
+            capture_options=[shapes.CaptureOption(capture_mode="Input"), shapes.CaptureOption(capture_mode="Output")],
+            **({"kms_key_id": kms_key_id} if kms_key_id else {}),
+        )
+    if async_options:
+        config_kwargs["async_inference_config"] = async_inference_config(async_options, kms_key_id)
+    resources.EndpointConfig.create(
+        endpoint_config_name=config_name,
+        production_variants=[
+            shapes.ProductionVariant(
+                variant_name=VARIANT,
+                model_name=model_name,
+                initial_variant_weight=1.0,
+                initial_instance_count=instance_count,
+                instance_type=instance_type,
+            )
+        ],
+        **config_kwargs,
+        session=boto,
+        region=boto.region_name,
+    )
 
 
 def async_inference_config(options: AsyncOptions, kms_key_id: str | None):
@@ -285,29 +332,29 @@ class Deletion:
 
 
 def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Deletion:
-    """Delete the endpoint, its endpoint config, its models, its scaling targets (which takes their policies
-    with them) and its wake-up alarm, whichever of them exist: a deletion that stopped half-way (endpoint
-    gone, config left) is finished by the next one.
+    """Delete the endpoint, its shadow tests, every endpoint config and model of it (its first deployment's,
+    named after it, and each update's, ENDPOINT--*: rollout.belongs_to), its scaling targets (which takes
+    their policies with them) and its alarms (the wake-up alarm, the rollback alarms), whichever of them
+    exist: a deletion that stopped half-way (endpoint gone, config left) is finished by the next one.
 
     Existence is read from List* calls with the exact name, not from an error message's text.
     """
+    from . import rollout, shadow
+
     client = sagemaker_client(boto)
     done = Deletion()
     endpoints = [e["EndpointName"] for e in client.list_endpoints(NameContains=endpoint_name)["Endpoints"]]
-    configs = [
-        c["EndpointConfigName"] for c in client.list_endpoint_configs(NameContains=endpoint_name)["EndpointConfigs"]
-    ]
-    config_name, models = None, {endpoint_name}
+    configs = set(rollout.configs_of(boto, endpoint_name))
     if endpoint_name in endpoints:
-        config_name = client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
-    elif endpoint_name in configs:
-        config_name = endpoint_name
-    variants = []
-    if config_name:
-        variants = client.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
-        models |= {variant["ModelName"] for variant in variants}
+        configs.add(client.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"])
+    models, variants = {endpoint_name}, []
+    for config in sorted(configs):
+        variants += client.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    models |= {variant["ModelName"] for variant in variants}
+    if endpoint_name in endpoints:
+        done.deleted += shadow.remove_all(boto, endpoint_name)
     if autoscaling is not None:
-        for variant_name in {v["VariantName"] for v in variants} or {VARIANT}:
+        for variant_name in sorted({v["VariantName"] for v in variants} or {VARIANT}):
             resource = scaling_resource(endpoint_name, variant_name)
             targets = autoscaling.describe_scalable_targets(
                 ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
@@ -318,18 +365,20 @@ def delete(boto, endpoint_name: str, autoscaling=None, cloudwatch=None) -> Delet
                 )
                 done.deleted.append(f"scaling target {resource}")
     if cloudwatch is not None:
-        alarm = wake_up_alarm_name(endpoint_name)
-        if cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]:
-            cloudwatch.delete_alarms(AlarmNames=[alarm])
-            done.deleted.append(f"alarm {alarm}")
+        names = [wake_up_alarm_name(endpoint_name), *rollout.alarm_names(endpoint_name)]
+        alarms = [a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]]
+        if alarms:
+            cloudwatch.delete_alarms(AlarmNames=alarms)
+            done.deleted += [f"alarm {alarm}" for alarm in alarms]
     if endpoint_name in endpoints:
         client.delete_endpoint(EndpointName=endpoint_name)
         done.deleted.append(f"endpoint {endpoint_name}")
-    if config_name:
-        client.delete_endpoint_config(EndpointConfigName=config_name)
-        done.deleted.append(f"endpoint config {config_name}")
-    for model in sorted(models):
-        if any(m["ModelName"] == model for m in client.list_models(NameContains=model)["Models"]):
+    for config in sorted(configs):
+        client.delete_endpoint_config(EndpointConfigName=config)
+        done.deleted.append(f"endpoint config {config}")
+    listed = {m["ModelName"] for m in client.list_models(NameContains=endpoint_name, MaxResults=100)["Models"]}
+    for model in sorted(models | {m for m in listed if rollout.belongs_to(m, endpoint_name)}):
+        if model in listed:
             client.delete_model(ModelName=model)
             done.deleted.append(f"model {model}")
     return done

@@ -12,6 +12,9 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/image-classifier-sagemaker"
 BUCKET = "classifier-bucket"
+# The serving digests `make push` records (build/images.json of the `cloud` fixture, conftest.py).
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve@sha256:" + "b" * 64
+IMAGE_CPU = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve-cpu@sha256:" + "c" * 64
 
 
 class StubbedBotoSession(boto3.Session):

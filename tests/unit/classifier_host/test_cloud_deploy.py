@@ -8,19 +8,17 @@ import io
 import json
 import tarfile
 
-import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
-from classifier_host import deployment, records, settings
+from classifier_host import records, settings
 from classifier_host.cli import deploy
+from classifier_host.deployment import cloud as cloud_deployment
 from classifier_host.sagemaker import endpoints
 
-from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
+from .aws_stubs import ACCOUNT, BUCKET, IMAGE, IMAGE_CPU, REGION, ROLE
 
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve@sha256:" + "b" * 64
-IMAGE_CPU = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/sagemaker-image-classifier-serve-cpu@sha256:" + "c" * 64
 JOB = "image-classifier-2026-11-24-09-00-00-000"
 MODEL = f"s3://{BUCKET}/image-classifier/output/{JOB}/output/model.tar.gz"
 EP = "dogs-endpoint"
@@ -30,18 +28,6 @@ ALARM = f"{EP}-has-backlog-without-capacity"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:image-classifier-answers"
 ERROR_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:image-classifier-failures"
 KMS = "1234abcd-12ab-34cd-56ef-1234567890ab"
-
-
-@pytest.fixture
-def cloud(monkeypatch, tmp_path):
-    aws_env(monkeypatch)
-    images = tmp_path / "images.json"
-    images.write_text(json.dumps({"serve": {"uri": IMAGE}, "serve-cpu": {"uri": IMAGE_CPU}}))
-    monkeypatch.setattr(settings, "IMAGES_FILE", images)
-    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
-    boto = StubbedBotoSession()
-    monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
-    return boto
 
 
 def describe_job(status="Completed"):
@@ -252,13 +238,13 @@ def test_deploy_a_model_uri_without_extras(cloud, capsys):
 
 
 def test_the_package_deploys_without_the_cli_and_says_each_step(cloud):
-    """deployment.deploy_cloud, called as the CLI calls it: the same requests, its lines through `say`."""
+    """deployment.cloud.deploy_cloud, called as the CLI calls it: the same requests, its lines through `say`."""
     sm = cloud.stub("sagemaker")
     artifact_stub(cloud, EXPORTED)
     deploy_stubs(sm, capture=False, count=2, image=IMAGE_CPU)
     said = []
-    request = deployment.CloudDeployment(model_data=MODEL, endpoint_name=EP, instance_count=2)
-    assert deployment.deploy_cloud(settings.load("SAGEMAKER_ROLE_ARN"), request, say=said.append) == EP
+    request = cloud_deployment.CloudDeployment(model_data=MODEL, endpoint_name=EP, instance_count=2)
+    assert cloud_deployment.deploy_cloud(settings.load("SAGEMAKER_ROLE_ARN"), request, say=said.append) == EP
     cloud.assert_no_pending()
     assert said[0].startswith("serving image: serve-cpu") and said[-2].startswith(f"endpoint {EP} is InService")
     assert records.recorded("endpoint") == EP
@@ -269,7 +255,9 @@ def test_the_package_refuses_a_model_with_no_image_before_any_endpoint_call(clou
     cloud.stub("sagemaker")  # nothing queued: no endpoint call may happen
     artifact_stub(cloud, EXPORTED)
     with pytest.raises(settings.SettingsError, match="has no 'serve-cpu' image"):
-        deployment.deploy_cloud(settings.load("SAGEMAKER_ROLE_ARN"), deployment.CloudDeployment(model_data=MODEL))
+        cloud_deployment.deploy_cloud(
+            settings.load("SAGEMAKER_ROLE_ARN"), cloud_deployment.CloudDeployment(model_data=MODEL)
+        )
     assert records.recorded("endpoint") is None
 
 
@@ -353,8 +341,23 @@ def test_bad_or_missing_settings_fail_before_any_aws_call(cloud, capsys, monkeyp
     assert message in capsys.readouterr().err
 
 
-def delete_stubs(sm, scaling, cloudwatch, has_target=True, endpoint=True, config=True, model=True, alarm=False):
-    """What deletion asks: which parts exist (by exact name), then deletes those that do."""
+ROLLOUT_ALARMS = [f"{EP}-rollout-5xx-errors", f"{EP}-rollout-model-latency", f"{EP}-rollout-model-errors"]
+
+
+def delete_stubs(
+    sm,
+    scaling,
+    cloudwatch,
+    has_target=True,
+    endpoint=True,
+    config=True,
+    model=True,
+    alarm=False,
+    updates=(),
+    rollout_alarms=False,
+):
+    """What deletion asks: which parts exist (by exact name), then deletes those that do. updates: the
+    names of in-place updates' configs and models (ENDPOINT--STAMP); the endpoint serves the last one."""
     sm.add_response(
         "list_endpoints",
         {
@@ -372,40 +375,48 @@ def delete_stubs(sm, scaling, cloudwatch, has_target=True, endpoint=True, config
         },
         {"NameContains": EP},
     )
-    config_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{EP}"
+    configs = ([EP] if config else []) + list(updates)
     sm.add_response(
         "list_endpoint_configs",
         {
-            "EndpointConfigs": [{"EndpointConfigName": EP, "EndpointConfigArn": config_arn, "CreationTime": 0}]
-            if config
-            else []
+            "EndpointConfigs": [
+                {
+                    "EndpointConfigName": name,
+                    "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
+                    "CreationTime": 0,
+                }
+                for name in configs
+            ]
         },
-        {"NameContains": EP},
+        {"NameContains": EP, "MaxResults": 100},
     )
+    serving = configs[-1] if configs else EP
     if endpoint:
         sm.add_response(
             "describe_endpoint",
             {
                 "EndpointName": EP,
                 "EndpointArn": EP_ARN,
-                "EndpointConfigName": EP,
+                "EndpointConfigName": serving,
                 "EndpointStatus": "InService",
                 "CreationTime": 0,
                 "LastModifiedTime": 0,
             },
             {"EndpointName": EP},
         )
-    if config:
+    for name in sorted(configs):
         sm.add_response(
             "describe_endpoint_config",
             {
-                "EndpointConfigName": EP,
-                "EndpointConfigArn": config_arn,
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}",
                 "CreationTime": 0,
-                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": EP}],
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
             },
-            {"EndpointConfigName": EP},
+            {"EndpointConfigName": name},
         )
+    if endpoint:
+        sm.add_response("list_inference_experiments", {"InferenceExperiments": []}, {"NameContains": EP})
     target = {
         "ServiceNamespace": "sagemaker",
         "ResourceId": RESOURCE,
@@ -426,34 +437,35 @@ def delete_stubs(sm, scaling, cloudwatch, has_target=True, endpoint=True, config
     )
     if has_target:
         scaling.add_response("deregister_scalable_target", {}, target)
+    found = ([ALARM] if alarm else []) + (ROLLOUT_ALARMS if rollout_alarms else [])
     cloudwatch.add_response(
         "describe_alarms",
         {
-            "MetricAlarms": [{"AlarmName": ALARM, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{ALARM}"}]
-            if alarm
-            else []
+            "MetricAlarms": [
+                {"AlarmName": name, "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"} for name in found
+            ]
         },
-        {"AlarmNames": [ALARM]},
+        {"AlarmNames": [ALARM, *ROLLOUT_ALARMS]},
     )
-    if alarm:
-        cloudwatch.add_response("delete_alarms", {}, {"AlarmNames": [ALARM]})
+    if found:
+        cloudwatch.add_response("delete_alarms", {}, {"AlarmNames": found})
     if endpoint:
         sm.add_response("delete_endpoint", {}, {"EndpointName": EP})
-    if config:
-        sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": EP})
+    for name in sorted(configs):
+        sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": name})
+    models = ([EP] if model else []) + list(updates)
     sm.add_response(
         "list_models",
         {
             "Models": [
-                {"ModelName": EP, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}", "CreationTime": 0}
+                {"ModelName": name, "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}", "CreationTime": 0}
+                for name in models
             ]
-            if model
-            else []
         },
-        {"NameContains": EP},
+        {"NameContains": EP, "MaxResults": 100},
     )
-    if model:
-        sm.add_response("delete_model", {}, {"ModelName": EP})
+    for name in sorted(models):
+        sm.add_response("delete_model", {}, {"ModelName": name})
 
 
 def test_delete_removes_endpoint_config_model_and_scaling(cloud, capsys):
@@ -502,7 +514,7 @@ def test_a_deletion_stopped_half_way_is_finished_by_the_next(cloud, capsys):
         },
         {"NameContains": EP},
     )
-    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": EP})
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {"NameContains": EP, "MaxResults": 100})
     sm.add_response(
         "describe_endpoint",
         {
@@ -892,3 +904,24 @@ def test_deploy_without_a_champion_or_with_model_data_too_is_refused_before_any_
     cloud.assert_no_pending()
     assert deploy.main(["--model", "3", "--model-data", MODEL]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_delete_removes_every_update_and_the_rollback_alarms(cloud, capsys):
+    """An endpoint updated in place twice: both updates' configs and models, and its rollback alarms, go with it."""
+    records.record("endpoint", EP)
+    updates = [f"{EP}--20261201090000", f"{EP}--20261207163000"]
+    delete_stubs(
+        cloud.stub("sagemaker"),
+        cloud.stub("application-autoscaling"),
+        cloud.stub("cloudwatch"),
+        has_target=False,
+        updates=updates,
+        rollout_alarms=True,
+    )
+    assert deploy.main(["--delete"]) == 0
+    cloud.assert_no_pending()
+    out = capsys.readouterr().out
+    for name in (EP, *updates):
+        assert f"deleted endpoint config {name}" in out and f"deleted model {name}" in out
+    for name in ROLLOUT_ALARMS:
+        assert f"deleted alarm {name}" in out

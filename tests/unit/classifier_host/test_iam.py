@@ -54,6 +54,8 @@ STAR_ONLY = {
     "sagemaker:ListEndpoints",
     "sagemaker:ListEndpointConfigs",
     "sagemaker:ListModels",
+    "sagemaker:ListInferenceExperiments",
+    "cloudwatch:GetMetricData",
 }
 DOCUMENTS = sorted(IAM.glob("*.json"))
 PERMISSION_DOCS = [p for p in DOCUMENTS if not p.name.endswith("-trust.json")]
@@ -246,3 +248,17 @@ def test_the_execution_role_serves_async_endpoints():
     kms = IAM / "sagemaker-execution-role-vpc-kms.json"
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         assert resources_of(kms, action) == {"arn:aws:kms:{{REGION}}:{{ACCOUNT_ID}}:key/{{KMS_KEY_ID}}"}, action
+
+
+def test_updates_shadow_tests_and_their_alarms_are_scoped_to_the_project():
+    operator = IAM / "operator-policy.json"
+    endpoint = "arn:aws:sagemaker:{{REGION}}:{{ACCOUNT_ID}}:endpoint/image-classifier-*"
+    for action in ("sagemaker:UpdateEndpoint", "sagemaker:ListTags", "sagemaker:DeleteTags"):
+        assert endpoint in resources_of(operator, action), action
+    experiment = "arn:aws:sagemaker:{{REGION}}:{{ACCOUNT_ID}}:inference-experiment/image-classifier-*"
+    for action in ("sagemaker:CreateInferenceExperiment", "sagemaker:StopInferenceExperiment"):
+        assert resources_of(operator, action) == {experiment}, action
+    # SageMaker reads the rollback alarms as the endpoint's execution role
+    assert resources_of(IAM / "sagemaker-execution-role.json", "cloudwatch:DescribeAlarms") == {
+        "arn:aws:cloudwatch:{{REGION}}:{{ACCOUNT_ID}}:alarm:image-classifier-*"
+    }

@@ -1,25 +1,17 @@
-"""What deploy.py and teardown.py do to a cloud endpoint: deploy one (model, image, endpoint, autoscaling,
-the record query.py and teardown.py read) and delete one with all that belongs to it. The CLI modules parse
-arguments, call one function here and map its errors to an exit status; they never call each other.
-
-Errors: SettingsError (a setting, record or option that cannot be used; nothing was created),
-DeploymentError (what was started failed; the message says what is left and how to remove it)."""
+"""A new cloud endpoint: model, image, endpoint (real-time, asynchronous or serverless), autoscaling, and the
+record query.py and teardown.py read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from . import records, settings
-from .settings import SettingsError
+from .. import records, settings
+from . import DeploymentError, models
+from .models import ModelChoice
+from .serverless import SERVERLESS_INSTANCE, Serverless, serverless_environment
 
-
-class DeletionError(Exception):
-    """Deleting an endpoint stopped or found nothing; the message says what to do."""
-
-
-class DeploymentError(Exception):
-    """The endpoint, or its autoscaling, did not come up; the message says what is left."""
+DEFAULT_INSTANCE = "ml.m5.xlarge"
 
 
 @dataclass(frozen=True)
@@ -41,8 +33,8 @@ class CloudDeployment:
     model: str | None = None  # a registered model instead: champion, a version, or a model package ARN
     registry_name: str = "image-classifier"
     image: str | None = None  # None: the serving image the model needs on instance_type (images/serving.py)
-    instance_type: str = "ml.m5.xlarge"
-    instance_count: int = 1
+    instance_type: str | None = None  # None: DEFAULT_INSTANCE (an update: the instances the endpoint runs on)
+    instance_count: int | None = None  # None: 1 (an update: as many as the endpoint runs)
     endpoint_name: str | None = None
     network_isolation: bool = False
     data_capture: bool = False
@@ -53,42 +45,35 @@ class CloudDeployment:
     async_max_concurrent: int = 4
     sns_success_topic: str | None = None
     sns_error_topic: str | None = None
+    serverless: Serverless | None = None
+
+    @property
+    def choice(self) -> ModelChoice:
+        return ModelChoice(self.model_data, self.training_job, self.model, self.registry_name, self.image)
 
 
 def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable[[str], object] = print) -> str:
     """Deploy `request` with the AWS settings `cfg` (settings.load, with S3_BUCKET for capture and async),
     wait until InService, record it, set its autoscaling; the endpoint's name."""
-    if request.model and (request.model_data or request.training_job or request.image):
-        raise SettingsError(
-            "--model names a registered model with its images: no --model-data, --training-job, --image"
-        )
-    image = records.cloud_image(request.image, "serve") if request.image else None
-    model_data, job = (None, None) if request.model else records.cloud_model(request.model_data, request.training_job)
+    request.choice.check()
+    if request.serverless:
+        request.serverless.check(request, cfg)
+    request = replace(
+        request, instance_type=request.instance_type or DEFAULT_INSTANCE, instance_count=request.instance_count or 1
+    )
     # The SDK takes over a second to import: only once the settings are known good.
-    from .images import serving
-    from .sagemaker import endpoints, session, training
-    from .sagemaker.access import Access
+    from ..sagemaker import endpoints, session
+    from ..sagemaker.access import Access
 
     boto = session.boto_session(cfg.region)
-    package = tags = None
-    try:
-        if request.model:
-            from .registry import references
-
-            resolved = references.cloud(boto, cfg.s3_uri("registry"), request.model, request.registry_name)
-            package, model_data, tags = resolved.package, resolved.model_data, resolved.tags()
-            say(f"registered model {request.registry_name} v{resolved.version} ({request.model}): {package}")
-        model_data = model_data or training.model_of(boto, job)
-        if image is None:
-            role, why = serving.image_role(serving.s3_metadata(boto.client("s3"), model_data), request.instance_type)
-            image = records.cloud_image(None, role) if not package else f"{role} of {package}"
-            say(f"serving image: {role} ({why})")
-            if package:  # the package's main specification is the GPU image, "cpu" the slim one
-                from .registry.sagemaker_registry import CPU_SPECIFICATION
-
-                package = (package, CPU_SPECIFICATION if role == "serve-cpu" else None)
-    except ValueError as err:  # RegistryError too: no champion, an unknown version, another group's package
-        raise SettingsError(str(err)) from None
+    served = models.resolve(
+        boto,
+        cfg,
+        request.choice,
+        SERVERLESS_INSTANCE if request.serverless else request.instance_type,
+        say,
+        serverless=bool(request.serverless),
+    )
     name = request.endpoint_name or session.new_job_name()
     capture = cfg.s3_uri("data-capture") if request.data_capture else None
     async_options = None
@@ -100,33 +85,36 @@ def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable
             success_topic=request.sns_success_topic,
             error_topic=request.sns_error_topic,
         )
-    kind = "async endpoint" if request.asynchronous else "endpoint"
-    say(
-        f"deploying {model_data} on {request.instance_count} x {request.instance_type} as {kind} {name} ({image}); "
-        "this takes 5-10 minutes..."
-    )
+    environment = request.environment
+    if request.serverless:
+        kind, where = "serverless endpoint", request.serverless.describe()
+        environment = {**serverless_environment(), **environment}
+    else:
+        kind = "async endpoint" if request.asynchronous else "endpoint"
+        where = f"{request.instance_count} x {request.instance_type}"
+    say(f"deploying {served.model_data} on {where} as {kind} {name} ({served.label}); this takes 5-10 minutes...")
     try:
         endpoints.deploy(
             boto,
-            image,
-            model_data,
+            served.image,
+            served.model_data,
             Access.of(cfg, request.network_isolation),
             name,
             instance_type=request.instance_type,
             instance_count=request.instance_count,
             data_capture_s3=capture,
-            environment=request.environment,
+            environment=environment,
             async_options=async_options,
-            package=package,
-            tags=tags,
+            package=served.package,
+            tags=served.tags,
+            serverless=request.serverless.config() if request.serverless else None,
         )
     except Exception as err:  # FailedStatusError (the endpoint's FailureReason), a refused request, a timeout
         raise DeploymentError(
             f"endpoint {name} did not come up: {err}\nclean up with: python scripts/deploy.py --delete {name}"
         ) from err
     records.record("endpoint", name)
-    if tags:  # which registered version the endpoint serves (also its tags)
-        records.record("endpoint-model", f"{name} {request.registry_name} v{tags['registry.version']} {package[0]}")
+    record_serving(name, name, request.registry_name, served)
     if request.scaling:
         start_autoscaling(boto, request, name, say)
     if capture:
@@ -138,11 +126,22 @@ def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable
     return name
 
 
+def record_serving(name: str, config: str, registry_name: str, served: models.Served, previous: dict | None = None):
+    """Which model (and registered version) the endpoint now serves, under config (build/cloud/endpoints.json;
+    endpoint-model.txt names the last registered version deployed)."""
+    serving = {"config": config, "model_data": served.model_data, "image": served.label}
+    if served.version:
+        serving |= {"registry": registry_name, "version": served.version, "package": served.package[0]}
+        records.record("endpoint-model", f"{name} {registry_name} v{served.version} {served.package[0]}")
+    records.record_serving(name, serving, previous)
+    return serving
+
+
 def start_autoscaling(boto, request: CloudDeployment, name: str, say: Callable[[str], object]) -> None:
     """Autoscaling of the endpoint just deployed; DeploymentError saying what failed when AWS refuses a part."""
     from botocore.exceptions import ClientError
 
-    from .sagemaker import endpoints
+    from ..sagemaker import endpoints
 
     scaling = request.scaling
     autoscaling = boto.client("application-autoscaling")
@@ -182,32 +181,3 @@ def start_autoscaling(boto, request: CloudDeployment, name: str, say: Callable[[
             f"autoscaling {scaling.low}-{scaling.high} instances at {scaling.target} "
             "invocations per instance per minute"
         )
-
-
-def delete_endpoint(name: str | None, say: Callable[[str], object] = print) -> None:
-    """Delete the endpoint NAME (default: the recorded one) and what belongs to it, saying each thing deleted.
-    The record is forgotten only once nothing of it is left, so a deletion stopped half-way is finished
-    by the next one. SettingsError: nothing to delete was named; DeletionError: the deletion stopped, or
-    there was no such endpoint."""
-    cfg = settings.load()
-    name = name or records.recorded("endpoint")
-    if not name:
-        raise SettingsError("no endpoint recorded in build/cloud/endpoint.txt: give its name, --delete NAME")
-    # botocore and the session import in over a second: only once the settings are known good.
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from .sagemaker import endpoints, session
-
-    boto = session.boto_session(cfg.region)
-    try:
-        done = endpoints.delete(boto, name, boto.client("application-autoscaling"), boto.client("cloudwatch"))
-    except (ClientError, BotoCoreError) as err:
-        raise DeletionError(
-            f"deleting endpoint {name} stopped: {err}; what is left stays recorded, run the same command again"
-        ) from err
-    for what in done.deleted:
-        say(f"deleted {what}")
-    if records.recorded("endpoint") == name:
-        records.forget("endpoint")
-    if not done.found:
-        raise DeletionError(f"there is no endpoint {name} (nor its config or model) in {cfg.region}")
