@@ -129,9 +129,8 @@ def deploy_cloud(cfg: settings.Settings, request: CloudDeployment, say: Callable
 def record_serving(name: str, config: str, registry_name: str, served: models.Served, previous: dict | None = None):
     """Which model (and registered version) the endpoint now serves, under config (build/cloud/endpoints.json;
     endpoint-model.txt names the last registered version deployed)."""
-    serving = {"config": config, "model_data": served.model_data, "image": served.label}
+    serving = {"config": config, **served.record(registry_name)}
     if served.version:
-        serving |= {"registry": registry_name, "version": served.version, "package": served.package[0]}
         records.record("endpoint-model", f"{name} {registry_name} v{served.version} {served.package[0]}")
     records.record_serving(name, serving, previous)
     return serving

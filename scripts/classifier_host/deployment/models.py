@@ -52,6 +52,14 @@ class Served:
     def version(self) -> str | None:
         return self.tags["registry.version"] if self.tags else None
 
+    def record(self, registry_name: str) -> dict:
+        """What an endpoint serving it records (records.record_serving): the model data, the image and, for a
+        registered model, its registry, version and package."""
+        serving = {"model_data": self.model_data, "image": self.label}
+        if self.version:
+            serving |= {"registry": registry_name, "version": self.version, "package": self.package[0]}
+        return serving
+
 
 def resolve(
     boto, cfg, choice: ModelChoice, instance_type: str, say: Callable[[str], object] = print, serverless: bool = False

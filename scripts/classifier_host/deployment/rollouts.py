@@ -106,12 +106,23 @@ def update(cfg, boto, described: dict, request: cloud.CloudDeployment, rollout, 
     )
     environment = {**serverless_environment(), **request.environment} if serverless else request.environment
     new = guardrails.config_name(name)
-    capture = cfg.s3_uri("data-capture") if request.data_capture or "DataCaptureConfig" in current else None
+    # The endpoint's capture goes on where it went (a new --data-capture starts it at the project's prefix).
+    capture = current.get("DataCaptureConfig", {}).get("DestinationS3Uri")
+    if request.data_capture and not capture:
+        capture = cfg.s3_uri("data-capture")
     access = Access.of(cfg, request.network_isolation)
     try:
         endpoints.create_model(boto, new, served.image, served.model_data, access, environment, served.package)
         endpoints.create_config(
-            boto, new, new, access, instance_type, count, data_capture_s3=capture, serverless=serverless
+            boto,
+            new,
+            new,
+            access,
+            instance_type,
+            count,
+            data_capture_s3=capture,
+            serverless=serverless,
+            variant=variant["VariantName"],  # guardrails refuse a variant whose name changes
         )
         alarms, config = [], None
         if not serverless:

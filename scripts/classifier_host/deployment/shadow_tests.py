@@ -127,7 +127,7 @@ def start_shadow(cfg: settings.Settings, request: ShadowRequest, say: Callable[[
             storage,
             cfg.kms_key_id,
             request.sampling_percentage,
-            description=json.dumps(candidate(served, request.choice.registry_name), sort_keys=True),
+            description=json.dumps(served.record(request.choice.registry_name), sort_keys=True),
             say=say,
         )
     except (ClientError, BotoCoreError, RuntimeError, ValueError) as err:
@@ -138,14 +138,6 @@ def start_shadow(cfg: settings.Settings, request: ShadowRequest, say: Callable[[
     say(f"report: python scripts/deploy.py --shadow-report {request.endpoint}")
     say(f"then: python scripts/deploy.py --shadow {request.endpoint} --promote (or --stop)")
     return name
-
-
-def candidate(served: models.Served, registry_name: str) -> dict:
-    """What the shadow serves, as deploy.py records what an endpoint serves (records.record_serving)."""
-    serving = {"model_data": served.model_data, "image": served.label}
-    if served.version:
-        serving |= {"registry": registry_name, "version": served.version, "package": served.package[0]}
-    return serving
 
 
 def _endpoint(boto, cfg, name: str):

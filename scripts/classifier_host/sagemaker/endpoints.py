@@ -139,10 +139,12 @@ def create_config(
     data_capture_s3: str | None = None,
     async_options: AsyncOptions | None = None,
     serverless: dict | None = None,
+    variant: str = VARIANT,
 ) -> None:
-    """CreateEndpointConfig: one variant (VARIANT) of `model_name`, on instances or serverless (`serverless`:
-    ProductionVariantServerlessConfig as the service names it). A serverless config gets no KmsKeyId: that
-    key encrypts an instance's ML storage volume, which serverless has not."""
+    """CreateEndpointConfig: one variant (`variant`: an update keeps the endpoint's) of `model_name`, on
+    instances or serverless (`serverless`: ProductionVariantServerlessConfig as the service names it). A
+    serverless config gets no KmsKeyId: that key encrypts an instance's ML storage volume, which serverless
+    has not."""
     from sagemaker.core import resources, shapes
 
     if serverless:
@@ -153,7 +155,7 @@ def create_config(
             EndpointConfigName=config_name,
             ProductionVariants=[
                 {
-                    "VariantName": VARIANT,
+                    "VariantName": variant,
                     "ModelName": model_name,
                     "InitialVariantWeight": 1.0,
                     "ServerlessConfig": dict(serverless),
@@ -177,7 +179,7 @@ def create_config(
         endpoint_config_name=config_name,
         production_variants=[
             shapes.ProductionVariant(
-                variant_name=VARIANT,
+                variant_name=variant,
                 model_name=model_name,
                 initial_variant_weight=1.0,
                 initial_instance_count=instance_count,

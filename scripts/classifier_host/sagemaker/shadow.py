@@ -26,10 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# The endpoint states of a change in progress (an experiment's start and stop update the endpoint, as an update does).
+from .rollout import IN_PROGRESS as ENDPOINT_BUSY
+from .rollout import STAMP
 from .session import sagemaker_client
 
 SEPARATOR = "--shadow-"
-STAMP = "%Y%m%d%H%M%S"
 STAMP_LENGTH = len("20261207120000")
 STAMP_PATTERN = rf"\d{{{STAMP_LENGTH}}}"
 # SageMaker's name limits: inference experiments 120 characters, models (and variants) 63.
@@ -42,8 +44,6 @@ MAX_HOURS = 30 * 24
 IN_PROGRESS = ("Creating", "Created", "Updating", "Starting", "Running")
 STOPPING = "Stopping"
 ENDED = ("Completed", "Cancelled")
-# The endpoint states of a change in progress (an experiment's start and stop update the endpoint).
-ENDPOINT_BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 # A start or stop creates or removes instances: 5-15 minutes, more on GPU instances.
 START_TIMEOUT_S = 45 * 60
 STOP_TIMEOUT_S = 45 * 60

@@ -66,8 +66,8 @@ def pending(state, weight=None):
     return {"EndpointConfigName": NEW, "ProductionVariants": [variant]}
 
 
-def config_description(name, model, serverless=None, count=2):
-    variant = {"VariantName": "AllTraffic", "ModelName": model, "InitialVariantWeight": 1.0}
+def config_description(name, model, serverless=None, count=2, variant_name="AllTraffic"):
+    variant = {"VariantName": variant_name, "ModelName": model, "InitialVariantWeight": 1.0}
     if serverless:
         variant["ServerlessConfig"] = serverless
     else:
@@ -97,39 +97,41 @@ def alarm_states(cw, fired: dict | None = None):
     )
 
 
-def new_model_stubs(sm, image=IMAGE_CPU, serverless=None, environment=None):
-    """The update's CreateModel and CreateEndpointConfig (sagemaker-core describes each after creating it)."""
+def new_model_stubs(sm, image=IMAGE_CPU, serverless=None, environment=None, name=NEW, variant_name="AllTraffic"):
+    """CreateModel and CreateEndpointConfig of `name` (an update's, by default). sagemaker-core describes each
+    after creating it; a serverless config goes through the client as written, with no Describe after it."""
     container = {"Image": image, "ModelDataUrl": MODEL, **({"Environment": environment} if environment else {})}
-    model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{NEW}"
+    model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}"
     sm.add_response(
         "create_model",
         {"ModelArn": model_arn},
-        {"ModelName": NEW, "ExecutionRoleArn": ROLE, "PrimaryContainer": container},
+        {"ModelName": name, "ExecutionRoleArn": ROLE, "PrimaryContainer": container},
     )
     sm.add_response(
         "describe_model",
         {
-            "ModelName": NEW,
+            "ModelName": name,
             "ModelArn": model_arn,
             "CreationTime": 0,
             "PrimaryContainer": container,
             "ExecutionRoleArn": ROLE,
         },
-        {"ModelName": NEW},
+        {"ModelName": name},
     )
-    config = config_description(NEW, NEW, serverless)
+    config = config_description(name, name, serverless, variant_name=variant_name)
     request = {k: config[k] for k in ("EndpointConfigName", "ProductionVariants")}
     sm.add_response("create_endpoint_config", {"EndpointConfigArn": config["EndpointConfigArn"]}, request)
-    sm.add_response("describe_endpoint_config", config, {"EndpointConfigName": NEW})
+    if not serverless:
+        sm.add_response("describe_endpoint_config", config, {"EndpointConfigName": name})
 
 
-def alarm_request(name, metric, threshold, statistic):
+def alarm_request(name, metric, threshold, statistic, variant_name="AllTraffic"):
     return {
         "AlarmName": name,
         "AlarmDescription": ANY,
         "Namespace": "AWS/SageMaker",
         "MetricName": metric,
-        "Dimensions": [{"Name": "EndpointName", "Value": EP}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        "Dimensions": [{"Name": "EndpointName", "Value": EP}, {"Name": "VariantName", "Value": variant_name}],
         "Period": 60,
         "EvaluationPeriods": 2,
         "DatapointsToAlarm": 2,
@@ -413,31 +415,8 @@ SERVERLESS_ENV = {"SERVING_MAX_PAYLOAD_MB": "4", "SAGEMAKER_MODEL_SERVER_WORKERS
 def test_a_serverless_endpoint_of_serve_cpu_with_its_limits_told_to_the_container(cloud, capsys):
     sm = cloud.stub("sagemaker")
     artifact_stub(cloud, EXPORTED)
-    model_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{EP}"
-    container = {"Image": IMAGE_CPU, "ModelDataUrl": MODEL, "Environment": SERVERLESS_ENV}
-    sm.add_response(
-        "create_model",
-        {"ModelArn": model_arn},
-        {"ModelName": EP, "ExecutionRoleArn": ROLE, "PrimaryContainer": container},
-    )
-    sm.add_response(
-        "describe_model",
-        {
-            "ModelName": EP,
-            "ModelArn": model_arn,
-            "CreationTime": 0,
-            "PrimaryContainer": container,
-            "ExecutionRoleArn": ROLE,
-        },
-        {"ModelName": EP},
-    )
     serverless = {"MemorySizeInMB": 4096, "MaxConcurrency": 8, "ProvisionedConcurrency": 2}
-    config = config_description(EP, EP, serverless)
-    sm.add_response(
-        "create_endpoint_config",
-        {"EndpointConfigArn": config["EndpointConfigArn"]},
-        {"EndpointConfigName": EP, "ProductionVariants": config["ProductionVariants"]},
-    )
+    new_model_stubs(sm, serverless=serverless, environment=SERVERLESS_ENV, name=EP)
     sm.add_response("create_endpoint", {"EndpointArn": EP_ARN}, {"EndpointName": EP, "EndpointConfigName": EP})
     for status in ("Creating", "InService"):
         sm.add_response("describe_endpoint", described(status), {"EndpointName": EP})
@@ -512,3 +491,27 @@ def test_an_endpoint_name_too_long_for_its_update_names_is_refused_before_anythi
     assert deploy.main(["--endpoint", long_name, "--model-data", MODEL]) == 2
     cloud.assert_no_pending()
     assert "SageMaker allows for endpoint names of up to 47" in capsys.readouterr().err
+
+
+def test_an_update_keeps_the_variant_name_a_promoted_shadow_left(cloud, named, capsys):
+    """After a shadow promotion the endpoint's variant is Shadow-STAMP: the update's config and alarms keep that
+    name (guardrails refuse a variant whose name changes)."""
+    variant = "Shadow-20261201090000"
+    sm, cw = cloud.stub("sagemaker"), cloud.stub("cloudwatch")
+    sm.add_response("describe_endpoint", described(), {"EndpointName": EP})
+    sm.add_response(
+        "describe_endpoint_config", config_description(EP, EP, variant_name=variant), {"EndpointConfigName": EP}
+    )
+    artifact_stub(cloud, EXPORTED)
+    new_model_stubs(sm, variant_name=variant)
+    for name, metric, threshold, statistic in (
+        (ALARMS[0], "Invocation5XXErrors", 0.01, {"Statistic": "Average"}),
+        (ALARMS[1], "ModelLatency", 1_000_000.0, {"ExtendedStatistic": "p99"}),
+        (ALARMS[2], "InvocationModelErrors", 0.01, {"Statistic": "Average"}),
+    ):
+        cw.add_response("put_metric_alarm", {}, alarm_request(name, metric, threshold, statistic, variant))
+    sm.add_client_error("update_endpoint", "ValidationException", "Cannot update in-progress endpoint")
+    sm.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NEW})
+    sm.add_response("delete_model", {}, {"ModelName": NEW})
+    assert deploy.main(["--endpoint", EP, "--model-data", MODEL]) == 1
+    cloud.assert_no_pending()

@@ -20,7 +20,7 @@ from classifier_host.deployment.models import ModelChoice
 from classifier_host.sagemaker import rollout, shadow
 from classifier_host.settings import SettingsError
 
-from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE, StubbedBotoSession, aws_env
+from .aws_stubs import ACCOUNT, BUCKET, REGION, ROLE
 from .test_cloud_deploy import EP, EP_ARN, EXPORTED, IMAGE, IMAGE_CPU, MODEL, artifact_stub
 
 UTC = datetime.UTC
@@ -40,18 +40,10 @@ BEFORE = {"config": EP, "model_data": f"s3://{BUCKET}/image-classifier/output/ol
 
 
 @pytest.fixture
-def cloud(monkeypatch, tmp_path):
-    """AWS settings, the pushed serving images, a state folder of the test's own, a fixed clock (the names and
-    the schedule derive from it) and every boto3 session one whose clients the Stubber answers."""
-    aws_env(monkeypatch)
-    images = tmp_path / "images.json"
-    images.write_text(json.dumps({"serve": {"uri": IMAGE}, "serve-cpu": {"uri": IMAGE_CPU}}))
-    monkeypatch.setattr(settings, "IMAGES_FILE", images)
-    monkeypatch.setattr(settings, "STATE_DIR", tmp_path / "state")
+def cloud(cloud, monkeypatch):
+    """conftest's `cloud`, with a fixed clock: the names and the schedule derive from it."""
     monkeypatch.setattr(shadow, "now", lambda: NOW)
-    boto = StubbedBotoSession()
-    monkeypatch.setattr(boto3, "Session", lambda **kw: boto)
-    return boto
+    return cloud
 
 
 def endpoint_description(status="InService", variants=("AllTraffic",), shadow_variants=(), config=EP, count=2):
